@@ -1,0 +1,120 @@
+"""Labels to captions: one vocabulary of contents and styles for both Bandai datasets, and
+several natural paraphrases per (content, style) for text-conditioned training."""
+from __future__ import annotations
+
+import random
+
+# Dataset-specific names that mean the same thing share one label.
+STYLE_ALIASES = {"old": "elderly", "tired": "exhausted", "masculinity": "masculine",
+                 "childish": "youthful", "children": "youthful"}
+CONTENT_ALIASES: dict[str, str] = {}
+
+# Verb phrases in the third person, present tense.
+CONTENT_PHRASES: dict[str, tuple[str, ...]] = {
+    "walk": ("walks forward", "walks straight ahead", "takes a walk forward", "is walking forward"),
+    "run": ("runs forward", "jogs forward", "runs straight ahead", "is running forward"),
+    "dash": ("sprints forward", "dashes ahead at full speed", "breaks into a sprint"),
+    "walk-back": ("walks backwards", "steps backwards", "walks backward away from the front"),
+    "walk-left": ("walks to the left", "steps sideways to the left", "moves to the left on foot"),
+    "walk-right": ("walks to the right", "steps sideways to the right", "moves to the right on foot"),
+    "walk-turn-left": ("walks forward, turning left", "walks and turns to the left",
+                       "walks in a curve to the left"),
+    "walk-turn-right": ("walks forward, turning right", "walks and turns to the right",
+                        "walks in a curve to the right"),
+    "bow": ("bows", "bows politely", "takes a bow", "bends forward in a bow"),
+    "bye": ("waves goodbye with one hand", "waves a hand to say bye", "says goodbye with a wave"),
+    "byebye": ("waves goodbye with both hands", "waves both arms to say bye-bye",
+               "says bye-bye waving both hands"),
+    "guide": ("points the way with an arm", "gestures to guide someone", "shows someone the way"),
+    "respond": ("raises a hand to respond", "answers with a small gesture", "responds with a nod and a gesture"),
+    "call": ("beckons someone over", "calls someone with a waving hand", "waves someone closer"),
+    "punch": ("throws a punch", "punches forward", "strikes with a fist"),
+    "kick": ("kicks", "throws a kick", "kicks forward with one leg"),
+    "slash": ("slashes with a sword", "swings a blade", "makes a slashing attack"),
+    "dance-long": ("dances", "performs a long dance", "dances energetically"),
+    "dance-short": ("dances briefly", "does a short dance", "performs a quick dance move"),
+    "wave-both-hands": ("waves with both hands", "waves both hands in the air", "waves both arms"),
+    "wave-left-hand": ("waves with the left hand", "waves the left hand", "gives a wave with the left hand"),
+    "wave-right-hand": ("waves with the right hand", "waves the right hand", "gives a wave with the right hand"),
+    "raise-up-both-hands": ("raises both hands", "lifts both arms up", "puts both hands in the air"),
+    "raise-up-left-hand": ("raises the left hand", "lifts the left arm up", "puts the left hand up"),
+    "raise-up-right-hand": ("raises the right hand", "lifts the right arm up", "puts the right hand up"),
+}
+
+# Who does it (noun phrases) and how (adverbs) per style.
+STYLE_SUBJECTS: dict[str, tuple[str, ...]] = {
+    "normal": ("a person", "someone", "a man", "a woman"),
+    "happy": ("a happy person", "a cheerful person", "someone in a good mood"),
+    "sad": ("a sad person", "a gloomy person", "someone who feels down"),
+    "angry": ("an angry person", "a furious person", "someone who is annoyed"),
+    "proud": ("a proud person", "a confident person", "someone full of pride"),
+    "not-confident": ("an insecure person", "a timid person", "someone who lacks confidence"),
+    "masculine": ("a masculine person", "a macho man", "someone with a manly bearing"),
+    "feminine": ("a feminine person", "a graceful woman", "someone with a feminine manner"),
+    "youthful": ("a child", "a youthful person", "a lively youngster"),
+    "elderly": ("an elderly person", "an old man", "an old woman", "a frail old person"),
+    "exhausted": ("an exhausted person", "a tired person", "someone worn out"),
+    "active": ("an energetic person", "an active person", "someone full of energy"),
+    "musical": ("a theatrical person", "a musical performer", "someone acting like in a musical"),
+    "giant": ("a giant", "a huge, heavy person", "someone big and lumbering"),
+    "chimpira": ("a thug", "a swaggering punk", "a street tough"),
+}
+STYLE_ADVERBS: dict[str, tuple[str, ...]] = {
+    "normal": ("normally", "in a neutral way", "casually"),
+    "happy": ("happily", "cheerfully", "joyfully"),
+    "sad": ("sadly", "gloomily", "dejectedly"),
+    "angry": ("angrily", "furiously", "in a rage"),
+    "proud": ("proudly", "with confidence", "with chest out"),
+    "not-confident": ("timidly", "hesitantly", "without confidence"),
+    "masculine": ("in a masculine way", "with a manly swagger", "boldly"),
+    "feminine": ("in a feminine way", "gracefully", "elegantly"),
+    "youthful": ("like a child", "in a youthful way", "playfully"),
+    "elderly": ("like an old person", "slowly and stiffly", "with the care of old age"),
+    "exhausted": ("wearily", "as if exhausted", "tiredly"),
+    "active": ("energetically", "actively", "with lots of energy"),
+    "musical": ("theatrically", "like in a musical", "with theatrical flair"),
+    "giant": ("heavily, like a giant", "with huge, heavy steps", "ponderously"),
+    "chimpira": ("like a thug", "with a swagger", "menacingly"),
+}
+
+TEMPLATES = (
+    "{subject} {verb}.",
+    "{subject} {verb} {adverb}.",
+    "{neutral} {verb} {adverb}.",
+    "{subject} {verb}, {adverb}.",
+)
+
+
+def normalize_content(name: str) -> str:
+    name = name.strip().lower()
+    return CONTENT_ALIASES.get(name, name)
+
+
+def normalize_style(name: str) -> str:
+    name = name.strip().lower()
+    return STYLE_ALIASES.get(name, name)
+
+
+def captions_for(content: str, style: str, n: int = 6, seed: int | str = 0) -> list[str]:
+    """n distinct paraphrases for a clip of `content` in `style` (normalised names).
+
+    Unknown labels still give a caption built from the label text itself, so a user's own
+    labels work without editing this table.
+    """
+    content, style = normalize_content(content), normalize_style(style)
+    verbs = CONTENT_PHRASES.get(content, (content.replace("-", " "),))
+    subjects = STYLE_SUBJECTS.get(style, (f"a {style.replace('-', ' ')} person",))
+    adverbs = STYLE_ADVERBS.get(style, (f"in a {style.replace('-', ' ')} way",))
+    rng = random.Random(f"{content}|{style}|{seed}")
+    pool = []
+    for t in TEMPLATES:
+        for v in verbs:
+            for s in subjects:
+                for a in adverbs:
+                    if "{neutral}" in t and style == "normal":
+                        continue
+                    text = t.format(subject=s, verb=v, adverb=a, neutral=rng.choice(("someone", "a person")))
+                    pool.append(text[0].upper() + text[1:])
+    pool = sorted(set(pool))
+    rng.shuffle(pool)
+    return pool[:n]

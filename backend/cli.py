@@ -1,0 +1,77 @@
+"""`dynamicpose` / `python -m backend`: the command line."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _data_build(args: argparse.Namespace) -> int:
+    from . import dataset
+
+    sources = [Path(s) for s in args.source] if args.source else dataset.default_sources()
+    cache = Path(args.cache) if args.cache else dataset.default_cache_dir()
+    ds, skipped, rebuilt = dataset.build(sources, cache, workers=args.workers, force=args.force)
+    where = cache / "dataset"
+    if rebuilt:
+        import json
+        secs = json.loads((where / "manifest.json").read_text())["build_seconds"]
+        print(f"built {len(ds.clips)} clips from {', '.join(map(str, sources))} in {secs:.1f} s -> {where}")
+    else:
+        print(f"dataset cache in {where} is up to date (use --force to rebuild)")
+    for msg in skipped[:10]:
+        print(f"skipped: {msg}", file=sys.stderr)
+    if len(skipped) > 10:
+        print(f"skipped {len(skipped) - 10} more files", file=sys.stderr)
+    print(dataset.summary_table(ds))
+    return 0
+
+
+def _check_install(args: argparse.Namespace) -> int:
+    from .basemodel import verify_gguf
+
+    path = verify_gguf()
+    import torch
+
+    print(f"torch {torch.__version__}; base model {path.name} (sha256 verified)")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    run_demo(Path(args.out))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="dynamicpose", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    data = sub.add_parser("data", help="build and inspect the training data")
+    dsub = data.add_subparsers(dest="data_command", required=True)
+    b = dsub.add_parser("build", help="convert BVH sources to the canonical feature cache")
+    b.add_argument("--source", action="append", metavar="DIR_OR_ARCHIVE",
+                   help="a folder of BVH files or a .tar.xz archive (repeatable); "
+                        "default: the Bandai Namco archives in $DYNAMICPOSE_DATA or ../shared/data")
+    b.add_argument("--cache", help="cache folder (default: cache/ in a checkout)")
+    b.add_argument("--workers", type=int, default=None, help="processes (default: CPU count, at most 4)")
+    b.add_argument("--force", action="store_true", help="rebuild even if the cache is up to date")
+    b.set_defaults(func=_data_build)
+
+    c = sub.add_parser("check-install", help="verify the base model wheel and torch")
+    c.set_defaults(func=_check_install)
+
+    d = sub.add_parser("demo", help="write out/demo.blend and a preview of a real clip")
+    d.add_argument("--out", default="out", help="output folder (default: out)")
+    d.set_defaults(func=_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (FileNotFoundError, ValueError, RuntimeError) as e:
+        print(f"dynamicpose: error: {e}", file=sys.stderr)
+        return 2

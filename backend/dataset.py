@@ -1,0 +1,306 @@
+"""The training data: BVH sources -> canonical motion features at the model frame rate,
+captions, a fixed split, and a cache in an ignored folder.
+
+Sources are the Bandai Namco `.tar.xz` archives (read directly) or any directory of BVH files,
+each optionally with `NAME.json` labels ({"content": .., "style": ..} as names, or as indices
+into a `cfg/content_label.txt` / `cfg/style_label.txt` beside the data) and `NAME.txt`
+captions (one per line).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tarfile
+import tempfile
+import time
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+from tqdm import tqdm
+
+from motioncore import bvh, canonical, features
+
+from . import captions as cap
+from .paths import default_cache_dir, default_data_dir  # noqa: F401  (re-exported for the CLI)
+
+CACHE_FORMAT = 1
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class Clip:
+    """One clip in the cache. start/length index rows of the feature array (model fps)."""
+
+    name: str
+    source: str
+    content: str
+    style: str
+    split: str
+    start: int
+    length: int
+    captions: list[str] = field(default_factory=list)
+
+
+def split_of(name: str) -> str:
+    """Fixed split from the clip's file stem: 80 / 10 / 10 by hash, whatever else is present."""
+    bucket = int(hashlib.sha1(name.encode()).hexdigest()[:8], 16) % 100
+    return "train" if bucket < 80 else "val" if bucket < 90 else "test"
+
+
+# -- sources -------------------------------------------------------------------------------
+
+@dataclass
+class _Item:
+    name: str      # file stem
+    source: str    # archive or directory it came from
+    text: str      # BVH text
+
+
+def _labels_from_cfg(cfg: dict[str, list[str]], raw: dict) -> tuple[str, str] | None:
+    c, s = raw.get("content"), raw.get("style")
+    if isinstance(c, int) and isinstance(s, int) and cfg:
+        try:
+            c, s = cfg["content"][c], cfg["style"][s]
+        except IndexError:
+            return None
+    if isinstance(c, str) and isinstance(s, str):
+        # Bandai label files prefix names with the dataset ("dataset-2_walk").
+        return c.split("_", 1)[-1], s.split("_", 1)[-1]
+    return None
+
+
+def _labels_from_name(stem: str) -> tuple[str, str] | None:
+    parts = stem.split("_")
+    if len(parts) == 4 and parts[0].startswith("dataset-"):
+        return parts[1], parts[2]
+    return None
+
+
+class Sources:
+    """Everything found under the given archives and folders, read lazily in file order."""
+
+    def __init__(self, paths: list[Path]):
+        self.paths = paths
+        self.labels: dict[str, tuple[str, str]] = {}
+        self.captions: dict[str, list[str]] = {}
+        self.count = 0
+        for p in paths:
+            if not p.exists():
+                raise FileNotFoundError(f"data source {p} does not exist")
+            if p.is_dir():
+                self.count += sum(1 for _ in p.rglob("*.bvh"))
+            elif p.name.endswith((".tar.xz", ".tar.gz", ".tar")):
+                with tarfile.open(p) as tf:  # names only; cheap next to the full read
+                    self.count += sum(1 for n in tf.getnames() if n.endswith(".bvh"))
+            else:
+                raise ValueError(f"{p} is neither a folder nor a .tar.xz/.tar.gz/.tar archive")
+
+    def signature(self) -> list[dict]:
+        """What the cache was built from, to tell when it is stale."""
+        out = []
+        for p in self.paths:
+            st = p.stat()
+            out.append({"path": str(p.resolve()), "size": st.st_size, "mtime": int(st.st_mtime),
+                        "count": self.count})
+        return out
+
+    def __iter__(self) -> Iterator[_Item]:
+        for p in self.paths:
+            if p.is_dir():
+                yield from self._from_dir(p)
+            else:
+                yield from self._from_tar(p)
+
+    def _note_side_files(self, stem: str, kind: str, text: str, cfg: dict) -> None:
+        if kind == ".json":
+            try:
+                raw = json.loads(text)
+            except json.JSONDecodeError:
+                return
+            found = _labels_from_cfg(cfg, raw) if isinstance(raw, dict) else None
+            if found:
+                self.labels[stem] = found
+        elif kind == ".txt":
+            lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+            if lines:
+                self.captions[stem] = lines
+
+    def _from_dir(self, root: Path) -> Iterator[_Item]:
+        cfg = _read_cfg({k: root / "cfg" / f"{k}_label.txt" for k in ("content", "style")})
+        for path in sorted(root.rglob("*.bvh")):
+            for kind in (".json", ".txt"):
+                side = path.with_suffix(kind)
+                if side.is_file():
+                    self._note_side_files(path.stem, kind, side.read_text(errors="replace"), cfg)
+            yield _Item(path.stem, str(root), path.read_text(errors="replace"))
+
+    def _from_tar(self, archive: Path) -> Iterator[_Item]:
+        with tarfile.open(archive) as tf:
+            members = [m for m in tf.getmembers() if m.isfile()]
+            cfg_text = {}
+            for m in members:
+                if m.name.endswith(("cfg/content_label.txt", "cfg/style_label.txt")):
+                    cfg_text["content" if "content" in m.name else "style"] = \
+                        tf.extractfile(m).read().decode()
+            cfg = {k: [ln.strip() for ln in v.splitlines() if ln.strip()] for k, v in cfg_text.items()}
+            for m in members:
+                stem, kind = os.path.splitext(os.path.basename(m.name))
+                if "/cfg/" in m.name:
+                    continue
+                if kind in (".json", ".txt"):
+                    self._note_side_files(stem, kind, tf.extractfile(m).read().decode(errors="replace"), cfg)
+                elif kind == ".bvh":
+                    yield _Item(stem, archive.name, tf.extractfile(m).read().decode(errors="replace"))
+
+
+def _read_cfg(files: dict[str, Path]) -> dict[str, list[str]]:
+    return {k: [ln.strip() for ln in f.read_text().splitlines() if ln.strip()]
+            for k, f in files.items() if f.is_file()}
+
+
+# -- conversion ----------------------------------------------------------------------------
+
+def clip_features(text: str, source: str = "<bvh>") -> np.ndarray:
+    """BVH text -> (T, features.LAYOUT.size) float32 canonical features at the model fps."""
+    motion = canonical.to_canonical(bvh.bvh_from_text(text, source))
+    return features.to_features(motion.resample(canonical.MODEL_FPS))
+
+
+def _convert(item: _Item) -> tuple[str, str, np.ndarray | None, str | None]:
+    try:
+        return item.name, item.source, clip_features(item.text, f"{item.source}/{item.name}.bvh"), None
+    except ValueError as e:  # BVHError and SkeletonMismatchError are ValueErrors
+        return item.name, item.source, None, str(e)
+
+
+# -- the cache -----------------------------------------------------------------------------
+
+@dataclass
+class Dataset:
+    """A built dataset: features (N, F) float32, clips indexing into it, train statistics."""
+
+    features: np.ndarray
+    clips: list[Clip]
+    mean: np.ndarray
+    std: np.ndarray
+
+    def clip_features(self, clip: Clip) -> np.ndarray:
+        return self.features[clip.start: clip.start + clip.length]
+
+    def split(self, name: str) -> list[Clip]:
+        return [c for c in self.clips if c.split == name]
+
+
+def build(sources: list[Path], cache_dir: Path, workers: int | None = None, force: bool = False,
+          progress: bool = True) -> tuple[Dataset, list[str], bool]:
+    """Build (or reuse) the cache. Returns (dataset, skipped-file messages, rebuilt?)."""
+    src = Sources(sources)
+    out = cache_dir / "dataset"
+    manifest = {"format": CACHE_FORMAT, "model_fps": canonical.MODEL_FPS,
+                "feature_size": features.LAYOUT.size, "sources": src.signature()}
+    if not force and (out / "manifest.json").is_file():
+        old = json.loads((out / "manifest.json").read_text())
+        if {k: old.get(k) for k in manifest} == manifest:
+            return load(cache_dir), old.get("skipped", []), False
+
+    t0 = time.perf_counter()
+    workers = workers or min(os.cpu_count() or 1, 4)
+    arrays: list[np.ndarray] = []
+    clips: list[Clip] = []
+    skipped: list[str] = []
+    bar = tqdm(total=src.count, unit="clip", desc="converting", disable=not progress)
+    with get_context("fork" if os.name == "posix" else "spawn").Pool(workers) as pool:
+        start = 0
+        for name, source, feats, err in pool.imap(_convert, iter(src), chunksize=4):
+            bar.update()
+            if err is not None:
+                skipped.append(err)
+                continue
+            clips.append(Clip(name, source, "", "", split_of(name), start, len(feats)))
+            arrays.append(feats)
+            start += len(feats)
+    bar.close()
+    if not clips:
+        raise ValueError(f"no usable BVH clips in {', '.join(map(str, sources))}"
+                         + (f"; first problem: {skipped[0]}" if skipped else ""))
+    for c in clips:
+        content, style = src.labels.get(c.name) or _labels_from_name(c.name) or ("unlabelled", "normal")
+        c.content, c.style = cap.normalize_content(content), cap.normalize_style(style)
+        c.captions = src.captions.get(c.name) or (
+            cap.captions_for(c.content, c.style, seed=c.name) if c.content != "unlabelled" else [])
+    feats = np.concatenate(arrays)
+    train = np.concatenate([a for a, c in zip(arrays, clips) if c.split == "train"] or arrays)
+    mean = train.mean(axis=0)
+    std = train.std(axis=0)
+    std = np.where(std < 1e-4, 1.0, std)  # constant features (e.g. unused) stay unscaled
+    manifest.update(skipped=skipped, clips=len(clips), frames=int(len(feats)),
+                    build_seconds=round(time.perf_counter() - t0, 2))
+
+    # Write beside the old cache and swap, so an interrupted build never leaves half a cache.
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="dataset.", dir=cache_dir))
+    np.save(tmp / "features.npy", feats)
+    np.save(tmp / "mean.npy", mean.astype(np.float32))
+    np.save(tmp / "std.npy", std.astype(np.float32))
+    (tmp / "clips.json").write_text(json.dumps([asdict(c) for c in clips]))
+    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    dataset = Dataset(feats, clips, mean.astype(np.float32), std.astype(np.float32))
+    (tmp / "summary.txt").write_text(summary_table(dataset))
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)
+    return dataset, skipped, True
+
+
+def load(cache_dir: Path | None = None) -> Dataset:
+    """Read a built cache (no pickle anywhere)."""
+    out = (cache_dir or default_cache_dir()) / "dataset"
+    if not (out / "manifest.json").is_file():
+        raise FileNotFoundError(f"no dataset cache in {out}; run `dynamicpose data build`")
+    manifest = json.loads((out / "manifest.json").read_text())
+    if manifest.get("format") != CACHE_FORMAT or manifest.get("feature_size") != features.LAYOUT.size:
+        raise ValueError(f"the dataset cache in {out} is from another version; "
+                         "rebuild it with `dynamicpose data build --force`")
+    clips = [Clip(**c) for c in json.loads((out / "clips.json").read_text())]
+    return Dataset(np.load(out / "features.npy", allow_pickle=False), clips,
+                   np.load(out / "mean.npy", allow_pickle=False),
+                   np.load(out / "std.npy", allow_pickle=False))
+
+
+def summary_table(ds: Dataset) -> str:
+    """Clips, frames and hours per content, per style and per split, as fixed-width text."""
+    fps = canonical.MODEL_FPS
+    lines = []
+    for key in ("content", "style", "split"):
+        rows: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        for c in ds.clips:
+            rows[getattr(c, key)][0] += 1
+            rows[getattr(c, key)][1] += c.length
+        width = max(len(k) for k in rows) + 2
+        lines.append(f"{key:<{width}}{'clips':>7}{'frames':>10}{'hours':>8}")
+        order = SPLITS if key == "split" else sorted(rows)
+        for k in order:
+            if k in rows:
+                n, f = rows[k]
+                lines.append(f"{k:<{width}}{n:>7}{f:>10}{f / fps / 3600:>8.2f}")
+        total = sum(r[1] for r in rows.values())
+        lines.append(f"{'total':<{width}}{len(ds.clips):>7}{total:>10}{total / fps / 3600:>8.2f}")
+        lines.append("")
+    lines.append(f"frames are at the model rate, {fps:g} fps")
+    return "\n".join(lines)
+
+
+def default_sources() -> list[Path]:
+    data = default_data_dir()
+    archives = sorted(data.glob("*.tar.xz")) if data and data.is_dir() else []
+    if not archives:
+        raise FileNotFoundError(
+            "no motion data found: pass --source DIR_OR_ARCHIVE, or set DYNAMICPOSE_DATA to a "
+            "folder holding the Bandai Namco .tar.xz archives (see README)")
+    return archives
