@@ -120,12 +120,18 @@ class Motion:
 
 
 def _catmull_rom(a: np.ndarray, src: np.ndarray) -> np.ndarray:
-    """Sample a (T, ...) at fractional frames src (n,) with a Catmull-Rom spline (ends clamped)."""
+    """Sample a (T, ...) at fractional frames src (n,) with a Catmull-Rom spline.
+
+    The ends are padded by linear extrapolation, so the first and last intervals keep their
+    velocity instead of easing out.
+    """
+    if a.shape[0] == 1:
+        return np.repeat(a, len(src), axis=0)
+    padded = np.concatenate([2 * a[:1] - a[1:2], a, 2 * a[-1:] - a[-2:-1]])
     last = a.shape[0] - 1
     lo = np.clip(np.floor(src).astype(int), 0, last)
     w = (src - lo).reshape(-1, *([1] * (a.ndim - 1)))
-    p0, p1 = a[np.clip(lo - 1, 0, last)], a[lo]
-    p2, p3 = a[np.clip(lo + 1, 0, last)], a[np.clip(lo + 2, 0, last)]
+    p0, p1, p2, p3 = (padded[np.clip(lo + k, 0, last + 2)] for k in range(4))
     return p1 + 0.5 * w * ((p2 - p0) + w * ((2 * p0 - 5 * p1 + 4 * p2 - p3)
                                             + w * (3 * (p1 - p2) + p3 - p0)))
 
