@@ -24,7 +24,7 @@ data: $(STAMP)
 
 demo: $(STAMP)
 	$(PY) -m backend data build
-	$(PY) -m backend demo --out out
+	$(PY) -m tools.demo --out out
 
 test: $(STAMP)
 	$(PY) -m pytest -q

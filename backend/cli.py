@@ -37,13 +37,6 @@ def _check_install(args: argparse.Namespace) -> int:
     return 0
 
 
-def _demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
-
-    run_demo(Path(args.out))
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dynamicpose", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -61,10 +54,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("check-install", help="verify the base model wheel and torch")
     c.set_defaults(func=_check_install)
-
-    d = sub.add_parser("demo", help="write out/demo.blend and a preview of a real clip")
-    d.add_argument("--out", default="out", help="output folder (default: out)")
-    d.set_defaults(func=_demo)
     return p
 
 

@@ -1,0 +1,107 @@
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from backend import captions, dataset
+from conftest import DATA, ROOT
+from motioncore import canonical, features
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    cache = tmp_path_factory.mktemp("cache")
+    ds, skipped, rebuilt = dataset.build([DATA / "bandai-1", DATA / "bandai-2"], cache,
+                                         workers=2, progress=False)
+    return ds, skipped, rebuilt, cache
+
+
+def test_build_converts_every_clip_with_labels_and_captions(built):
+    ds, skipped, rebuilt, _ = built
+    assert rebuilt and skipped == []
+    assert len(ds.clips) == 5
+    by_name = {c.name: c for c in ds.clips}
+    # Labels come from the JSON indices resolved through each dataset's cfg/ lists.
+    assert (by_name["dataset-2_walk-turn-left_elderly_004"].content,
+            by_name["dataset-2_walk-turn-left_elderly_004"].style) == ("walk-turn-left", "elderly")
+    assert by_name["dataset-1_bye_normal_001"].content == "bye"
+    for c in ds.clips:
+        assert len(c.captions) >= 4 and len(set(c.captions)) == len(c.captions)
+        assert c.split == dataset.split_of(c.name)
+    assert any("elderly" in t or "old" in t for t in by_name["dataset-2_walk-turn-left_elderly_004"].captions)
+
+
+def test_features_match_the_clip_at_model_rate(built):
+    ds, *_ = built
+    clip = next(c for c in ds.clips if c.name == "dataset-1_walk_normal_002")
+    direct = dataset.clip_features((DATA / "bandai-1" / f"{clip.name}.bvh").read_text())
+    assert np.array_equal(ds.clip_features(clip), direct)
+    # 30 fps -> 20 fps keeps the duration.
+    from motioncore import read_bvh
+    src = read_bvh(DATA / "bandai-1" / f"{clip.name}.bvh")
+    assert abs((clip.length - 1) / canonical.MODEL_FPS - src.duration) < 1 / canonical.MODEL_FPS
+    motion = features.from_features(ds.clip_features(clip), canonical.MODEL_FPS)
+    assert np.all(np.isfinite(motion.positions()))
+
+
+def test_statistics_and_no_pickle(built):
+    ds, _, _, cache = built
+    assert ds.mean.shape == ds.std.shape == (features.LAYOUT.size,)
+    assert np.all(ds.std > 0)
+    loaded = dataset.load(cache)
+    assert np.array_equal(loaded.features, ds.features)
+    for f in (cache / "dataset").glob("*.npy"):
+        np.load(f, allow_pickle=False)  # raises if anything were pickled
+
+
+def test_cache_is_reused_and_rebuilt_when_sources_change(built, tmp_path):
+    src = tmp_path / "src"
+    shutil.copytree(DATA / "bandai-1", src)
+    cache = tmp_path / "cache"
+    _, _, first = dataset.build([src], cache, workers=1, progress=False)
+    _, _, second = dataset.build([src], cache, workers=1, progress=False)
+    assert first and not second
+    (src / "broken.bvh").write_text("HIERARCHY\nROOT Hips\n{\n  OFFSET 0 0 0\n")
+    os.utime(src, (1, 1))  # a new file: the folder's signature changes
+    ds, skipped, third = dataset.build([src], cache, workers=1, progress=False)
+    assert third and len(ds.clips) == 2
+    assert len(skipped) == 1 and "broken.bvh" in skipped[0] and "truncated" in skipped[0]
+
+
+def test_user_folder_with_captions_and_unknown_skeleton(tmp_path):
+    src = tmp_path / "mine"
+    src.mkdir()
+    walk = (DATA / "bandai-1" / "dataset-1_walk_normal_002.bvh").read_text()
+    (src / "take1.bvh").write_text(walk)
+    (src / "take1.txt").write_text("a tired courier trudges home\nsomeone drags their feet\n")
+    (src / "take2.bvh").write_text(walk.replace("JOINT Neck", "JOINT Tail", 1))
+    ds, skipped, _ = dataset.build([src], tmp_path / "cache", workers=1, progress=False)
+    assert [c.captions for c in ds.clips] == [["a tired courier trudges home", "someone drags their feet"]]
+    assert "unknown joints ['Tail']" in skipped[0]
+
+
+def test_captions_are_varied_and_deterministic():
+    a = captions.captions_for("walk", "old", n=6, seed="x")
+    assert a == captions.captions_for("walk", "elderly", n=6, seed="x")
+    assert len(set(a)) == 6 and all(t[0].isupper() and t.endswith(".") for t in a)
+    assert captions.captions_for("moonwalk", "sleepy", n=2)  # unknown labels still caption
+
+
+def test_cli_builds_and_prints_the_summary(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    run = subprocess.run([sys.executable, "-m", "backend", "data", "build", "--source",
+                          str(DATA / "bandai-2"), "--cache", str(tmp_path), "--workers", "1"],
+                         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "built 3 clips" in run.stdout
+    assert "walk-turn-left" in run.stdout and "hours" in run.stdout
+    manifest = json.loads((tmp_path / "dataset" / "manifest.json").read_text())
+    assert manifest["clips"] == 3
+    bad = subprocess.run([sys.executable, "-m", "backend", "data", "build", "--source",
+                          str(tmp_path / "nowhere"), "--cache", str(tmp_path)],
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert bad.returncode == 2 and "does not exist" in bad.stderr and "Traceback" not in bad.stderr
