@@ -105,9 +105,12 @@ class Sources:
         """What the cache was built from, to tell when it is stale."""
         out = []
         for p in self.paths:
-            st = p.stat()
-            out.append({"path": str(p.resolve()), "size": st.st_size, "mtime": int(st.st_mtime),
-                        "count": self.count})
+            files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
+            listing = hashlib.sha1()
+            for f in files:
+                st = f.stat()
+                listing.update(f"{f.relative_to(p) if p.is_dir() else f.name}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+            out.append({"path": str(p.resolve()), "files": len(files), "listing": listing.hexdigest()})
         return out
 
     def __iter__(self) -> Iterator[_Item]:

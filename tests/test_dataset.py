@@ -66,7 +66,6 @@ def test_cache_is_reused_and_rebuilt_when_sources_change(built, tmp_path):
     _, _, second = dataset.build([src], cache, workers=1, progress=False)
     assert first and not second
     (src / "broken.bvh").write_text("HIERARCHY\nROOT Hips\n{\n  OFFSET 0 0 0\n")
-    os.utime(src, (1, 1))  # a new file: the folder's signature changes
     ds, skipped, third = dataset.build([src], cache, workers=1, progress=False)
     assert third and len(ds.clips) == 2
     assert len(skipped) == 1 and "broken.bvh" in skipped[0] and "truncated" in skipped[0]
