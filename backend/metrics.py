@@ -1,0 +1,50 @@
+"""Motion quality measures on canonical motion (numpy; shared by training, evaluation and
+benchmarks)."""
+from __future__ import annotations
+
+import numpy as np
+
+from motioncore import canonical, features
+from motioncore import rotations as rot
+from motioncore.clip import Motion
+
+
+def local_positions(motion: Motion) -> np.ndarray:
+    """(T, J, 3) joints relative to the root's ground point, facing removed: what MPJPE
+    compares, so a tokenizer is not charged for drift of the integrated root path."""
+    pos = motion.positions()
+    unturn = rot.yaw_rotation(-canonical.heading_yaw(pos))[:, None]
+    return rot.rotate(unturn, pos - pos[:, :1] * np.array([1.0, 1.0, 0.0]))
+
+
+def mpjpe(a: Motion, b: Motion) -> float:
+    """Mean per-joint position error in metres between two motions of equal length."""
+    n = min(a.num_frames, b.num_frames)
+    return float(np.linalg.norm(local_positions(a)[:n] - local_positions(b)[:n], axis=-1).mean())
+
+
+def foot_skating(motion: Motion) -> float:
+    """Mean horizontal speed (m/s) of feet while they are planted (low and in contact by the
+    features' contact rule): 0 for perfect contacts."""
+    pos = motion.positions()
+    sk = motion.skeleton
+    idx = [sk.index(n) for n in canonical.FEET]
+    feet = pos[:, idx]
+    contact = features.foot_contacts(pos, motion.fps)[1:] > 0.5
+    vel = np.linalg.norm(np.diff(feet[..., :2], axis=0), axis=-1) * motion.fps
+    return float(vel[contact].mean()) if contact.any() else 0.0
+
+
+def ground_penetration(motion: Motion, floor: float = 0.0) -> float:
+    """Mean depth (m) of foot joints below the floor, over all frames and feet."""
+    sk = motion.skeleton
+    z = motion.positions()[:, [sk.index(n) for n in canonical.FEET], 2]
+    return float(np.clip(floor - z, 0, None).mean())
+
+
+def bone_length_spread(motion: Motion) -> float:
+    """Largest change of any bone's length over the clip (m); 0 for a rigid skeleton."""
+    pos = motion.positions()
+    parents = np.array(motion.skeleton.parents[1:])
+    lengths = np.linalg.norm(pos[:, 1:] - pos[:, parents], axis=-1)
+    return float((lengths.max(0) - lengths.min(0)).max())

@@ -1,0 +1,30 @@
+"""Loss curves as PNG (matplotlib, no window)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def save_loss_curve(history: dict[str, list[tuple[int, float]]], path: Path, title: str) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    for name, points in history.items():
+        if points:
+            steps, values = np.array(points).T
+            ax.plot(steps, values, label=name)
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

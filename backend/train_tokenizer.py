@@ -1,0 +1,171 @@
+"""Training and evaluation of the motion tokenizer (`dynamicpose train tokenizer`)."""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+from tqdm import tqdm
+
+from motioncore import canonical, features
+
+from . import checkpoint, metrics
+from .dataset import Dataset
+from .plots import save_loss_curve
+from .tokenizer import MotionTokenizer, TokenizerConfig
+
+
+@dataclass
+class TokenizerTraining:
+    """How the tokenizer is trained. Defaults reproduce the shipped weights."""
+
+    steps: int = 3000
+    batch: int = 64
+    window: int = 64          # frames per training window (3.2 s at 20 fps)
+    lr: float = 4e-4
+    warmup: int = 100
+    velocity_weight: float = 0.5
+    mirror: bool = True       # add left/right mirrored copies of every training clip
+    seed: int = 0
+    eval_every: int = 500
+    threads: int = 0          # torch threads; 0 keeps torch's default
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch", "window", "eval_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be positive, got {self.lr}")
+
+
+def mirrored_features(feats: np.ndarray) -> np.ndarray:
+    motion = features.from_features(feats, canonical.MODEL_FPS)
+    return features.to_features(motion.mirror())
+
+
+def training_clips(ds: Dataset, window: int, mirror: bool) -> list[np.ndarray]:
+    """Normalised train-split clips at least `window` frames long (plus their mirrors)."""
+    clips = []
+    for c in ds.split("train"):
+        if c.length < window:
+            continue
+        f = ds.clip_features(c)
+        clips.append(f)
+        if mirror:
+            clips.append(mirrored_features(f))
+    return [((f - ds.mean) / ds.std).astype(np.float32) for f in clips]
+
+
+class WindowSampler:
+    """Random fixed-length windows, clips chosen in proportion to their length."""
+
+    def __init__(self, clips: list[np.ndarray], window: int, seed: int):
+        if not clips:
+            raise ValueError(f"no training clip is {window} frames or longer")
+        self.clips, self.window = clips, window
+        weights = np.array([len(c) - window + 1 for c in clips], dtype=float)
+        self.p = weights / weights.sum()
+        self.rng = np.random.default_rng(seed)
+
+    def batch(self, size: int) -> torch.Tensor:
+        picks = self.rng.choice(len(self.clips), size=size, p=self.p)
+        out = np.empty((size, self.window, self.clips[0].shape[1]), dtype=np.float32)
+        for b, k in enumerate(picks):
+            start = self.rng.integers(0, len(self.clips[k]) - self.window + 1)
+            out[b] = self.clips[k][start: start + self.window]
+        return torch.from_numpy(out)
+
+
+def reconstruction_loss(recon: torch.Tensor, target: torch.Tensor, velocity_weight: float) -> torch.Tensor:
+    loss = F.smooth_l1_loss(recon, target)
+    if velocity_weight:
+        loss = loss + velocity_weight * F.smooth_l1_loss(recon[:, 1:] - recon[:, :-1],
+                                                         target[:, 1:] - target[:, :-1])
+    return loss
+
+
+@torch.no_grad()
+def evaluate(tokenizer: MotionTokenizer, ds: Dataset, split: str = "test") -> dict:
+    """MPJPE (mm, root-relative and facing-aligned), codebook usage and perplexity on a split."""
+    tokenizer.eval()
+    errors, frames, counts = [], 0, np.zeros(tokenizer.config.codebook_size)
+    for c in ds.split(split):
+        f = ds.clip_features(c)
+        tokens = tokenizer.encode(f)
+        recon = tokenizer.decode(tokens)[: len(f)]
+        a = features.from_features(f, canonical.MODEL_FPS)
+        b = features.from_features(recon, canonical.MODEL_FPS)
+        errors.append(metrics.mpjpe(a, b) * len(f))
+        frames += len(f)
+        np.add.at(counts, tokens, 1)
+    p = counts / counts.sum()
+    nz = p[p > 0]
+    return {"split": split, "clips": len(ds.split(split)),
+            "mpjpe_mm": round(1000 * sum(errors) / frames, 2),
+            "codebook_used": int((counts > 0).sum()), "codebook_size": int(len(counts)),
+            "perplexity": round(float(np.exp(-(nz * np.log(nz)).sum())), 1)}
+
+
+def train(ds: Dataset, config: TokenizerConfig, training: TokenizerTraining, out: Path,
+          resume: bool = True, progress: bool = True) -> tuple[MotionTokenizer, dict]:
+    """Train, writing checkpoints to out/checkpoint and the final model to out/."""
+    if training.threads:
+        torch.set_num_threads(training.threads)
+    torch.manual_seed(training.seed)
+    model = MotionTokenizer(config)
+    model.set_statistics(ds.mean, ds.std)
+    sampler = WindowSampler(training_clips(ds, training.window, training.mirror),
+                            training.window, training.seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=training.lr, weight_decay=0.0)
+
+    def schedule(step: int) -> float:  # linear warm-up, cosine decay to 10%
+        if step < training.warmup:
+            return (step + 1) / training.warmup
+        t = (step - training.warmup) / max(1, training.steps - training.warmup)
+        return 0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * min(t, 1.0)))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+    ckpt = Path(out) / "checkpoint"
+    step, history = 0, {"train loss": [], "val MPJPE (m)": []}
+    if resume and (ckpt / "checkpoint.json").is_file():
+        meta = checkpoint.load(ckpt, model, opt, sched)
+        step, history = meta["step"], meta["history"]
+    t0 = time.perf_counter()
+    bar = tqdm(total=training.steps, initial=step, unit="step", desc=f"tokenizer ({config.quantizer})",
+               disable=not progress)
+    running = None
+    while step < training.steps:
+        model.train()
+        x = sampler.batch(training.batch)
+        recon, _, aux = model(x)
+        loss = reconstruction_loss(recon, x, training.velocity_weight) + aux
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        step += 1
+        running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
+        bar.update()
+        bar.set_postfix(loss=f"{running:.4f}")
+        if step % 50 == 0:
+            history["train loss"].append((step, running))
+        if step % training.eval_every == 0 or step == training.steps:
+            val = evaluate(model, ds, "val")
+            history["val MPJPE (m)"].append((step, val["mpjpe_mm"] / 1000))
+            bar.write(f"step {step}: val MPJPE {val['mpjpe_mm']} mm, "
+                      f"{val['codebook_used']}/{val['codebook_size']} codes used")
+            checkpoint.save(ckpt, model, opt, sched, step, {"history": history})
+    bar.close()
+    model.eval()
+    result = {"train_seconds": round(time.perf_counter() - t0, 1), "steps": step,
+              "val": evaluate(model, ds, "val"), "test": evaluate(model, ds, "test"),
+              "training": asdict(training)}
+    model.save_pretrained(Path(out), extra={"metrics": result})
+    save_loss_curve(history, Path(out) / "tokenizer_loss.png", f"motion tokenizer ({config.quantizer})")
+    (Path(out) / "tokenizer_metrics.json").write_text(json.dumps(result, indent=1))
+    return model, result
