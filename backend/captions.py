@@ -118,3 +118,11 @@ def captions_for(content: str, style: str, n: int = 6, seed: int | str = 0) -> l
     pool = sorted(set(pool))
     rng.shuffle(pool)
     return pool[:n]
+
+
+def mirror_content(content: str) -> str:
+    """The content label of the left/right mirror of a clip ("wave-left-hand" <-> "wave-right-hand")."""
+    for a, b in (("left", "right"), ("right", "left")):
+        if a in content.split("-"):
+            return "-".join(b if part == a else part for part in content.split("-"))
+    return content

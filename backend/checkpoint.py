@@ -9,11 +9,19 @@ import torch
 from safetensors.torch import load_file, save_file
 
 
+def _trained_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Everything that training changes: all buffers, and the parameters that need grads
+    (a LoRA model's frozen base is left out: it is reloaded from the base checkpoint)."""
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
+    return {k: v for k, v in model.state_dict().items() if k in trainable or k not in frozen}
+
+
 def save(directory: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
          scheduler, step: int, extra: dict | None = None) -> None:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    tensors = {f"model.{k}": v.detach().contiguous() for k, v in model.state_dict().items()}
+    tensors = {f"model.{k}": v.detach().contiguous() for k, v in _trained_state(model).items()}
     opt = optimizer.state_dict()
     scalars: dict[str, dict] = {}
     for pid, state in opt["state"].items():
@@ -37,7 +45,11 @@ def load(directory: Path, model: torch.nn.Module, optimizer: torch.optim.Optimiz
     directory = Path(directory)
     tensors = load_file(str(directory / "checkpoint.safetensors"))
     meta = json.loads((directory / "checkpoint.json").read_text())
-    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    saved = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
+    missing = set(_trained_state(model)) - set(saved)
+    if missing:
+        raise ValueError(f"checkpoint in {directory} lacks {sorted(missing)[:3]}; restart training")
+    model.load_state_dict(saved, strict=False)
     state: dict[int, dict] = {}
     for k, v in tensors.items():
         if k.startswith("optim."):

@@ -1,0 +1,292 @@
+"""The motion language model: a pretrained Llama with LoRA adapters and new tokens for motion.
+
+One model for every task, output = f(text, task, input motion):
+
+    [task] text... <|mot|> m_1 ... m_N <|/mot|> [caption... eos]
+
+- Motion tokens attend to each other both ways (a prefix-LM mask: text stays causal), so the
+  model fills any masked motion tokens from the rest, MMM-style: text-to-motion starts from
+  all <|mask|>, continuation masks the tail, in-betweening and editing mask spans.
+- Captioning reads the motion segment and writes text after it, token by token.
+
+The new rows (task tokens, delimiters, mask and one row per motion code) live in their own
+embedding, not in a resized copy of the base vocabulary: the saved adapter stays small and
+motion logits are computed against the motion rows only. The base is frozen; LoRA (peft) adapts
+every linear layer.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+from torch.nn import functional as F
+
+from .llm import DEFAULT_BASE, load_base
+
+FORMAT_VERSION = 1
+SPECIAL_TOKENS = ("<|t2m|>", "<|infill|>", "<|caption|>", "<|mot|>", "<|/mot|>", "<|mask|>")
+T2M, INFILL, CAPTION, MOT, EMOT, MASK = range(len(SPECIAL_TOKENS))
+
+
+@dataclass
+class GeneratorConfig:
+    """The generator's shape. Defaults are the shipped model's."""
+
+    base: str = DEFAULT_BASE            # or a local Llama checkpoint folder
+    codebook_size: int = 1000           # motion codes, from the tokenizer
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    target_modules: list[str] = field(default_factory=lambda: [
+        "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
+    max_motion_tokens: int = 100        # 20 s at 5 tokens per second
+    max_text_tokens: int = 64
+
+    def __post_init__(self) -> None:
+        if self.codebook_size < 2:
+            raise ValueError(f"codebook_size must be at least 2, got {self.codebook_size}")
+        if self.lora_r < 1 or self.lora_alpha <= 0:
+            raise ValueError(f"lora_r must be >= 1 and lora_alpha > 0, got {self.lora_r}, {self.lora_alpha}")
+        if not 0 <= self.lora_dropout < 1:
+            raise ValueError(f"lora_dropout must be in [0, 1), got {self.lora_dropout}")
+
+
+@dataclass
+class Batch:
+    ids: torch.Tensor          # (B, L) extended ids: < V base vocabulary, >= V new rows
+    segment: torch.Tensor      # (B, L) bool, motion-code positions (bidirectional block)
+    valid: torch.Tensor        # (B, L) bool, not padding
+    motion_targets: torch.Tensor  # (B, L) code to predict at masked motion positions, -100 elsewhere
+    text_targets: torch.Tensor    # (B, L) next text token to predict from this position, -100 elsewhere
+
+
+class MotionLM(nn.Module):
+    def __init__(self, config: GeneratorConfig, base_model, text_tokenizer):
+        super().__init__()
+        from peft import LoraConfig, get_peft_model
+
+        self.config = config
+        self.text_tokenizer = text_tokenizer
+        base_model.requires_grad_(False)
+        emb = base_model.get_input_embeddings().weight
+        self.base_vocab = emb.shape[0]
+        self.eos_id = text_tokenizer.eos_token_id
+        lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+                          target_modules=config.target_modules, bias="none")
+        self.lm = get_peft_model(base_model, lora)
+        rows = len(SPECIAL_TOKENS) + config.codebook_size
+        self.new_tokens = nn.Embedding(rows, emb.shape[1])
+        with torch.no_grad():  # start where the base vocabulary lives, so norms match
+            mean, std = emb.float().mean(0), emb.float().std(0)
+            self.new_tokens.weight.copy_(mean + std * torch.randn(rows, emb.shape[1]) * 0.5)
+
+    # -- ids ---------------------------------------------------------------------------------
+    def special(self, k: int) -> int:
+        return self.base_vocab + k
+
+    def motion_id(self, code: torch.Tensor | int):
+        return code + self.base_vocab + len(SPECIAL_TOKENS)
+
+    @property
+    def decoder(self) -> nn.Module:
+        """The Llama trunk (with LoRA layers injected)."""
+        return self.lm.get_base_model().model
+
+    # -- forward -----------------------------------------------------------------------------
+    def embed(self, ids: torch.Tensor) -> torch.Tensor:
+        base_emb = self.lm.get_base_model().get_input_embeddings()
+        is_new = ids >= self.base_vocab
+        out = base_emb(ids.clamp(max=self.base_vocab - 1))
+        new = self.new_tokens((ids - self.base_vocab).clamp(min=0)).to(out.dtype)
+        return torch.where(is_new[..., None], new, out)
+
+    @staticmethod
+    def attention_mask(segment: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """(B, 1, L, L) bool: causal, plus motion codes seeing each other, never padding."""
+        L = segment.shape[1]
+        causal = torch.tril(torch.ones(L, L, dtype=torch.bool, device=segment.device))
+        both = segment[:, :, None] & segment[:, None, :]
+        allow = (causal[None] | both) & valid[:, None, :]
+        allow |= torch.eye(L, dtype=torch.bool, device=segment.device)[None]  # no empty rows
+        return allow[:, None]
+
+    def hidden(self, ids: torch.Tensor, segment: torch.Tensor, valid: torch.Tensor,
+               past=None, use_cache: bool = False):
+        out = self.decoder(inputs_embeds=self.embed(ids), attention_mask=self.attention_mask(segment, valid),
+                           past_key_values=past, use_cache=use_cache)
+        return out
+
+    def motion_logits(self, h: torch.Tensor) -> torch.Tensor:
+        rows = self.new_tokens.weight[len(SPECIAL_TOKENS):]
+        return h @ rows.to(h.dtype).T  # tied, like the base model's own head
+
+    def text_logits(self, h: torch.Tensor) -> torch.Tensor:
+        return self.lm.get_base_model().get_output_embeddings()(h)
+
+    def loss(self, batch: Batch) -> tuple[torch.Tensor, dict]:
+        h = self.hidden(batch.ids, batch.segment, batch.valid).last_hidden_state
+        logs, total = {}, h.new_zeros(())
+        m = batch.motion_targets >= 0
+        if m.any():
+            lm = F.cross_entropy(self.motion_logits(h[m]).float(), batch.motion_targets[m])
+            total = total + lm
+            logs["motion"] = lm.item()
+        t = batch.text_targets >= 0
+        if t.any():
+            lt = F.cross_entropy(self.text_logits(h[t]).float(), batch.text_targets[t])
+            total = total + lt
+            logs["text"] = lt.item()
+        return total, logs
+
+    # -- sequences ---------------------------------------------------------------------------
+    def text_ids(self, text: str) -> list[int]:
+        return self.text_tokenizer(text, add_special_tokens=False).input_ids[: self.config.max_text_tokens]
+
+    def sequence(self, task: int, text: str, codes: list[int], caption: str | None = None
+                 ) -> tuple[list[int], int]:
+        """Ids for one example and the index of its first motion code. codes: -1 = masked."""
+        if len(codes) > self.config.max_motion_tokens:
+            raise ValueError(f"{len(codes)} motion tokens; this model takes at most "
+                             f"{self.config.max_motion_tokens}")
+        head = [self.special(task)] + (self.text_ids(text) if text else []) + [self.special(MOT)]
+        body = [self.special(MASK) if c < 0 else int(self.motion_id(c)) for c in codes]
+        tail = [self.special(EMOT)]
+        if caption is not None:
+            tail += self.text_ids(caption) + [self.eos_id]
+        return head + body + tail, len(head)
+
+    def collate(self, examples: list[tuple[list[int], int, int, list[int], int]]) -> Batch:
+        """examples: (ids, motion start, motion length, targets per motion position (-100 =
+        none), caption start or -1)."""
+        L = max(len(e[0]) for e in examples)
+        B = len(examples)
+        ids = torch.full((B, L), self.eos_id, dtype=torch.long)
+        segment = torch.zeros((B, L), dtype=torch.bool)
+        valid = torch.zeros((B, L), dtype=torch.bool)
+        mt = torch.full((B, L), -100, dtype=torch.long)
+        tt = torch.full((B, L), -100, dtype=torch.long)
+        for b, (seq, start, n, targets, cap_start) in enumerate(examples):
+            ids[b, : len(seq)] = torch.tensor(seq)
+            valid[b, : len(seq)] = True
+            segment[b, start: start + n] = True
+            mt[b, start: start + n] = torch.tensor(targets)
+            if cap_start >= 0:  # position p predicts token p + 1, from the </mot> on
+                tt[b, cap_start - 1: len(seq) - 1] = torch.tensor(seq[cap_start:])
+        return Batch(ids, segment, valid, mt, tt)
+
+    # -- decoding ----------------------------------------------------------------------------
+    @torch.no_grad()
+    def fill(self, text: str, codes: torch.Tensor, steps: int = 8, temperature: float = 1.0,
+             top_k: int = 0, generator: torch.Generator | None = None, task: int = T2M) -> torch.Tensor:
+        """MMM-style parallel decoding. codes (B, N) long, -1 where masked -> (B, N) all filled.
+
+        Each step predicts every masked code at once, keeps the most confident and re-masks the
+        rest on a cosine schedule, so N codes take `steps` forward passes, not N.
+        """
+        codes = codes.clone()
+        B, N = codes.shape
+        rows = [self.sequence(task, text, [-1] * N)[0] for _ in range(B)]
+        start = self.sequence(task, text, [-1] * N)[1]
+        ids = torch.tensor(rows)
+        segment = torch.zeros_like(ids, dtype=torch.bool)
+        segment[:, start: start + N] = True
+        valid = torch.ones_like(segment)
+        initially_masked = codes < 0
+        total = initially_masked.sum(1)  # (B,)
+        for s in range(1, steps + 1):
+            masked = codes < 0
+            if not masked.any():
+                break
+            body = torch.where(masked, self.special(MASK), self.motion_id(codes.clamp(min=0)))
+            ids[:, start: start + N] = body
+            h = self.hidden(ids, segment, valid).last_hidden_state[:, start: start + N]
+            logits = self.motion_logits(h).float() / max(temperature, 1e-5)
+            if top_k:
+                kth = logits.topk(top_k, dim=-1).values[..., -1:]
+                logits = logits.masked_fill(logits < kth, float("-inf"))
+            probs = logits.softmax(-1)
+            if temperature > 0:
+                sample = torch.multinomial(probs.view(-1, probs.shape[-1]), 1, generator=generator).view(B, N)
+            else:
+                sample = probs.argmax(-1)
+            conf = probs.gather(-1, sample[..., None])[..., 0]
+            conf = torch.where(masked, conf, torch.full_like(conf, float("inf")))
+            keep_masked = torch.floor(total.float() * math.cos(math.pi / 2 * s / steps)).long()
+            order = conf.argsort(dim=1)  # least confident first
+            rank = torch.empty_like(order)
+            rank.scatter_(1, order, torch.arange(N).expand(B, N))
+            remask = rank < keep_masked[:, None]
+            codes = torch.where(masked & ~remask, sample, codes)
+        return codes
+
+    @torch.no_grad()
+    def caption(self, codes: list[int], max_new: int = 32) -> str:
+        """Greedy motion-to-text with a KV cache."""
+        seq, start = self.sequence(CAPTION, "", codes)
+        ids = torch.tensor([seq])
+        segment = torch.zeros_like(ids, dtype=torch.bool)
+        segment[:, start: start + len(codes)] = True
+        out = self.hidden(ids, segment, torch.ones_like(segment), use_cache=True)
+        past, h = out.past_key_values, out.last_hidden_state[:, -1]
+        words: list[int] = []
+        pos = ids.shape[1]
+        for _ in range(max_new):
+            nxt = int(self.text_logits(h).argmax(-1))
+            if nxt == self.eos_id:
+                break
+            words.append(nxt)
+            o = self.decoder(inputs_embeds=self.embed(torch.tensor([[nxt]])), past_key_values=past,
+                             use_cache=True, position_ids=torch.tensor([[pos]]))
+            past, h, pos = o.past_key_values, o.last_hidden_state[:, -1], pos + 1
+        return self.text_tokenizer.decode(words, skip_special_tokens=True).strip()
+
+    # -- files -------------------------------------------------------------------------------
+    def save_pretrained(self, directory: Path, extra: dict | None = None) -> None:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.lm.save_pretrained(str(directory / "adapter"))
+        save_file({"new_tokens": self.new_tokens.weight.detach().float().contiguous()},
+                  str(directory / "new_tokens.safetensors"))
+        meta = {"format_version": FORMAT_VERSION, "config": asdict(self.config),
+                "special_tokens": list(SPECIAL_TOKENS), "base_vocab": self.base_vocab, **(extra or {})}
+        (directory / "generator.json").write_text(json.dumps(meta, indent=1))
+
+    @classmethod
+    def from_pretrained(cls, directory: Path, base: str | None = None, dtype: torch.dtype = torch.float32,
+                        cache_dir: Path | None = None) -> "MotionLM":
+        """Load the adapter and new rows onto the base (the saved one, or `base` to swap in
+        another Llama checkpoint of the same shape)."""
+        from peft import set_peft_model_state_dict
+
+        directory = Path(directory)
+        meta_file = directory / "generator.json"
+        if not meta_file.is_file():
+            raise FileNotFoundError(f"no generator in {directory} (generator.json missing)")
+        meta = json.loads(meta_file.read_text())
+        if meta.get("format_version") != FORMAT_VERSION:
+            raise ValueError(f"{meta_file} has format_version {meta.get('format_version')}, "
+                             f"this DynamicPose reads {FORMAT_VERSION}")
+        if meta.get("special_tokens") != list(SPECIAL_TOKENS):
+            raise ValueError(f"{meta_file} was trained with other special tokens")
+        config = GeneratorConfig(**meta["config"])
+        if base:
+            config.base = base
+        model, tok = load_base(config.base, dtype, cache_dir)
+        lm = cls(config, model, tok)
+        if lm.base_vocab != meta["base_vocab"]:
+            raise ValueError(f"base model has {lm.base_vocab} tokens, the adapter expects {meta['base_vocab']}")
+        rows = load_file(str(directory / "new_tokens.safetensors"))["new_tokens"]
+        if rows.shape != lm.new_tokens.weight.shape:
+            raise ValueError(f"new_tokens.safetensors is {tuple(rows.shape)}, expected "
+                             f"{tuple(lm.new_tokens.weight.shape)}")
+        lm.new_tokens.weight.data.copy_(rows)
+        adapter = load_file(str(directory / "adapter" / "adapter_model.safetensors"))
+        result = set_peft_model_state_dict(lm.lm, adapter)
+        if getattr(result, "unexpected_keys", None):
+            raise ValueError(f"adapter does not fit the base model: unexpected {result.unexpected_keys[:3]}")
+        return lm.to(dtype).eval()

@@ -1,0 +1,99 @@
+"""Loading the base LLM: the embedded SmolLM2 GGUF (dequantised once, then cached as
+safetensors) or any local Llama-architecture checkpoint folder."""
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+
+from .basemodel import GGUF_FILE, GGUF_SHA256, verify_gguf
+from .paths import default_cache_dir
+
+DEFAULT_BASE = "embedded:smollm2-135m-instruct"
+_CACHE_FORMAT = 1
+
+
+def _cache_is_complete(folder: Path) -> bool:
+    """A cache written by us and not cut short: the manifest names every file and its size."""
+    manifest = folder / "dynamicpose_cache.json"
+    if not manifest.is_file():
+        return False
+    try:
+        meta = json.loads(manifest.read_text())
+    except json.JSONDecodeError:
+        return False
+    if meta.get("format") != _CACHE_FORMAT or meta.get("source_sha256") != GGUF_SHA256:
+        return False
+    for name, size in meta.get("files", {}).items():
+        f = folder / name
+        if not f.is_file() or f.stat().st_size != size:
+            return False
+    try:  # a truncated or scrambled header shows here without reading the tensors
+        from safetensors import safe_open
+
+        with safe_open(str(folder / "model.safetensors"), "pt") as st:
+            if not list(st.keys()):
+                return False
+    except Exception:
+        return False
+    return True
+
+
+def embedded_base_dir(cache_dir: Path | None = None) -> Path:
+    """The dequantised SmolLM2 as a normal HF folder, built from the GGUF on first use
+    (about 20 s) and reused afterwards; a corrupt or partial cache is rebuilt."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder = (cache_dir or default_cache_dir()) / "base" / "smollm2-135m-instruct"
+    if _cache_is_complete(folder):
+        return folder
+    gguf = verify_gguf()
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="smollm2.", dir=folder.parent))
+    try:
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=GGUF_FILE, dtype=torch.float32)
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=GGUF_FILE)
+        model.hf_quantizer = None  # GGUF-loaded models refuse save_pretrained while it is set
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        files = {f.name: f.stat().st_size for f in tmp.iterdir() if f.is_file()}
+        (tmp / "dynamicpose_cache.json").write_text(json.dumps(
+            {"format": _CACHE_FORMAT, "source": GGUF_FILE, "source_sha256": GGUF_SHA256, "files": files}))
+        if folder.exists():
+            shutil.rmtree(folder)
+        tmp.rename(folder)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return folder
+
+
+def resolve_base(base: str, cache_dir: Path | None = None) -> Path:
+    """DEFAULT_BASE or a local folder holding a Llama-architecture HF checkpoint."""
+    if base == DEFAULT_BASE:
+        return embedded_base_dir(cache_dir)
+    path = Path(base).expanduser()
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"base model {base!r} is neither {DEFAULT_BASE!r} nor a folder "
+                                "with config.json and safetensors weights")
+    return path
+
+
+def load_base(base: str = DEFAULT_BASE, dtype: torch.dtype = torch.float32,
+              cache_dir: Path | None = None):
+    """(model, text tokenizer) for the base LLM, weights from safetensors only."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder = resolve_base(base, cache_dir)
+    config = json.loads((folder / "config.json").read_text())
+    if config.get("model_type") != "llama":
+        raise ValueError(f"{folder} holds a {config.get('model_type')!r} model; "
+                         "DynamicPose needs a Llama-architecture checkpoint")
+    if not list(folder.glob("*.safetensors")):
+        raise ValueError(f"{folder} has no .safetensors weights (pickled weights are refused)")
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, use_safetensors=True)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    return model.eval(), tokenizer

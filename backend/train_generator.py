@@ -1,0 +1,186 @@
+"""Training the motion language model (`dynamicpose train generator`)."""
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from . import captions as cap
+from . import checkpoint
+from .dataset import Dataset
+from .generator import CAPTION, INFILL, T2M, GeneratorConfig, MotionLM
+from .llm import load_base
+from .plots import save_loss_curve
+from .tokenizer import MotionTokenizer
+from .train_tokenizer import mirrored_features
+
+
+@dataclass
+class GeneratorTraining:
+    """How the generator is trained. Defaults reproduce the shipped weights."""
+
+    steps: int = 1500
+    batch: int = 16
+    lr: float = 5e-4
+    new_token_lr: float = 2e-3
+    warmup: int = 50
+    max_tokens: int = 40        # longest training window, in motion tokens (8 s)
+    min_tokens: int = 4
+    caption_share: float = 0.25  # fraction of examples that are motion-to-text
+    span_share: float = 0.3      # fraction of masked examples masked as spans (in-betweening)
+    text_dropout: float = 0.1
+    mirror: bool = True
+    bf16: bool = True
+    seed: int = 0
+    save_every: int = 250
+    minutes: float = 0.0         # stop early after this long (0: no limit)
+    threads: int = 0
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.batch < 1:
+            raise ValueError("steps and batch must be at least 1")
+        if not 1 <= self.min_tokens <= self.max_tokens:
+            raise ValueError(f"need 1 <= min_tokens <= max_tokens, got {self.min_tokens}, {self.max_tokens}")
+        for name in ("caption_share", "span_share", "text_dropout"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+
+
+@dataclass
+class TokenClip:
+    codes: np.ndarray
+    captions: list[str]
+    content: str
+    style: str
+
+
+def tokenize_split(ds: Dataset, tokenizer: MotionTokenizer, split: str, mirror: bool) -> list[TokenClip]:
+    """Motion tokens for every labelled clip of a split (and its mirror, captions relabelled)."""
+    out = []
+    for c in tqdm(ds.split(split), desc=f"tokenizing {split}", unit="clip"):
+        if not c.captions:
+            continue
+        f = ds.clip_features(c)
+        out.append(TokenClip(tokenizer.encode(f), c.captions, c.content, c.style))
+        if mirror:
+            content = cap.mirror_content(c.content)
+            texts = c.captions if content == c.content else cap.captions_for(content, c.style, seed=c.name)
+            out.append(TokenClip(tokenizer.encode(mirrored_features(f)), texts, content, c.style))
+    return out
+
+
+def cosine_mask_ratio(rng: random.Random) -> float:
+    """MMM's schedule: most examples heavily masked, some lightly."""
+    return math.cos(math.pi / 2 * rng.random())
+
+
+def make_example(model: MotionLM, clip: TokenClip, training: GeneratorTraining, rng: random.Random):
+    n = min(len(clip.codes), training.max_tokens)
+    n = rng.randint(min(training.min_tokens, n), n)
+    start = rng.randint(0, len(clip.codes) - n)
+    codes = [int(c) for c in clip.codes[start: start + n]]
+    text = rng.choice(clip.captions)
+    if rng.random() < training.caption_share:
+        seq, mstart = model.sequence(CAPTION, "", codes, caption=text)
+        return seq, mstart, n, [-100] * n, mstart + n + 1
+    if rng.random() < training.span_share:  # one or more contiguous gaps, as in in-betweening
+        masked = [False] * n
+        for _ in range(rng.randint(1, 2)):
+            length = rng.randint(1, max(1, n - 1))
+            s = rng.randint(0, n - length)
+            masked[s: s + length] = [True] * length
+        task = INFILL
+    else:
+        k = max(1, round(cosine_mask_ratio(rng) * n))
+        chosen = set(rng.sample(range(n), k))
+        masked = [i in chosen for i in range(n)]
+        task = T2M
+    if rng.random() < training.text_dropout:
+        text = ""
+    shown = [-1 if m else c for c, m in zip(codes, masked)]
+    seq, mstart = model.sequence(task, text, shown)
+    targets = [c if m else -100 for c, m in zip(codes, masked)]
+    return seq, mstart, n, targets, -1
+
+
+def train(ds: Dataset, tokenizer: MotionTokenizer, config: GeneratorConfig, training: GeneratorTraining,
+          out: Path, resume: bool = True, progress: bool = True, cache_dir: Path | None = None
+          ) -> tuple[MotionLM, dict]:
+    if training.threads:
+        torch.set_num_threads(training.threads)
+    torch.manual_seed(training.seed)
+    rng = random.Random(training.seed)
+    config.codebook_size = tokenizer.config.codebook_size
+    base, text_tok = load_base(config.base, torch.float32, cache_dir)
+    model = MotionLM(config, base, text_tok)
+    clips = tokenize_split(ds, tokenizer, "train", training.mirror)
+    if not clips:
+        raise ValueError("no labelled training clips to learn from")
+    lora = [p for n, p in model.lm.named_parameters() if p.requires_grad]
+    opt = torch.optim.AdamW([{"params": lora, "lr": training.lr},
+                             {"params": model.new_tokens.parameters(), "lr": training.new_token_lr}],
+                            weight_decay=0.0)
+
+    def schedule(step: int) -> float:
+        if step < training.warmup:
+            return (step + 1) / training.warmup
+        t = (step - training.warmup) / max(1, training.steps - training.warmup)
+        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+    ckpt = Path(out) / "generator_checkpoint"
+    step, history = 0, {"motion loss": [], "caption loss": []}
+    trainable = torch.nn.ModuleDict({"lm": model.lm, "new_tokens": model.new_tokens})
+    if resume and (ckpt / "checkpoint.json").is_file():
+        meta = checkpoint.load(ckpt, trainable, opt, sched)
+        step, history = meta["step"], meta["history"]
+        rng.seed(training.seed + step)
+    t0 = time.perf_counter()
+    tokens_seen = 0
+    bar = tqdm(total=training.steps, initial=step, unit="step", desc="generator", disable=not progress)
+    run = {"motion": None, "text": None}
+    model.train()
+    while step < training.steps:
+        if training.minutes and time.perf_counter() - t0 > 60 * training.minutes:
+            bar.write(f"stopping at step {step}: the {training.minutes} minute budget is spent")
+            break
+        batch = model.collate([make_example(model, rng.choice(clips), training, rng)
+                               for _ in range(training.batch)])
+        tokens_seen += int(batch.valid.sum())
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=training.bf16):
+            loss, logs = model.loss(batch)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(lora + list(model.new_tokens.parameters()), 1.0)
+        opt.step()
+        sched.step()
+        step += 1
+        for k, v in logs.items():
+            run[k] = v if run[k] is None else 0.95 * run[k] + 0.05 * v
+        bar.update()
+        bar.set_postfix({k: f"{v:.3f}" for k, v in run.items() if v is not None},
+                        tok_s=f"{tokens_seen / (time.perf_counter() - t0):.0f}")
+        if step % 25 == 0:
+            if run["motion"] is not None:
+                history["motion loss"].append((step, run["motion"]))
+            if run["text"] is not None:
+                history["caption loss"].append((step, run["text"]))
+        if step % training.save_every == 0:
+            checkpoint.save(ckpt, trainable, opt, sched, step, {"history": history})
+    bar.close()
+    model.eval()
+    seconds = time.perf_counter() - t0
+    result = {"steps": step, "train_seconds": round(seconds, 1),
+              "tokens_per_second": round(tokens_seen / max(seconds, 1e-9)), "training": asdict(training),
+              "final_loss": {k: round(v, 4) for k, v in run.items() if v is not None}}
+    model.save_pretrained(Path(out), extra={"training": result})
+    save_loss_curve(history, Path(out) / "generator_loss.png", "motion LM (LoRA)")
+    (Path(out) / "generator_metrics.json").write_text(json.dumps(result, indent=1))
+    return model, result
