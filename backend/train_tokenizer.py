@@ -92,6 +92,8 @@ def reconstruction_loss(recon: torch.Tensor, target: torch.Tensor, velocity_weig
 def evaluate(tokenizer: MotionTokenizer, ds: Dataset, split: str = "test") -> dict:
     """MPJPE (mm, root-relative and facing-aligned), codebook usage and perplexity on a split."""
     tokenizer.eval()
+    if not ds.split(split):
+        return {"split": split, "clips": 0}
     errors, frames, counts = [], 0, np.zeros(tokenizer.config.codebook_size)
     for c in ds.split(split):
         f = ds.clip_features(c)
@@ -156,9 +158,10 @@ def train(ds: Dataset, config: TokenizerConfig, training: TokenizerTraining, out
             history["train loss"].append((step, running))
         if step % training.eval_every == 0 or step == training.steps:
             val = evaluate(model, ds, "val")
-            history["val MPJPE (m)"].append((step, val["mpjpe_mm"] / 1000))
-            bar.write(f"step {step}: val MPJPE {val['mpjpe_mm']} mm, "
-                      f"{val['codebook_used']}/{val['codebook_size']} codes used")
+            if val["clips"]:
+                history["val MPJPE (m)"].append((step, val["mpjpe_mm"] / 1000))
+                bar.write(f"step {step}: val MPJPE {val['mpjpe_mm']} mm, "
+                          f"{val['codebook_used']}/{val['codebook_size']} codes used")
             checkpoint.save(ckpt, model, opt, sched, step, {"history": history})
     bar.close()
     model.eval()

@@ -1,0 +1,134 @@
+"""The motion LM on a tiny Llama (random weights, the real SmolLM2 text tokenizer)."""
+import json
+
+import pytest
+import torch
+
+from backend.basemodel import GGUF_FILE, verify_gguf
+from backend.generator import INFILL, MASK, MOT, T2M, GeneratorConfig, MotionLM
+
+
+@pytest.fixture(scope="module")
+def tiny_base(tmp_path_factory):
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    gguf = verify_gguf()
+    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=GGUF_FILE)
+    folder = tmp_path_factory.mktemp("tiny_llama")
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+                      tie_word_embeddings=True, eos_token_id=tok.eos_token_id)
+    LlamaForCausalLM(cfg).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder
+
+
+def _model(tiny_base, **kw):
+    from backend.llm import load_base
+
+    config = GeneratorConfig(base=str(tiny_base), codebook_size=32, lora_r=4, **kw)
+    base, tok = load_base(config.base)
+    torch.manual_seed(1)
+    return MotionLM(config, base, tok)
+
+
+def test_sequence_layout_and_prefix_lm_mask(tiny_base):
+    model = _model(tiny_base)
+    ids, start = model.sequence(T2M, "a person waves", [3, -1, 5])
+    assert ids[0] == model.special(T2M) and ids[start - 1] == model.special(MOT)
+    assert ids[start: start + 3] == [int(model.motion_id(3)), model.special(MASK), int(model.motion_id(5))]
+    targets = [-100] * len(ids)
+    targets[start + 1] = 4
+    batch = model.collate([(ids, start, 3, targets, -1), (ids[:-1], start, 3, [-100] * (len(ids) - 1), -1)])
+    allow = model.attention_mask(batch.segment, batch.valid)[:, 0]
+    a = allow[0]
+    assert a[start, start + 2] and a[start + 2, start]      # motion codes see each other both ways
+    assert not a[0, 1] and a[1, 0]                          # text stays causal
+    assert not a[start - 1, start]                          # the prefix never sees the motion
+    assert not batch.valid[1, -1] and not allow[1, :-1, -1].any()  # nobody attends to padding
+    with pytest.raises(ValueError, match="at most 100"):
+        model.sequence(T2M, "", [0] * 101)
+
+
+def test_lora_training_learns_to_fill_masked_codes(tiny_base):
+    model = _model(tiny_base)
+    target = [1, 7, 7, 2, 9, 9, 3, 11]
+    examples = []
+    for k in range(len(target)):
+        shown = [-1 if i == k else c for i, c in enumerate(target)]
+        ids, start = model.sequence(INFILL, "walk", shown)
+        aligned = [-100] * len(ids)
+        aligned[start: start + len(target)] = [c if s < 0 else -100 for c, s in zip(target, shown)]
+        examples.append((ids, start, len(target), aligned, -1))
+    batch = model.collate(examples)
+    params = [p for p in model.parameters() if p.requires_grad]
+    assert sum(p.numel() for p in params) < 0.5 * sum(p.numel() for p in model.parameters())
+    opt = torch.optim.AdamW(params, lr=3e-3)
+    first = None
+    for _ in range(80):
+        loss, _ = model.loss(batch)
+        first = first if first is not None else loss.item()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.2 * first
+    model.eval()
+    codes = torch.tensor([[-1 if i == 3 else c for i, c in enumerate(target)]])
+    filled = model.fill("walk", codes, steps=2, temperature=0, task=INFILL)
+    assert filled[0].tolist() == target
+
+
+def test_next_token_decoding_learns_a_sequence(tiny_base):
+    from backend.generator import NEXT
+
+    model = _model(tiny_base)
+    target = [4, 8, 15, 16, 23, 31]
+    ids, start = model.sequence(NEXT, "count", target)
+    aligned = [-100] * len(ids)
+    aligned[start - 1: start - 1 + len(target)] = target
+    batch = model.collate([(ids, 0, 0, aligned, -1)])
+    assert not batch.segment.any()
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-3)
+    for _ in range(80):
+        loss, _ = model.loss(batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    assert model.next_token("count", len(target), temperature=0)[0].tolist() == target
+
+
+def test_save_and_reload_reproduce_logits(tiny_base, tmp_path):
+    model = _model(tiny_base).eval()
+    with torch.no_grad():
+        for p in model.lm.parameters():
+            if p.requires_grad:
+                p.add_(0.01 * torch.randn_like(p))
+    model.save_pretrained(tmp_path)
+    again = MotionLM.from_pretrained(tmp_path)
+    ids, start = model.sequence(T2M, "a person runs", [1, -1, 2, -1])
+    aligned = [-100] * len(ids)
+    aligned[start + 1], aligned[start + 3] = 5, 6
+    batch = model.collate([(ids, start, 4, aligned, -1)])
+    with torch.no_grad():
+        assert torch.allclose(model.loss(batch)[0], again.loss(batch)[0], atol=1e-6)
+    size = sum(f.stat().st_size for f in tmp_path.rglob("*.safetensors"))
+    assert size < 2_000_000  # the base vocabulary is not copied into the adapter
+    meta = json.loads((tmp_path / "generator.json").read_text())
+    meta["format_version"] = 7
+    (tmp_path / "generator.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="format_version 7"):
+        MotionLM.from_pretrained(tmp_path)
+
+
+def test_refuses_a_base_without_safetensors(tmp_path):
+    from backend.llm import load_base
+
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    (tmp_path / "pytorch_model.bin").write_bytes(b"pickle")
+    with pytest.raises(ValueError, match="pickled weights are refused"):
+        load_base(str(tmp_path))
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "gpt2"}))
+    with pytest.raises(ValueError, match="Llama-architecture"):
+        load_base(str(tmp_path))
