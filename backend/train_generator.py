@@ -63,16 +63,19 @@ class TokenClip:
 
 
 def tokenize_split(ds: Dataset, tokenizer: MotionTokenizer, split: str, mirror: bool) -> list[TokenClip]:
-    """Motion tokens for every labelled clip of a split (and its mirror, captions relabelled)."""
+    """Motion tokens for every clip of a split (and its mirror, captions relabelled). Clips
+    without captions get an empty text and teach motion infill only."""
     out = []
     for c in tqdm(ds.split(split), desc=f"tokenizing {split}", unit="clip"):
-        if not c.captions:
-            continue
         f = ds.clip_features(c)
-        out.append(TokenClip(tokenizer.encode(f), c.captions, c.content, c.style))
+        out.append(TokenClip(tokenizer.encode(f), c.captions or [""], c.content, c.style))
         if mirror:
             content = cap.mirror_content(c.content)
-            texts = c.captions if content == c.content else cap.captions_for(content, c.style, seed=c.name)
+            relabel = c.captions and content != c.content and c.content != "unlabelled"
+            texts = cap.captions_for(content, c.style, seed=c.name) if relabel else (c.captions or [""])
+            sided = any(w.strip(".,;!?") in ("left", "right") for t in texts for w in t.lower().split())
+            if sided and not relabel:
+                continue  # a free-text caption that names a side would be wrong for the mirror
             out.append(TokenClip(tokenizer.encode(mirrored_features(f)), texts, content, c.style))
     return out
 
@@ -89,7 +92,7 @@ def make_example(model: MotionLM, clip: TokenClip, training: GeneratorTraining, 
     codes = [int(c) for c in clip.codes[start: start + n]]
     text = rng.choice(clip.captions)
     roll = rng.random()
-    if roll < training.caption_share:
+    if roll < training.caption_share and text:
         seq, mstart = model.sequence(CAPTION, "", codes, caption=text)
         return seq, mstart, n, [-100] * len(seq), mstart + n + 1
     if roll < training.caption_share + training.next_share:  # causal: position p predicts code p + 1
@@ -119,18 +122,28 @@ def make_example(model: MotionLM, clip: TokenClip, training: GeneratorTraining, 
 
 
 def train(ds: Dataset, tokenizer: MotionTokenizer, config: GeneratorConfig, training: GeneratorTraining,
-          out: Path, resume: bool = True, progress: bool = True, cache_dir: Path | None = None
-          ) -> tuple[MotionLM, dict]:
+          out: Path, resume: bool = True, progress: bool = True, cache_dir: Path | None = None,
+          init_from: Path | None = None, splits: tuple[str, ...] = ("train",)) -> tuple[MotionLM, dict]:
+    """Train from a fresh adapter, or go on from the model in `init_from` (a user's adapter on
+    top of the default). Checkpoints go to out/generator_checkpoint, the model to out/."""
     if training.threads:
         torch.set_num_threads(training.threads)
     torch.manual_seed(training.seed)
     rng = random.Random(training.seed)
-    config.codebook_size = tokenizer.config.codebook_size
-    base, text_tok = load_base(config.base, torch.float32, cache_dir)
-    model = MotionLM(config, base, text_tok)
-    clips = tokenize_split(ds, tokenizer, "train", training.mirror)
+    if init_from is not None:
+        model = MotionLM.from_pretrained(init_from, cache_dir=cache_dir)
+        model.train()
+        config = model.config
+    else:
+        config.codebook_size = tokenizer.config.codebook_size
+        base, text_tok = load_base(config.base, torch.float32, cache_dir)
+        model = MotionLM(config, base, text_tok)
+    if model.config.codebook_size != tokenizer.config.codebook_size:
+        raise ValueError(f"the generator has {model.config.codebook_size} motion codes, "
+                         f"the tokenizer {tokenizer.config.codebook_size}")
+    clips = [c for split in splits for c in tokenize_split(ds, tokenizer, split, training.mirror)]
     if not clips:
-        raise ValueError("no labelled training clips to learn from")
+        raise ValueError("no training clips to learn from")
     lora = [p for n, p in model.lm.named_parameters() if p.requires_grad]
     opt = torch.optim.AdamW([{"params": lora, "lr": training.lr},
                              {"params": model.new_tokens.parameters(), "lr": training.new_token_lr}],

@@ -14,6 +14,7 @@ from tqdm import tqdm
 from motioncore import canonical, features
 
 from . import checkpoint, metrics
+from .kinematics import FeatureFK
 from .dataset import Dataset
 from .plots import save_loss_curve
 from .tokenizer import MotionTokenizer, TokenizerConfig
@@ -29,6 +30,7 @@ class TokenizerTraining:
     lr: float = 4e-4
     warmup: int = 100
     velocity_weight: float = 0.5
+    position_weight: float = 10.0  # L1 on joint positions (metres) through FK of the output
     mirror: bool = True       # add left/right mirrored copies of every training clip
     seed: int = 0
     eval_every: int = 500
@@ -140,11 +142,15 @@ def train(ds: Dataset, config: TokenizerConfig, training: TokenizerTraining, out
     bar = tqdm(total=training.steps, initial=step, unit="step", desc=f"tokenizer ({config.quantizer})",
                disable=not progress)
     running = None
+    fk = FeatureFK()
     while step < training.steps:
         model.train()
         x = sampler.batch(training.batch)
         recon, _, aux = model(x)
         loss = reconstruction_loss(recon, x, training.velocity_weight) + aux
+        if training.position_weight:
+            error = fk(model.denormalize(recon)) - fk(model.denormalize(x))
+            loss = loss + training.position_weight * error.abs().mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
