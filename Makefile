@@ -23,7 +23,6 @@ data: $(STAMP)
 	$(PY) -m backend data build
 
 demo: $(STAMP)
-	$(PY) -m backend data build
 	$(PY) -m tools.demo --out out
 
 test: $(STAMP)

@@ -132,3 +132,43 @@ def test_refuses_a_base_without_safetensors(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "gpt2"}))
     with pytest.raises(ValueError, match="Llama-architecture"):
         load_base(str(tmp_path))
+
+
+@pytest.fixture(scope="module")
+def tiny_weights(tiny_base, tmp_path_factory):
+    """A complete model folder (tokenizer + generator) with tiny random weights."""
+    import numpy as np
+
+    from backend.tokenizer import MotionTokenizer, TokenizerConfig
+    from motioncore.features import LAYOUT
+
+    folder = tmp_path_factory.mktemp("tiny_weights")
+    torch.manual_seed(2)
+    tok = MotionTokenizer(TokenizerConfig(width=32, fsq_levels=[4, 4, 2])).eval()
+    tok.set_statistics(np.zeros(LAYOUT.size), np.ones(LAYOUT.size))
+    tok.save_pretrained(folder)
+    _model(tiny_base).save_pretrained(folder)
+    return folder
+
+
+def test_engine_generates_valid_clips_deterministically(tiny_weights):
+    import numpy as np
+
+    from backend.engine import Engine, Sampling
+
+    engine = Engine(tiny_weights, device="cpu", dtype="float32")
+    a = engine.generate("a person waves", seconds=2.0, seed=3, variations=2, fps=30)
+    b = engine.generate("a person waves", seconds=2.0, seed=3, variations=2, fps=30)
+    assert len(a) == 2 and a[0].fps == 30 and a[0].num_frames == 2 * 30 - 1
+    assert all(np.array_equal(x.local_rotations, y.local_rotations) for x, y in zip(a, b))
+    assert not np.array_equal(a[0].local_rotations, a[1].local_rotations)  # variations differ
+    assert all(np.all(np.isfinite(m.positions())) for m in a)
+    assert isinstance(engine.caption(a[0]), str)
+    info = engine.info()
+    assert info["device"] == "cpu" and info["codebook_size"] == 32
+    for bad, match in [(dict(seconds=0), "between 0 and 20"), (dict(seconds=float("nan")), "between"),
+                       (dict(seconds=99), "between"), (dict(seconds=1, variations=0), "variations")]:
+        with pytest.raises(ValueError, match=match):
+            engine.generate("x", **bad)
+    with pytest.raises(ValueError, match="steps must be 1..64"):
+        Sampling(steps=0)

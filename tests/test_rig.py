@@ -61,7 +61,8 @@ def test_demo_writes_blend_png_and_bvh(tmp_path):
                             "--cache", str(cache), "--workers", "1"], capture_output=True, text=True, env=env, timeout=300)
     assert build.returncode == 0, build.stderr
     out = tmp_path / "out"
-    run = subprocess.run([sys.executable, "-m", "tools.demo", "--out", str(out), "--cache", str(cache)],
+    clip = "dataset-2_run_normal_001"
+    run = subprocess.run([sys.executable, "-m", "tools.demo", "--out", str(out), "--cache", str(cache), "--clip", clip],
                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
     assert run.returncode == 0, run.stderr
     assert (out / "demo.png").stat().st_size > 10_000
@@ -72,5 +73,5 @@ def test_demo_writes_blend_png_and_bvh(tmp_path):
                             capture_output=True, text=True, timeout=120)
     assert opened.returncode == 0, opened.stderr
     bones, name, last = opened.stdout.strip().splitlines()[-1].split()
-    assert bones == "21" and name.startswith("dataset-2_") and int(last) > 30
+    assert bones == "21" and name == clip and int(last) > 30
     assert read_bvh(out / "demo.bvh").num_frames == int(last)
