@@ -185,73 +185,74 @@ class MotionLM(nn.Module):
         return Batch(ids, segment, valid, mt, tt)
 
     # -- decoding ----------------------------------------------------------------------------
+    @staticmethod
+    def _sample(logits: torch.Tensor, temperature: float, top_k: int,
+                generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(..., K) logits -> (codes (...), their probabilities (...)); temperature 0 is greedy."""
+        logits = logits.float() / max(temperature, 1e-5)
+        if top_k:
+            kth = logits.topk(min(top_k, logits.shape[-1]), dim=-1).values[..., -1:]
+            logits = logits.masked_fill(logits < kth, float("-inf"))
+        probs = logits.softmax(-1)
+        if temperature > 0:
+            flat = probs.reshape(-1, probs.shape[-1])
+            codes = torch.multinomial(flat, 1, generator=generator).view(probs.shape[:-1])
+        else:
+            codes = probs.argmax(-1)
+        return codes, probs.gather(-1, codes[..., None])[..., 0]
+
+    def _prefix_cache(self, task: int, text: str, batch: int):
+        """Run [task] text <|mot|> once; every decoding pass reuses its keys and values."""
+        seq, start = self.sequence(task, text, [])
+        ids = torch.tensor([seq[:start]] * batch, device=self.new_tokens.weight.device)
+        none = torch.zeros_like(ids, dtype=torch.bool)
+        out = self.hidden(ids, none, torch.ones_like(none), use_cache=True)
+        return out.past_key_values, start, out.last_hidden_state[:, -1]
+
     @torch.no_grad()
     def fill(self, text: str, codes: torch.Tensor, steps: int = 8, temperature: float = 1.0,
              top_k: int = 0, generator: torch.Generator | None = None, task: int = T2M) -> torch.Tensor:
         """MMM-style parallel decoding. codes (B, N) long, -1 where masked -> (B, N) all filled.
 
-        Each step predicts every masked code at once, keeps the most confident and re-masks the
-        rest on a cosine schedule, so N codes take `steps` forward passes, not N.
+        Each pass predicts every masked code at once, keeps the most confident and re-masks the
+        rest on a cosine schedule, so N codes take `steps` passes, not N. The text prefix is
+        encoded once and cached; each pass runs only the N motion positions.
         """
-        codes = codes.clone()
+        device = self.new_tokens.weight.device
+        codes = codes.clone().to(device)
         B, N = codes.shape
-        rows = [self.sequence(task, text, [-1] * N)[0] for _ in range(B)]
-        start = self.sequence(task, text, [-1] * N)[1]
-        ids = torch.tensor(rows)
-        segment = torch.zeros_like(ids, dtype=torch.bool)
-        segment[:, start: start + N] = True
-        valid = torch.ones_like(segment)
-        initially_masked = codes < 0
-        total = initially_masked.sum(1)  # (B,)
+        past, start, _ = self._prefix_cache(task, text, B)
+        # Motion queries see the whole prefix and each other (the training mask, restricted).
+        allow = torch.ones((B, 1, N, start + N), dtype=torch.bool, device=device)
+        positions = torch.arange(start, start + N, device=device).expand(B, N)
+        total = (codes < 0).sum(1)
         for s in range(1, steps + 1):
             masked = codes < 0
             if not masked.any():
                 break
             body = torch.where(masked, self.special(MASK), self.motion_id(codes.clamp(min=0)))
-            ids[:, start: start + N] = body
-            h = self.hidden(ids, segment, valid).last_hidden_state[:, start: start + N]
-            logits = self.motion_logits(h).float() / max(temperature, 1e-5)
-            if top_k:
-                kth = logits.topk(top_k, dim=-1).values[..., -1:]
-                logits = logits.masked_fill(logits < kth, float("-inf"))
-            probs = logits.softmax(-1)
-            if temperature > 0:
-                sample = torch.multinomial(probs.view(-1, probs.shape[-1]), 1, generator=generator).view(B, N)
-            else:
-                sample = probs.argmax(-1)
-            conf = probs.gather(-1, sample[..., None])[..., 0]
+            h = self.decoder(inputs_embeds=self.embed(body), attention_mask=allow, past_key_values=past,
+                             use_cache=True, position_ids=positions).last_hidden_state
+            past.crop(-N)  # drop this pass's N motion keys; the prefix stays
+            sample, conf = self._sample(self.motion_logits(h), temperature, top_k, generator)
             conf = torch.where(masked, conf, torch.full_like(conf, float("inf")))
             keep_masked = torch.floor(total.float() * math.cos(math.pi / 2 * s / steps)).long()
-            order = conf.argsort(dim=1)  # least confident first
-            rank = torch.empty_like(order)
-            rank.scatter_(1, order, torch.arange(N).expand(B, N))
-            remask = rank < keep_masked[:, None]
-            codes = torch.where(masked & ~remask, sample, codes)
+            rank = torch.empty_like(codes)
+            rank.scatter_(1, conf.argsort(dim=1), torch.arange(N, device=device).expand(B, N))
+            codes = torch.where(masked & (rank >= keep_masked[:, None]), sample, codes)
         return codes
 
     @torch.no_grad()
     def next_token(self, text: str, n: int, batch: int = 1, temperature: float = 1.0, top_k: int = 0,
                    generator: torch.Generator | None = None) -> torch.Tensor:
         """Token-by-token decoding with a KV cache (the <|next|> task) -> (batch, n) codes."""
-        prefix, start = self.sequence(NEXT, text, [])
-        prefix = prefix[:start]  # up to and including <|mot|>
-        ids = torch.tensor([prefix] * batch)
-        no_block = torch.zeros_like(ids, dtype=torch.bool)
-        out = self.hidden(ids, no_block, torch.ones_like(no_block), use_cache=True)
-        past, h = out.past_key_values, out.last_hidden_state[:, -1]
+        past, start, h = self._prefix_cache(NEXT, text, batch)
         codes = []
         for i in range(n):
-            logits = self.motion_logits(h).float() / max(temperature, 1e-5)
-            if top_k:
-                kth = logits.topk(top_k, dim=-1).values[..., -1:]
-                logits = logits.masked_fill(logits < kth, float("-inf"))
-            if temperature > 0:
-                code = torch.multinomial(logits.softmax(-1), 1, generator=generator)[:, 0]
-            else:
-                code = logits.argmax(-1)
+            code, _ = self._sample(self.motion_logits(h), temperature, top_k, generator)
             codes.append(code)
             o = self.decoder(inputs_embeds=self.embed(self.motion_id(code)[:, None]), past_key_values=past,
-                             use_cache=True, position_ids=torch.full((batch, 1), len(prefix) + i))
+                             use_cache=True, position_ids=torch.full((batch, 1), start + i, device=code.device))
             past, h = o.past_key_values, o.last_hidden_state[:, -1]
         return torch.stack(codes, dim=1)
 

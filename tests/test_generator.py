@@ -172,3 +172,24 @@ def test_engine_generates_valid_clips_deterministically(tiny_weights):
             engine.generate("x", **bad)
     with pytest.raises(ValueError, match="steps must be 1..64"):
         Sampling(steps=0)
+
+
+def test_cached_prefix_pass_equals_the_full_sequence(tiny_base):
+    """fill() encodes the text once and runs only motion positions per pass; that must give
+    the same hidden states as the full prefix-LM sequence used in training."""
+    model = _model(tiny_base).eval()
+    codes = torch.tensor([[3, -1, 5, -1, -1, 7]])
+    n = codes.shape[1]
+    with torch.no_grad():
+        past, start, _ = model._prefix_cache(T2M, "a person walks", 1)
+        body = torch.where(codes < 0, model.special(MASK), model.motion_id(codes.clamp(min=0)))
+        cached = model.decoder(inputs_embeds=model.embed(body), past_key_values=past, use_cache=True,
+                               attention_mask=torch.ones((1, 1, n, start + n), dtype=torch.bool),
+                               position_ids=torch.arange(start, start + n)[None]).last_hidden_state
+        seq, st = model.sequence(T2M, "a person walks", codes[0].tolist())
+        ids = torch.tensor([seq])
+        seg = torch.zeros_like(ids, dtype=torch.bool)
+        seg[:, st: st + n] = True
+        full = model.hidden(ids, seg, torch.ones_like(seg)).last_hidden_state[:, st: st + n]
+    assert st == start
+    assert torch.allclose(cached, full, atol=1e-5)
