@@ -31,7 +31,7 @@ class TokenizerConfig:
     width: int = 192                 # channels of the convolutional trunk
     blocks: int = 1                  # residual blocks per resolution
     down: int = 4                    # frames per token (a power of two)
-    quantizer: str = "fsq"           # "fsq" or "vq"
+    quantizer: str = "vq"            # "vq" or "fsq" (tied on reconstruction; vq is shipped)
     fsq_levels: list[int] = field(default_factory=lambda: [8, 5, 5, 5])  # 1000 codes
     vq_codes: int = 512
     vq_dim: int = 64

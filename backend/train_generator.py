@@ -85,9 +85,12 @@ def cosine_mask_ratio(rng: random.Random) -> float:
     return math.cos(math.pi / 2 * rng.random())
 
 
-def make_example(model: MotionLM, clip: TokenClip, training: GeneratorTraining, rng: random.Random):
+def make_example(model: MotionLM, clip: TokenClip, training: GeneratorTraining, rng: random.Random,
+                 length: int | None = None):
+    """One training example from a random window of the clip (`length` tokens when given,
+    so a batch can share one length and carry little padding)."""
     n = min(len(clip.codes), training.max_tokens)
-    n = rng.randint(min(training.min_tokens, n), n)
+    n = min(length, n) if length else rng.randint(min(training.min_tokens, n), n)
     start = rng.randint(0, len(clip.codes) - n)
     codes = [int(c) for c in clip.codes[start: start + n]]
     text = rng.choice(clip.captions)
@@ -172,7 +175,8 @@ def train(ds: Dataset, tokenizer: MotionTokenizer, config: GeneratorConfig, trai
         if training.minutes and time.perf_counter() - t0 > 60 * training.minutes:
             bar.write(f"stopping at step {step}: the {training.minutes} minute budget is spent")
             break
-        batch = model.collate([make_example(model, rng.choice(clips), training, rng)
+        length = rng.randint(training.min_tokens, training.max_tokens)
+        batch = model.collate([make_example(model, rng.choice(clips), training, rng, length)
                                for _ in range(training.batch)])
         tokens_seen += int(batch.valid.sum())
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=training.bf16):

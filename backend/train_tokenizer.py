@@ -24,7 +24,7 @@ from .tokenizer import MotionTokenizer, TokenizerConfig
 class TokenizerTraining:
     """How the tokenizer is trained. Defaults reproduce the shipped weights."""
 
-    steps: int = 3000
+    steps: int = 4000
     batch: int = 64
     window: int = 64          # frames per training window (3.2 s at 20 fps)
     lr: float = 4e-4
