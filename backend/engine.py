@@ -20,6 +20,7 @@ from .paths import default_weights_dir
 from .tokenizer import MotionTokenizer
 
 MAX_SECONDS = 20.0
+MAX_TEXT = 1000  # characters; the model reads at most max_text_tokens of it
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -87,9 +88,12 @@ class Engine:
     # -- tasks -------------------------------------------------------------------------------
     @torch.no_grad()
     def generate(self, text: str, seconds: float, seed: int = 0, variations: int = 1,
-                 sampling: Sampling | None = None, fps: float = 30.0) -> list[Motion]:
-        """Text to motion: `variations` clips of `seconds` at `fps`."""
+                 sampling: Sampling | None = None, fps: float = 30.0, on_step=None) -> list[Motion]:
+        """Text to motion: `variations` clips of `seconds` at `fps`. on_step(done, total) reports
+        progress after each decoding pass and may raise to cancel."""
         sampling = sampling or Sampling()
+        if not isinstance(text, str) or len(text) > MAX_TEXT:
+            raise ValueError(f"text must be a string of at most {MAX_TEXT} characters")
         if not 1 <= variations <= 16:
             raise ValueError(f"variations must be 1..16, got {variations}")
         frames = self._frames(seconds)
@@ -97,7 +101,7 @@ class Engine:
         gen = torch.Generator().manual_seed(int(seed))
         codes = torch.full((variations, n), -1, dtype=torch.long)
         filled = self.model.fill(text, codes, steps=sampling.steps, temperature=sampling.temperature,
-                                 top_k=sampling.top_k, generator=gen)
+                                 top_k=sampling.top_k, generator=gen, on_step=on_step)
         return [self._decode(row.numpy(), frames, fps) for row in filled]
 
     @torch.no_grad()

@@ -211,12 +211,14 @@ class MotionLM(nn.Module):
 
     @torch.no_grad()
     def fill(self, text: str, codes: torch.Tensor, steps: int = 8, temperature: float = 1.0,
-             top_k: int = 0, generator: torch.Generator | None = None, task: int = T2M) -> torch.Tensor:
+             top_k: int = 0, generator: torch.Generator | None = None, task: int = T2M,
+             on_step=None) -> torch.Tensor:
         """MMM-style parallel decoding. codes (B, N) long, -1 where masked -> (B, N) all filled.
 
         Each pass predicts every masked code at once, keeps the most confident and re-masks the
         rest on a cosine schedule, so N codes take `steps` passes, not N. The text prefix is
-        encoded once and cached; each pass runs only the N motion positions.
+        encoded once and cached; each pass runs only the N motion positions. on_step(done, total)
+        is called after every pass (it may raise to cancel).
         """
         device = self.new_tokens.weight.device
         codes = codes.clone().to(device)
@@ -240,6 +242,8 @@ class MotionLM(nn.Module):
             rank = torch.empty_like(codes)
             rank.scatter_(1, conf.argsort(dim=1), torch.arange(N, device=device).expand(B, N))
             codes = torch.where(masked & (rank >= keep_masked[:, None]), sample, codes)
+            if on_step is not None:
+                on_step(s, steps)
         return codes
 
     @torch.no_grad()

@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "data"
@@ -34,3 +35,49 @@ def blender():
     addon_utils.enable("io_anim_bvh", default_set=True)
     yield bpy
     bpy.ops.wm.read_factory_settings(use_empty=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_base(tmp_path_factory):
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from backend.basemodel import GGUF_FILE, verify_gguf
+
+    gguf = verify_gguf()
+    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=GGUF_FILE)
+    folder = tmp_path_factory.mktemp("tiny_llama")
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+                      tie_word_embeddings=True, eos_token_id=tok.eos_token_id)
+    LlamaForCausalLM(cfg).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder
+
+
+def tiny_model(tiny_base, **kw):
+    """A MotionLM on the tiny base (32 motion codes, LoRA r 4)."""
+    from backend.generator import GeneratorConfig, MotionLM
+    from backend.llm import load_base
+
+    config = GeneratorConfig(base=str(tiny_base), codebook_size=32, lora_r=4, **kw)
+    base, tok = load_base(config.base)
+    torch.manual_seed(1)
+    return MotionLM(config, base, tok)
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(tiny_base, tmp_path_factory):
+    """A complete model folder (tokenizer + generator) with tiny random weights."""
+    import numpy as np
+
+    from backend.tokenizer import MotionTokenizer, TokenizerConfig
+    from motioncore.features import LAYOUT
+
+    folder = tmp_path_factory.mktemp("tiny_weights")
+    torch.manual_seed(2)
+    tok = MotionTokenizer(TokenizerConfig(quantizer="fsq", width=32, fsq_levels=[4, 4, 2])).eval()
+    tok.set_statistics(np.zeros(LAYOUT.size), np.ones(LAYOUT.size))
+    tok.save_pretrained(folder)
+    tiny_model(tiny_base).save_pretrained(folder)
+    return folder

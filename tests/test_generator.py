@@ -4,33 +4,8 @@ import json
 import pytest
 import torch
 
-from backend.basemodel import GGUF_FILE, verify_gguf
 from backend.generator import INFILL, MASK, MOT, T2M, GeneratorConfig, MotionLM
-
-
-@pytest.fixture(scope="module")
-def tiny_base(tmp_path_factory):
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    gguf = verify_gguf()
-    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=GGUF_FILE)
-    folder = tmp_path_factory.mktemp("tiny_llama")
-    torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-                      tie_word_embeddings=True, eos_token_id=tok.eos_token_id)
-    LlamaForCausalLM(cfg).save_pretrained(folder)
-    tok.save_pretrained(folder)
-    return folder
-
-
-def _model(tiny_base, **kw):
-    from backend.llm import load_base
-
-    config = GeneratorConfig(base=str(tiny_base), codebook_size=32, lora_r=4, **kw)
-    base, tok = load_base(config.base)
-    torch.manual_seed(1)
-    return MotionLM(config, base, tok)
+from conftest import tiny_model as _model
 
 
 def test_sequence_layout_and_prefix_lm_mask(tiny_base):
@@ -132,23 +107,6 @@ def test_refuses_a_base_without_safetensors(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "gpt2"}))
     with pytest.raises(ValueError, match="Llama-architecture"):
         load_base(str(tmp_path))
-
-
-@pytest.fixture(scope="module")
-def tiny_weights(tiny_base, tmp_path_factory):
-    """A complete model folder (tokenizer + generator) with tiny random weights."""
-    import numpy as np
-
-    from backend.tokenizer import MotionTokenizer, TokenizerConfig
-    from motioncore.features import LAYOUT
-
-    folder = tmp_path_factory.mktemp("tiny_weights")
-    torch.manual_seed(2)
-    tok = MotionTokenizer(TokenizerConfig(width=32, fsq_levels=[4, 4, 2])).eval()
-    tok.set_statistics(np.zeros(LAYOUT.size), np.ones(LAYOUT.size))
-    tok.save_pretrained(folder)
-    _model(tiny_base).save_pretrained(folder)
-    return folder
 
 
 def test_engine_generates_valid_clips_deterministically(tiny_weights):

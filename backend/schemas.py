@@ -1,0 +1,87 @@
+"""Request and response bodies of the HTTP API (version 1), with every field bounded.
+
+Motion on the wire is canonical motion (motioncore): metres, Z up, the character facing -Y,
+root_position (T, 3) of the Hips, local_rotations (T, 21, 4) as (w, x, y, z) relative to the
+parent, joints in CANONICAL_JOINTS order.
+"""
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from motioncore import canonical
+from motioncore.clip import Motion
+from motioncore.wire import WIRE_FORMAT, from_wire, to_wire
+
+from .engine import MAX_SECONDS, MAX_TEXT
+
+API_VERSION = WIRE_FORMAT
+MAX_FPS = 120.0
+MAX_FRAMES = int(MAX_SECONDS * MAX_FPS)
+
+Vec3 = Annotated[list[float], Field(min_length=3, max_length=3)]
+Quat = Annotated[list[float], Field(min_length=4, max_length=4)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class MotionData(Strict):
+    format: int = Field(API_VERSION, description="wire format version")
+    fps: float = Field(gt=0, le=MAX_FPS)
+    joint_names: list[str] = Field(default_factory=lambda: list(canonical.CANONICAL_JOINTS),
+                                   max_length=len(canonical.CANONICAL_JOINTS))
+    root_position: list[Vec3] = Field(min_length=1, max_length=MAX_FRAMES, description="metres, Z up")
+    local_rotations: list[Annotated[list[Quat], Field(min_length=len(canonical.CANONICAL_JOINTS),
+                                                      max_length=len(canonical.CANONICAL_JOINTS))]] = Field(
+        min_length=1, max_length=MAX_FRAMES, description="(T, 21, 4) wxyz")
+
+    @field_validator("format")
+    @classmethod
+    def _known_format(cls, v: int) -> int:
+        if v != API_VERSION:
+            raise ValueError(f"motion format {v} is not supported; this server speaks {API_VERSION}")
+        return v
+
+    @field_validator("joint_names")
+    @classmethod
+    def _canonical_joints(cls, v: list[str]) -> list[str]:
+        if tuple(v) != canonical.CANONICAL_JOINTS:
+            raise ValueError(f"joints must be the {len(canonical.CANONICAL_JOINTS)} canonical joints in order "
+                             f"{list(canonical.CANONICAL_JOINTS)}")
+        return v
+
+    def to_motion(self) -> Motion:
+        return from_wire(self.model_dump())
+
+    @classmethod
+    def from_motion(cls, motion: Motion) -> "MotionData":
+        return cls(**to_wire(motion))
+
+
+class GenerateRequest(Strict):
+    text: str = Field(max_length=MAX_TEXT)
+    seconds: float = Field(gt=0, le=MAX_SECONDS)
+    seed: int = Field(0, ge=0, le=2**31 - 1)
+    variations: int = Field(1, ge=1, le=16)
+    steps: int = Field(8, ge=1, le=64, description="parallel decoding passes")
+    temperature: float = Field(1.0, ge=0, le=10)
+    top_k: int = Field(0, ge=0, le=4096)
+    fps: float = Field(30.0, gt=0, le=MAX_FPS)
+    wait: bool = Field(True, description="answer with the result; false: answer with a job id at once")
+
+
+class CaptionRequest(Strict):
+    motion: MotionData
+
+
+class JobState(BaseModel):
+    job: str
+    task: str
+    status: str = Field(description="queued, running, done, failed or cancelled")
+    progress: float = Field(ge=0, le=1)
+    error: str | None = None
+    motions: list[MotionData] | None = None
+    text: str | None = None

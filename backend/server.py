@@ -1,0 +1,166 @@
+"""`dynamicpose serve`: the engine over HTTP + JSON, on 127.0.0.1 only.
+
+Every request needs the per-launch token (`Authorization: Bearer <token>`) and a loopback Host
+header (a browser page elsewhere cannot reach it by DNS rebinding). Routes are versioned under
+/v1. FastAPI validates every field against the bounded schemas in schemas.py.
+"""
+from __future__ import annotations
+
+import json
+import secrets
+import signal
+import socket
+import sys
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from .engine import Engine, Sampling
+from .jobs import Job, JobQueue
+from .schemas import CaptionRequest, GenerateRequest, JobState, MotionData
+
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "[::1]"}
+
+
+def _host_name(header: str) -> str:
+    if header.startswith("["):
+        return header.split("]")[0] + "]"
+    return header.rsplit(":", 1)[0] if ":" in header else header
+
+
+def job_state(job: Job) -> JobState:
+    motions = text = None
+    if job.status == "done":
+        if job.task == "caption":
+            text = job.result
+        else:
+            motions = [MotionData.from_motion(m) for m in job.result]
+    return JobState(job=job.id, task=job.task, status=job.status, progress=round(job.progress, 3),
+                    error=job.error, motions=motions, text=text)
+
+
+def create_app(engine: Engine, token: str, jobs: JobQueue | None = None, on_ready=None) -> FastAPI:
+    """The API. on_ready() runs once the server is up and handles SIGTERM (where serve()
+    announces itself), so a client that reads the announcement can always stop it cleanly."""
+    from contextlib import asynccontextmanager
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        if on_ready is not None:
+            on_ready()
+        yield
+
+    app = FastAPI(title="DynamicPose backend", version="1", lifespan=lifespan)
+    jobs = jobs or JobQueue()
+    app.state.jobs = jobs
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next):
+        if _host_name(request.headers.get("host", "")) not in LOOPBACK_HOSTS:
+            return JSONResponse({"detail": "requests must name a loopback Host (127.0.0.1 or localhost)"},
+                                status_code=403)
+        given = request.headers.get("authorization", "")
+        if not secrets.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            return JSONResponse({"detail": "missing or wrong token (Authorization: Bearer <token>)"},
+                                status_code=401)
+        return await call_next(request)
+
+    async def wait_for(job: Job, wait: bool) -> JobState:
+        if wait:
+            import asyncio
+
+            await asyncio.get_running_loop().run_in_executor(None, job.done.wait)
+        return job_state(job)
+
+    def answer(state: JobState) -> JSONResponse:
+        code = 200
+        if state.status == "failed":  # the engine refused the input (400) or broke (500)
+            code = 500 if (state.error or "").startswith("internal") else 400
+        return JSONResponse(state.model_dump(exclude_none=True), status_code=code)
+
+    @app.get("/v1/info")
+    def info() -> dict:
+        return {**engine.info(), "api": 1, "queued": jobs.pending()}
+
+    @app.post("/v1/generate", response_model=JobState, response_model_exclude_none=True)
+    async def generate(body: GenerateRequest):
+        sampling = Sampling(steps=body.steps, temperature=body.temperature, top_k=body.top_k)
+        job = jobs.submit("generate", lambda j: engine.generate(
+            body.text, body.seconds, seed=body.seed, variations=body.variations, sampling=sampling,
+            fps=body.fps, on_step=j.on_step))
+        return answer(await wait_for(job, body.wait))
+
+    @app.post("/v1/caption", response_model=JobState, response_model_exclude_none=True)
+    async def caption(body: CaptionRequest):
+        try:
+            motion = body.motion.to_motion()
+        except ValueError as e:
+            return JSONResponse({"detail": str(e)}, status_code=422)
+        job = jobs.submit("caption", lambda j: engine.caption(motion))
+        return answer(await wait_for(job, True))
+
+    @app.get("/v1/jobs/{job_id}", response_model=JobState, response_model_exclude_none=True)
+    def get_job(job_id: str):
+        job = jobs.get(job_id)
+        if job is None:
+            return JSONResponse({"detail": f"no job {job_id!r}"}, status_code=404)
+        return job_state(job)
+
+    @app.post("/v1/jobs/{job_id}/cancel", response_model=JobState, response_model_exclude_none=True)
+    def cancel_job(job_id: str):
+        job = jobs.cancel(job_id)
+        if job is None:
+            return JSONResponse({"detail": f"no job {job_id!r}"}, status_code=404)
+        return job_state(job)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError):
+        # Name the field and the problem; never echo the input (it may hold NaN, or 100 kB).
+        detail = [{"loc": list(e.get("loc", [])), "msg": e.get("msg", "invalid")} for e in exc.errors()]
+        return JSONResponse({"detail": detail}, status_code=422)
+
+    @app.exception_handler(OverflowError)
+    async def busy(request: Request, exc: OverflowError):
+        return JSONResponse({"detail": str(exc)}, status_code=429)
+
+    return app
+
+
+def loopback_socket(port: int = 0) -> socket.socket:
+    """A listening socket on 127.0.0.1 (port 0: a free one). Nothing else is ever bound."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    sock.listen(64)
+    return sock
+
+
+def serve(port: int = 0, weights: Path | None = None, device: str = "auto", token: str | None = None) -> None:
+    """Load the engine, print one JSON line {"url", "token", "pid", "device"} and serve until
+    SIGINT or SIGTERM (uvicorn finishes running requests, then stops)."""
+    import os
+
+    import uvicorn
+
+    engine = Engine(weights, device=device)
+    token = token or os.environ.get("DYNAMICPOSE_TOKEN") or secrets.token_urlsafe(24)
+    sock = loopback_socket(port)
+    host, bound = sock.getsockname()[:2]
+    def announce() -> None:
+        print(json.dumps({"url": f"http://{host}:{bound}", "token": token, "pid": os.getpid(),
+                          "device": str(engine.device), "load_seconds": round(engine.load_seconds, 2)}),
+              flush=True)
+
+    app = create_app(engine, token, on_ready=announce)
+    config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=5)
+    # uvicorn handles SIGTERM gracefully, then re-raises it to the handler it found: make that
+    # a no-op so the process finishes its clean-up and exits 0.
+    signal.signal(signal.SIGTERM, lambda *_: None)
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        app.state.jobs.close()
+        sock.close()
+        print("dynamicpose: server stopped", file=sys.stderr, flush=True)
