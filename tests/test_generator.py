@@ -4,7 +4,7 @@ import json
 import pytest
 import torch
 
-from backend.generator import INFILL, MASK, MOT, T2M, GeneratorConfig, MotionLM
+from backend.generator import INFILL, MASK, MOT, T2M, MotionLM
 from conftest import tiny_model as _model
 
 
@@ -151,3 +151,33 @@ def test_cached_prefix_pass_equals_the_full_sequence(tiny_base):
         full = model.hidden(ids, seg, torch.ones_like(seg)).last_hidden_state[:, st: st + n]
     assert st == start
     assert torch.allclose(cached, full, atol=1e-5)
+
+
+def test_user_adapter_trains_from_a_folder_of_bvh(tiny_weights, tmp_path):
+    """`dynamicpose train adapter` on two labelled clips, on top of a model folder."""
+    import os
+    import subprocess
+    import sys
+
+    from safetensors.torch import load_file
+
+    from backend.engine import Engine
+    from conftest import DATA, ROOT
+
+    out = tmp_path / "studio"
+    env = dict(os.environ, PYTHONPATH=str(ROOT), DYNAMICPOSE_CACHE=str(tmp_path / "cache"))
+    run = subprocess.run([sys.executable, "-m", "backend", "train", "adapter", "--data", str(DATA / "bandai-1"),
+                          "--out", str(out), "--steps", "8", "--batch", "4", "--base-model", str(tiny_weights)],
+                         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "adapter written to" in run.stdout
+    before = load_file(str(tiny_weights / "adapter" / "adapter_model.safetensors"))
+    after = load_file(str(out / "adapter" / "adapter_model.safetensors"))
+    assert before.keys() == after.keys()
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+    clip = Engine(out, device="cpu").generate("a person bows", 1.0, seed=0)[0]
+    assert clip.num_frames == 30
+    same = subprocess.run([sys.executable, "-m", "backend", "train", "adapter", "--data", str(DATA / "bandai-1"),
+                           "--out", str(tiny_weights), "--base-model", str(tiny_weights)],
+                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    assert same.returncode == 2 and "never overwritten" in same.stderr
