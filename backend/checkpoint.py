@@ -61,3 +61,16 @@ def load(directory: Path, model: torch.nn.Module, optimizer: torch.optim.Optimiz
     if scheduler is not None and meta.get("scheduler"):
         scheduler.load_state_dict(meta["scheduler"])
     return meta
+
+
+def warmup_cosine(optimizer: torch.optim.Optimizer, warmup: int, steps: int, floor: float = 0.1):
+    """Linear warm-up over `warmup` steps, then cosine decay to `floor` of the base rate at `steps`."""
+    import math
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        t = min((step - warmup) / max(1, steps - warmup), 1.0)
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)

@@ -152,13 +152,7 @@ def train(ds: Dataset, tokenizer: MotionTokenizer, config: GeneratorConfig, trai
                              {"params": model.new_tokens.parameters(), "lr": training.new_token_lr}],
                             weight_decay=0.0)
 
-    def schedule(step: int) -> float:
-        if step < training.warmup:
-            return (step + 1) / training.warmup
-        t = (step - training.warmup) / max(1, training.steps - training.warmup)
-        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
-
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+    sched = checkpoint.warmup_cosine(opt, training.warmup, training.steps)
     ckpt = Path(out) / "generator_checkpoint"
     step, history = 0, {"motion loss": [], "caption loss": []}
     trainable = torch.nn.ModuleDict({"lm": model.lm, "new_tokens": model.new_tokens})

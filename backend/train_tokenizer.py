@@ -126,13 +126,7 @@ def train(ds: Dataset, config: TokenizerConfig, training: TokenizerTraining, out
                             training.window, training.seed)
     opt = torch.optim.AdamW(model.parameters(), lr=training.lr, weight_decay=0.0)
 
-    def schedule(step: int) -> float:  # linear warm-up, cosine decay to 10%
-        if step < training.warmup:
-            return (step + 1) / training.warmup
-        t = (step - training.warmup) / max(1, training.steps - training.warmup)
-        return 0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * min(t, 1.0)))
-
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+    sched = checkpoint.warmup_cosine(opt, training.warmup, training.steps)
     ckpt = Path(out) / "checkpoint"
     step, history = 0, {"train loss": [], "val MPJPE (m)": []}
     if resume and (ckpt / "checkpoint.json").is_file():
