@@ -84,21 +84,6 @@ def heading_yaw(positions: np.ndarray, skeleton: Skeleton | None = None) -> np.n
     return np.arctan2(lateral[:, 1], lateral[:, 0])
 
 
-def _shortest_arc(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Quaternion of the smallest rotation taking unit vector a to unit vector b."""
-    a = a / np.linalg.norm(a)
-    b = b / np.linalg.norm(b)
-    axis = np.cross(a, b)
-    s = np.linalg.norm(axis)
-    angle = np.arctan2(s, np.dot(a, b))
-    if s < 1e-12:
-        if np.dot(a, b) > 0:
-            return rot.identity()
-        perp = np.cross(a, [1.0, 0, 0] if abs(a[0]) < 0.9 else [0, 1.0, 0])
-        return rot.from_axis_angle(perp / np.linalg.norm(perp) * np.pi)
-    return rot.from_axis_angle(axis / s * angle)
-
-
 def derive_alignment(bandai: Motion, frame: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Alignment rotations and canonical T-pose offsets from one standing Bandai frame.
 
@@ -130,7 +115,7 @@ def derive_alignment(bandai: Motion, frame: int = 0) -> tuple[np.ndarray, np.nda
             swing[name] = rot.from_matrix(current.T)
         elif name in _TPOSE_DIRECTION:
             child = CANONICAL_JOINTS[CANONICAL_PARENTS.index(j)]
-            swing[name] = _shortest_arc(pos[idx[child]] - pos[idx[name]],
+            swing[name] = rot.shortest_arc(pos[idx[child]] - pos[idx[name]],
                                         np.array(_TPOSE_DIRECTION[name], dtype=float))
         else:  # leaves (Head, Hands, Toes) keep their pose relative to the parent bone
             swing[name] = swing[CANONICAL_JOINTS[CANONICAL_PARENTS[j]]]

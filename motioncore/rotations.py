@@ -243,3 +243,45 @@ def angle_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Geodesic angle in radians between rotations a and b, (..., 4) -> (...)."""
     dot = np.abs(np.sum(normalize(a) * normalize(b), axis=-1))
     return 2.0 * np.arccos(np.clip(dot, -1.0, 1.0))
+
+
+def shortest_arc(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Quaternion of the smallest rotation taking vector a onto the direction of vector b."""
+    a = np.asarray(a, dtype=float) / np.linalg.norm(a)
+    b = np.asarray(b, dtype=float) / np.linalg.norm(b)
+    axis = np.cross(a, b)
+    s = np.linalg.norm(axis)
+    angle = np.arctan2(s, np.dot(a, b))
+    if s < 1e-12:
+        if np.dot(a, b) > 0:
+            return identity()
+        perp = np.cross(a, [1.0, 0, 0] if abs(a[0]) < 0.9 else [0, 1.0, 0])
+        return from_axis_angle(perp / np.linalg.norm(perp) * np.pi)
+    return from_axis_angle(axis / s * angle)
+
+
+def frame_from(up: np.ndarray, lateral: np.ndarray) -> np.ndarray:
+    """Rotation (wxyz) of the frame whose z is `up` and whose x is `lateral` made
+    orthogonal to it: the frame of a hips or chest from its up bone and its left-right line."""
+    z = np.asarray(up, dtype=float) / np.linalg.norm(up)
+    x = np.asarray(lateral, dtype=float) - np.dot(lateral, z) * z
+    x /= np.linalg.norm(x)
+    return from_matrix(np.stack([x, np.cross(z, x), z], axis=-1))
+
+
+def from_blender_euler(xyz: np.ndarray, mode: str) -> np.ndarray:
+    """Blender Euler channels (..., 3), always stored as (x, y, z), in rotation mode `mode`
+    ('XYZ' applies X first: R = Rz Ry Rx) -> (..., 4) wxyz."""
+    order = _check_order(mode)[::-1]
+    xyz = np.asarray(xyz, dtype=float)
+    return from_euler(np.stack([xyz[..., _AXIS_INDEX[a]] for a in order], axis=-1), order)
+
+
+def to_blender_euler(q: np.ndarray, mode: str) -> np.ndarray:
+    """Inverse of from_blender_euler: (..., 4) wxyz -> (..., 3) (x, y, z) channels."""
+    order = _check_order(mode)[::-1]
+    angles = to_euler(q, order)
+    out = np.empty_like(angles)
+    for k, a in enumerate(order):
+        out[..., _AXIS_INDEX[a]] = angles[..., k]
+    return out

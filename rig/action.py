@@ -1,60 +1,146 @@
-"""Write pose channels into a new Action, in bulk, through the slotted-action API.
+"""Pose channels in and out of Actions, in bulk, through the slotted-action API.
 
-Blender 4.4+ actions are slotted (5.0 removed Action.fcurves); 4.2/4.3 take fcurves on the
+Blender 4.4+ actions are slotted (5.0 removed Action.fcurves); 4.2/4.3 keep fcurves on the
 action itself. Keys go in with keyframe_points.add + foreach_set, about 100x faster than
-keyframe_insert.
+keyframe_insert. Rotations are written in each bone's own rotation mode, so the user's rig
+settings are never changed.
 """
 from __future__ import annotations
 
 import bpy
 import numpy as np
 
+from ..motioncore import rotations as rot
 
-def _fcurve_collection(action: bpy.types.Action, obj: bpy.types.Object):
-    """Where new fcurves go for this action on this object, assigning the action."""
-    anim = obj.animation_data or obj.animation_data_create()
-    anim.action = action
-    if hasattr(action, "slots"):  # Blender 4.4+
-        from bpy_extras import anim_utils
+GENERATED_KEY = "GENERATED"  # keyframe type marking our keys (Blender 4.2+), so the user's stand out
 
+
+def _channelbag(action: bpy.types.Action, obj: bpy.types.Object, create: bool):
+    """The fcurve collection of `action` for `obj` (None if absent and not created)."""
+    if not hasattr(action, "slots"):  # Blender 4.2/4.3
+        return action.fcurves
+    from bpy_extras import anim_utils
+
+    anim = obj.animation_data
+    slot = anim.action_slot if anim is not None and anim.action == action else None
+    if slot is None:
+        slot = next((s for s in action.slots if s.target_id_type == "OBJECT"), None)
+    if slot is None:
+        if not create:
+            return None
         slot = action.slots.new(id_type="OBJECT", name=obj.name)
-        anim.action_slot = slot
-        return anim_utils.action_ensure_channelbag_for_slot(action, slot).fcurves
-    return action.fcurves
+    bag = anim_utils.action_get_channelbag_for_slot(action, slot)
+    if bag is None and create:
+        bag = anim_utils.action_ensure_channelbag_for_slot(action, slot)
+    return None if bag is None else bag.fcurves
 
 
-def _write_curve(fcurves, data_path: str, index: int, group: str,
-                 frames: np.ndarray, values: np.ndarray) -> None:
-    fc = fcurves.new(data_path, index=index, group_name=group)
-    fc.keyframe_points.add(len(frames))
-    co = np.empty(2 * len(frames), dtype=np.float32)
-    co[0::2] = frames
-    co[1::2] = values
-    fc.keyframe_points.foreach_set("co", co)
-    fc.update()
+def assign(obj: bpy.types.Object, action: bpy.types.Action) -> None:
+    """Make `action` the object's action, keeping the previous one safe (fake user)."""
+    anim = obj.animation_data or obj.animation_data_create()
+    if anim.action is not None and anim.action != action:
+        anim.action.use_fake_user = True
+    anim.action = action
+    if hasattr(action, "slots"):
+        slot = next((s for s in action.slots if s.target_id_type == "OBJECT"), None)
+        anim.action_slot = slot or action.slots.new(id_type="OBJECT", name=obj.name)
 
 
-def write_action(obj: bpy.types.Object, name: str, bone_names: list[str],
-                 rotations: np.ndarray, root_location: np.ndarray,
-                 frame_start: float = 1.0) -> bpy.types.Action:
-    """A new Action on `obj` holding quaternion keys for every bone and location keys for
-    the first (root) bone, one key per frame from frame_start.
+def _rotation_channels(mode: str, q: np.ndarray) -> tuple[str, np.ndarray]:
+    """(T, 4) wxyz -> (property name, (T, n) values) in a bone's rotation mode."""
+    if mode == "QUATERNION":
+        return "rotation_quaternion", rot.make_continuous(q)
+    if mode == "AXIS_ANGLE":
+        aa = rot.to_axis_angle(q)
+        angle = np.linalg.norm(aa, axis=-1, keepdims=True)
+        axis = np.where(angle > 1e-9, aa / np.maximum(angle, 1e-12), [0.0, 1.0, 0.0])
+        return "rotation_axis_angle", np.concatenate([angle, axis], axis=-1)
+    euler = rot.to_blender_euler(q, mode)
+    return "rotation_euler", np.unwrap(euler, axis=0)  # no 360-degree flips between keys
 
-    rotations: (T, J, 4) wxyz pose-bone quaternions (bone space); root_location: (T, 3).
-    The previous action stays in bpy.data (with a fake user) so nothing of the user's is lost.
-    """
-    T = rotations.shape[0]
-    frames = frame_start + np.arange(T, dtype=np.float64)
-    previous = obj.animation_data.action if obj.animation_data else None
-    if previous is not None:
-        previous.use_fake_user = True
-    action = bpy.data.actions.new(name)
-    fcurves = _fcurve_collection(action, obj)
-    for j, bone in enumerate(bone_names):
-        path = f'pose.bones["{bone}"].rotation_quaternion'
-        for i in range(4):
-            _write_curve(fcurves, path, i, bone, frames, rotations[:, j, i])
-    root_path = f'pose.bones["{bone_names[0]}"].location'
-    for i in range(3):
-        _write_curve(fcurves, root_path, i, bone_names[0], frames, root_location[:, i])
+
+def pose_channels(obj: bpy.types.Object, bones: list[int], names: tuple[str, ...], basis: np.ndarray,
+                  loc: np.ndarray, located: set[int]) -> dict[tuple[str, int, str], np.ndarray]:
+    """{(data path, index, group): (T,) values} for the listed bones: rotations in each bone's
+    mode, locations for the bones in `located`."""
+    out = {}
+    for b in bones:
+        name = names[b]
+        pb = obj.pose.bones[name]
+        prop, values = _rotation_channels(pb.rotation_mode, basis[:, b])
+        for i in range(values.shape[1]):
+            out[(f'pose.bones["{name}"].{prop}', i, name)] = values[:, i]
+        if b in located:
+            for i in range(3):
+                out[(f'pose.bones["{name}"].location', i, name)] = loc[:, b, i]
+    return out
+
+
+def write_action(obj: bpy.types.Object, name: str, channels: dict[tuple[str, int, str], np.ndarray],
+                 frames: np.ndarray, key_type: str = GENERATED_KEY,
+                 base: bpy.types.Action | None = None) -> bpy.types.Action:
+    """A new Action on `obj` with one key per frame on each channel, built completely before
+    it is assigned (nothing half-written). With `base`, the new action starts as a copy of it
+    and the given channels replace theirs only inside [frames[0], frames[-1]]."""
+    action = base.copy() if base is not None else bpy.data.actions.new(name)
+    action.name = name
+    assign(obj, action)
+    fcurves = _channelbag(action, obj, create=True)
+    kind = bpy.types.Keyframe.bl_rna.properties["type"].enum_items[key_type].value
+    lo, hi = float(frames[0]), float(frames[-1])
+    for (path, index, group), values in channels.items():
+        fc = fcurves.find(path, index=index)
+        if fc is None:
+            fc = fcurves.new(path, index=index, group_name=group)
+        else:  # replace only the range; the user's keys outside it stay as they are
+            for k in [k for k in fc.keyframe_points if lo <= k.co[0] <= hi][::-1]:
+                fc.keyframe_points.remove(k, fast=True)
+        n0 = len(fc.keyframe_points)
+        fc.keyframe_points.add(len(frames))
+        co = np.empty(2 * len(frames), dtype=np.float32)
+        co[0::2], co[1::2] = frames, values
+        # New points are appended; write them, then let Blender sort and recompute handles.
+        flat = np.empty(2 * (n0 + len(frames)), dtype=np.float32)
+        fc.keyframe_points.foreach_get("co", flat)
+        flat[2 * n0:] = co
+        fc.keyframe_points.foreach_set("co", flat)
+        types = np.empty(n0 + len(frames), dtype=np.int32)
+        fc.keyframe_points.foreach_get("type", types)
+        types[n0:] = kind
+        fc.keyframe_points.foreach_set("type", types)
+        fc.update()
     return action
+
+
+def read_channels(obj: bpy.types.Object, names: tuple[str, ...], frames: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """The object's action evaluated at `frames` -> (basis (T, B, 4) wxyz, location (T, B, 3))
+    for every bone; channels without an fcurve take the pose bone's current value."""
+    T, B = len(frames), len(names)
+    basis, loc = np.zeros((T, B, 4)), np.zeros((T, B, 3))
+    action = obj.animation_data.action if obj.animation_data else None
+    fcurves = _channelbag(action, obj, create=False) if action is not None else None
+
+    def track(pb, prop: str, n: int) -> np.ndarray:
+        current = np.array(getattr(pb, prop), dtype=float)
+        out = np.tile(current, (T, 1))
+        path = f'pose.bones["{pb.name}"].{prop}'
+        for i in range(n):
+            fc = fcurves.find(path, index=i) if fcurves is not None else None
+            if fc is not None:
+                out[:, i] = [fc.evaluate(float(f)) for f in frames]
+        return out
+
+    for b, name in enumerate(names):
+        pb = obj.pose.bones[name]
+        mode = pb.rotation_mode
+        if mode == "QUATERNION":
+            q = rot.normalize(track(pb, "rotation_quaternion", 4))
+        elif mode == "AXIS_ANGLE":
+            v = track(pb, "rotation_axis_angle", 4)
+            q = rot.from_axis_angle(v[:, 1:] / np.linalg.norm(v[:, 1:], axis=-1, keepdims=True) * v[:, :1])
+        else:
+            q = rot.from_blender_euler(track(pb, "rotation_euler", 3), mode)
+        basis[:, b] = q
+        loc[:, b] = track(pb, "location", 3)
+    return basis, loc

@@ -1,4 +1,4 @@
-"""Build an armature for a motioncore Skeleton, and read rest orientations back."""
+"""Build an armature for a motioncore Skeleton."""
 from __future__ import annotations
 
 import bpy
@@ -11,7 +11,8 @@ LEAF_LENGTH = 0.08  # metres; BVH leaves (Head, Hand, Toes) have no child to poi
 
 def create_armature(skeleton: Skeleton, name: str = "DynamicPose",
                     collection: bpy.types.Collection | None = None) -> bpy.types.Object:
-    """A new armature object whose bones sit on the skeleton's rest pose (metres, Z up).
+    """A new armature object whose bones sit on the skeleton's rest pose (metres, Z up),
+    standing on z = 0 like the motion data.
 
     Each bone runs from its joint to its first child; leaves continue their parent's direction.
     """
@@ -19,6 +20,7 @@ def create_armature(skeleton: Skeleton, name: str = "DynamicPose",
     obj = bpy.data.objects.new(name, data)
     (collection or bpy.context.scene.collection).objects.link(obj)
     rest = skeleton.rest_positions()
+    rest = rest - [0.0, 0.0, rest[:, 2].min()]
     view_layer = bpy.context.view_layer
     previous = view_layer.objects.active
     view_layer.objects.active = obj
@@ -50,8 +52,3 @@ def create_armature(skeleton: Skeleton, name: str = "DynamicPose",
         pb.rotation_mode = "QUATERNION"
     return obj
 
-
-def rest_orientations(obj: bpy.types.Object, bone_names: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """((J, 3, 3) armature-space rest rotations, (J, 3) rest heads) of the named bones."""
-    mats = np.array([np.array(obj.data.bones[n].matrix_local) for n in bone_names])
-    return mats[:, :3, :3], mats[:, :3, 3]

@@ -1,4 +1,5 @@
-"""The canonical rig and the bulk action writer, in the real Blender module."""
+"""Motion onto real rigs and back, in the real Blender module: the canonical rig, a Bandai BVH
+imported with Blender's own importer (Euler bones, centimetres) and the Rigify metarig."""
 import os
 import subprocess
 import sys
@@ -9,7 +10,7 @@ import pytest
 from conftest import DATA, ROOT
 from motioncore import canonical, read_bvh
 from motioncore import rotations as rot
-from motioncore.bonespace import from_pose_channels, to_pose_channels
+from motioncore.canonical import CANONICAL_JOINTS
 
 
 @pytest.fixture
@@ -17,41 +18,113 @@ def walk():
     return canonical.to_canonical(read_bvh(DATA / "bandai-1" / "dataset-1_walk_normal_002.bvh"))
 
 
-def test_pose_channels_round_trip(walk):
-    rest = rot.to_matrix(rot.normalize(np.random.default_rng(3).normal(size=(21, 4))))
-    head = np.array([0.1, -0.2, 0.9])
-    q, loc = to_pose_channels(walk.local_rotations, walk.root_position, rest, head)
-    local, root = from_pose_channels(q, loc, rest, head)
-    assert rot.angle_between(local, walk.local_rotations).max() < 1e-6
-    assert np.abs(root - walk.root_position).max() < 1e-9
-
-
-def test_action_on_canonical_rig_reproduces_joint_positions(blender, walk):
-    bpy = blender
+@pytest.fixture
+def addon(blender):
     from tools.addon_import import import_addon
 
     import_addon()
-    from dynamic_pose.rig import action, armature
+    import dynamic_pose
 
-    obj = armature.create_armature(walk.skeleton, "Rig")
-    old = bpy.data.actions.new("users_own")
-    obj.animation_data_create().action = old
-    names = list(walk.skeleton.names)
-    rest_rot, rest_head = armature.rest_orientations(obj, names)
-    q, loc = to_pose_channels(walk.local_rotations, walk.root_position, rest_rot, rest_head[0])
-    act = action.write_action(obj, "walk", names, q, loc, frame_start=1)
+    return dynamic_pose
 
-    assert obj.animation_data.action == act and old.use_fake_user and old.name in bpy.data.actions
-    slot = obj.animation_data.action_slot
+
+def make_rig(bpy, kind: str):
+    import addon_utils
+
+    if kind == "canonical":
+        from dynamic_pose.rig import armature
+
+        return armature.create_armature(canonical.canonical_skeleton(), "Rig")
+    if kind == "bandai":
+        bpy.ops.import_anim.bvh(filepath=str(DATA / "bandai-2" / "dataset-2_run_normal_001.bvh"))
+        return bpy.context.object
+    addon_utils.enable("rigify", default_set=True)
+    bpy.ops.object.armature_human_metarig_add()
+    return bpy.context.object
+
+
+def curves(action):
     from bpy_extras import anim_utils
-    curves = anim_utils.action_get_channelbag_for_slot(act, slot).fcurves
-    assert len(curves) == 21 * 4 + 3
-    assert tuple(act.frame_range) == (1.0, float(walk.num_frames))
-    expected = walk.positions()
-    for t in (0, walk.num_frames // 3, walk.num_frames - 1):
-        bpy.context.scene.frame_set(1 + t)
-        heads = np.array([np.array(obj.matrix_world @ obj.pose.bones[n].head) for n in names])
-        assert np.abs(heads - expected[t]).max() < 1e-3
+
+    return anim_utils.action_get_channelbag_for_slot(action, action.slots[0]).fcurves
+
+
+def evaluated_heads(bpy, obj, names, frame):
+    bpy.context.scene.frame_set(frame)
+    return np.array([np.array(obj.matrix_world @ obj.pose.bones[n].head) for n in names])
+
+
+@pytest.mark.parametrize("kind,preset", [("canonical", "bandai"), ("bandai", "bandai"), ("rigify", "rigify_metarig")])
+def test_motion_onto_rig_and_back(addon, walk, kind, preset):
+    import bpy
+
+    from dynamic_pose.motioncore.retarget import detect_preset
+    from dynamic_pose.rig import motion_io, read
+
+    obj = make_rig(bpy, kind)
+    assert detect_preset([b.name for b in obj.data.bones])[0] == preset
+    before = obj.animation_data.action if obj.animation_data else None
+    before_keys = None if before is None else sorted((fc.data_path, fc.array_index, len(fc.keyframe_points))
+                                                     for fc in curves(before))
+    rt = read.retarget_for(obj)
+    act = motion_io.put_motion(obj, walk, "walk", rt, frame_start=10, fps=30.0)
+
+    assert obj.animation_data.action == act and act.frame_range[:] == pytest.approx((10, 9 + walk.num_frames))
+    if before is not None:  # the user's action is intact and kept
+        assert before.use_fake_user and before.name in bpy.data.actions
+        after = sorted((fc.data_path, fc.array_index, len(fc.keyframe_points))
+                       for fc in curves(before))
+        assert after == before_keys
+    # Every mapped bone is keyed, in its own rotation mode, with generated keys.
+    for j, b in rt.joint_bone.items():
+        name = rt.rig.names[b]
+        prop = {"QUATERNION": "rotation_quaternion"}.get(obj.pose.bones[name].rotation_mode, "rotation_euler")
+        fc = curves(act).find(f'pose.bones["{name}"].{prop}', index=0)
+        assert fc is not None and len(fc.keyframe_points) == walk.num_frames
+        assert fc.keyframe_points[0].type == "GENERATED"
+
+    # Blender's own evaluation agrees with the retargeting's rig kinematics...
+    names = [rt.rig.names[rt.joint_bone[j]] for j in CANONICAL_JOINTS]
+    idx = [rt.joint_bone[j] for j in CANONICAL_JOINTS]
+    basis, loc = rt.to_rig(walk)
+    _, heads = rt.pose(basis, loc)
+    height = rt.scale * np.ptp(rt.canon_rest[:, 2])
+    for t in (0, walk.num_frames // 2, walk.num_frames - 1):
+        world = np.array(obj.matrix_world)
+        expected = heads[t, idx] @ world[:3, :3].T + world[:3, 3]
+        assert np.abs(evaluated_heads(bpy, obj, names, 10 + t) - expected).max() < 1e-4 * height
+    # ...and the joints follow the source, scaled, where the rig has the same proportions.
+    if kind != "rigify":
+        src = rt.heads[rt.hips_bone] + rt.scale * (walk.positions() - rt.canon_rest[0])
+        assert np.linalg.norm(heads[:, idx] - src, axis=-1).max() < 0.02 * height
+
+    # Reading the keys back gives the canonical motion again.
+    back = motion_io.take_motion(obj, rt, 10 + np.arange(walk.num_frames), 30.0)
+    err = rot.angle_between(back.local_rotations, walk.local_rotations)
+    assert err.max() < 1e-4 if kind != "rigify" else np.median(err) < 1e-4
+    assert np.abs(back.root_position - walk.root_position).max() < 1e-3
+
+
+def test_in_range_rewrite_keeps_the_users_other_keys(addon, walk):
+    import bpy
+
+    from dynamic_pose.rig import motion_io, read
+
+    obj = make_rig(bpy, "canonical")
+    rt = read.retarget_for(obj)
+    first = motion_io.put_motion(obj, walk, "take 1", rt, frame_start=1, fps=30.0)
+    still = walk.trim(0, 1)
+    still = type(walk)(walk.skeleton, walk.fps, np.repeat(still.root_position, 10, 0),
+                       np.repeat(still.local_rotations, 10, 0))
+    second = motion_io.put_motion(obj, still, "take 2", rt, frame_start=11, fps=30.0, base=first)
+    assert second != first and first.name in bpy.data.actions and obj.animation_data.action == second
+    path = 'pose.bones["LowerLeg_L"].rotation_quaternion'
+    f1 = curves(first).find(path, index=1)
+    f2 = curves(second).find(path, index=1)
+    for frame in (3.0, 25.0):  # outside the rewritten range: identical
+        assert f2.evaluate(frame) == f1.evaluate(frame)
+    inside = [f2.evaluate(float(f)) for f in range(11, 21)]
+    assert np.ptp(inside) < 1e-6 and len(f2.keyframe_points) == len(f1.keyframe_points)
 
 
 def test_demo_writes_blend_png_and_bvh(tmp_path):
@@ -75,3 +148,16 @@ def test_demo_writes_blend_png_and_bvh(tmp_path):
     bones, name, last = opened.stdout.strip().splitlines()[-1].split()
     assert bones == "21" and name == clip and int(last) > 30
     assert read_bvh(out / "demo.bvh").num_frames == int(last)
+
+
+@pytest.mark.parametrize("mode", ["XYZ", "XZY", "YXZ", "YZX", "ZXY", "ZYX"])
+def test_blender_euler_modes_match_mathutils(blender, mode):
+    from mathutils import Euler
+
+    rng = np.random.default_rng(7)
+    for xyz in rng.uniform(-3, 3, size=(20, 3)):
+        q = np.array(Euler(xyz.tolist(), mode).to_quaternion())
+        mat = np.array(Euler(xyz.tolist(), mode).to_matrix())
+        assert np.abs(rot.to_matrix(rot.from_blender_euler(xyz, mode)) - mat).max() < 1e-5  # mathutils is float32
+        back = rot.to_blender_euler(q, mode)
+        assert np.abs(np.array(Euler(back.tolist(), mode).to_matrix()) - mat).max() < 1e-5  # mathutils is float32

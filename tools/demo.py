@@ -34,19 +34,16 @@ def put_on_canonical_rig(motion, name: str):
     """A new scene holding the canonical armature with `motion` as its action; returns the object."""
     import bpy
 
-    from motioncore.bonespace import to_pose_channels
     from tools.addon_import import import_addon
 
     import_addon()
-    from dynamic_pose.rig import action, armature
+    from dynamic_pose.rig import armature, motion_io, read
 
     scene = bpy.context.scene
     scene.render.fps = int(round(motion.fps))
     scene.frame_start, scene.frame_end = 1, motion.num_frames
     obj = armature.create_armature(motion.skeleton, "DynamicPose_canonical")
-    rest_rot, rest_head = armature.rest_orientations(obj, list(motion.skeleton.names))
-    quats, loc = to_pose_channels(motion.local_rotations, motion.root_position, rest_rot, rest_head[0])
-    action.write_action(obj, name, list(motion.skeleton.names), quats, loc, frame_start=1)
+    motion_io.put_motion(obj, motion, name, read.retarget_for(obj), frame_start=1, fps=motion.fps)
     return obj
 
 

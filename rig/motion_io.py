@@ -1,0 +1,35 @@
+"""Canonical motion onto an armature's action, and back: the one path every operator uses."""
+from __future__ import annotations
+
+import bpy
+import numpy as np
+
+from ..motioncore.clip import Motion
+from ..motioncore.retarget import Retarget
+from . import action as act
+
+
+def scene_fps(scene: bpy.types.Scene) -> float:
+    return scene.render.fps / scene.render.fps_base
+
+
+def put_motion(obj: bpy.types.Object, motion: Motion, name: str, rt: Retarget, frame_start: float,
+               fps: float, in_place: bool = False, base: bpy.types.Action | None = None) -> bpy.types.Action:
+    """Write `motion` (canonical) as a new action on `obj`, one key per frame at `fps` from
+    frame_start. With `base`, the new action is a copy of it with only that range replaced."""
+    m = motion.resample(fps) if abs(motion.fps - fps) > 1e-6 else motion
+    basis, loc = rt.to_rig(m, in_place=in_place)
+    located = set()
+    b = rt.hips_bone
+    while b >= 0:  # the hips carry the root; their ancestors are held at rest, location included
+        located.add(b)
+        b = rt.rig.parents[b]
+    channels = act.pose_channels(obj, rt.written, rt.rig.names, basis, loc, located)
+    frames = frame_start + np.arange(m.num_frames, dtype=np.float64)
+    return act.write_action(obj, name, channels, frames, base=base)
+
+
+def take_motion(obj: bpy.types.Object, rt: Retarget, frames: np.ndarray, fps: float) -> Motion:
+    """The armature's current action at `frames` as a canonical motion at `fps`."""
+    basis, loc = act.read_channels(obj, rt.rig.names, np.asarray(frames, dtype=float))
+    return rt.from_rig(basis, loc, fps)

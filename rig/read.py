@@ -1,0 +1,35 @@
+"""A Blender armature as a motioncore Rig, and the retargeting set up for it."""
+from __future__ import annotations
+
+import bpy
+import numpy as np
+
+from ..motioncore.retarget import Retarget, Rig, detect_preset
+
+MIN_CONFIDENCE = 0.75  # below this share of a preset's bones, ask the user for a mapping
+
+
+def rig_from_armature(obj: bpy.types.Object) -> Rig:
+    """Bones in parents-first order with their armature-space rest matrices."""
+    if obj is None or obj.type != "ARMATURE":
+        raise ValueError("select an armature object")
+    order: list[bpy.types.Bone] = []
+    stack = [b for b in obj.data.bones if b.parent is None][::-1]
+    while stack:
+        bone = stack.pop()
+        order.append(bone)
+        stack.extend(list(bone.children)[::-1])
+    index = {b.name: i for i, b in enumerate(order)}
+    return Rig([b.name for b in order], [index[b.parent.name] if b.parent else -1 for b in order],
+               np.array([np.array(b.matrix_local) for b in order]))
+
+
+def retarget_for(obj: bpy.types.Object, mapping: dict[str, str] | None = None) -> Retarget:
+    """The retargeting for this armature: the given mapping, or the best preset found."""
+    rig = rig_from_armature(obj)
+    if mapping is None:
+        preset, confidence, mapping = detect_preset(rig.names)
+        if preset is None or confidence < MIN_CONFIDENCE:
+            raise ValueError(f"{obj.name}: no known rig layout found (best match {preset or 'none'}, "
+                             f"{confidence:.0%} of its bones); set a mapping in the Retarget panel")
+    return Retarget(rig, mapping)
