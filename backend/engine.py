@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from motioncore import canonical, features
+from motioncore import blend, canonical, features
 from motioncore.clip import Motion
 
 from . import __version__
-from .generator import MotionLM
+from .generator import INFILL, MotionLM
 from .paths import default_weights_dir
 from .tokenizer import MotionTokenizer
 
@@ -110,3 +110,78 @@ class Engine:
         m = motion.resample(canonical.MODEL_FPS)
         codes = self.tokenizer.encode(features.to_features(m))
         return self.model.caption([int(c) for c in codes])
+
+    # -- infill: in-betweening and editing ----------------------------------------------------
+    def _check_motion(self, motion: Motion) -> None:
+        if not motion.skeleton.same_shape(canonical.canonical_skeleton()):
+            raise ValueError("the motion must be on the canonical skeleton (21 joints, metres)")
+        if motion.duration > MAX_SECONDS:
+            raise ValueError(f"the motion lasts {motion.duration:.1f} s; at most {MAX_SECONDS:g} s at a time")
+        if motion.num_frames < 2:
+            raise ValueError("the motion needs at least 2 frames")
+
+    def _infill(self, motion: Motion, regenerate: np.ndarray, text: str, seed: int, sampling: Sampling | None,
+                on_step) -> Motion:
+        """Regenerate the frames flagged in `regenerate` (T,) from the rest: the motion tokens
+        whose frames touch a flagged frame are masked and filled; the result is decoded from
+        where the motion starts, back at the motion's own fps and length."""
+        sampling = sampling or Sampling()
+        if not isinstance(text, str) or len(text) > MAX_TEXT:
+            raise ValueError(f"text must be a string of at most {MAX_TEXT} characters")
+        m = motion.resample(canonical.MODEL_FPS)
+        codes = self.tokenizer.encode(features.to_features(m))
+        # Model frame f covers source frames near f * fps / MODEL_FPS; a token covers `down` frames.
+        src = np.flatnonzero(regenerate) * canonical.MODEL_FPS / motion.fps
+        frames = np.unique(np.clip(np.round(src).astype(int), 0, m.num_frames - 1))
+        masked = np.zeros(len(codes), dtype=bool)
+        masked[np.minimum(frames // self.down, len(codes) - 1)] = True
+        shown = torch.tensor(np.where(masked, -1, codes), dtype=torch.long)[None]
+        gen = torch.Generator().manual_seed(int(seed))
+        filled = self.model.fill(text, shown, steps=sampling.steps, temperature=sampling.temperature,
+                                 top_k=sampling.top_k, generator=gen, task=INFILL, on_step=on_step)[0]
+        xy, yaw = features.start_pose(m)
+        feats = self.tokenizer.decode(filled.numpy())[: m.num_frames]
+        out = features.from_features(feats, canonical.MODEL_FPS, start_xy=xy, start_yaw=yaw).resample(motion.fps)
+        T = motion.num_frames
+        if out.num_frames < T:  # resampling can come one frame short; hold the last
+            pad = T - out.num_frames
+            out = Motion(out.skeleton, out.fps, np.concatenate([out.root_position, out.root_position[-1:].repeat(pad, 0)]),
+                         np.concatenate([out.local_rotations, out.local_rotations[-1:].repeat(pad, 0)]))
+        return out.trim(0, T)
+
+    @torch.no_grad()
+    def edit(self, motion: Motion, start: int, stop: int, text: str = "", seed: int = 0,
+             sampling: Sampling | None = None, on_step=None) -> Motion:
+        """Regenerate frames [start, stop) of `motion` from `text` and the frames around them;
+        every other frame comes back bit-identical and both seams are continuous."""
+        self._check_motion(motion)
+        T = motion.num_frames
+        if not (0 <= start < stop <= T):
+            raise ValueError(f"the edit range must satisfy 0 <= start < stop <= {T}, got {start}..{stop}")
+        if stop - start >= T:
+            raise ValueError("an edit must leave some frames unchanged; use generate for a new clip")
+        regen = np.zeros(T, dtype=bool)
+        regen[start:stop] = True
+        gen = self._infill(motion, regen, text, seed, sampling, on_step)
+        pinned = blend.pin_to_keys(gen, motion, np.flatnonzero(~regen))
+        return blend.splice(pinned, motion, start, stop)
+
+    @torch.no_grad()
+    def inbetween(self, motion: Motion, keys: list[int], text: str = "", seed: int = 0,
+                  sampling: Sampling | None = None, on_step=None) -> Motion:
+        """Fill every frame of `motion` that is not in `keys` (frame indices whose poses are
+        given); keyed frames come back exactly, frames before the first key and after the last
+        follow the generated motion."""
+        self._check_motion(motion)
+        T = motion.num_frames
+        keys = np.unique(np.asarray(keys, dtype=int))
+        if keys.size < 2:
+            raise ValueError("in-betweening needs at least two keyed frames")
+        if keys[0] < 0 or keys[-1] >= T:
+            raise ValueError(f"key frames must lie in 0..{T - 1}")
+        # Start from the keys joined by interpolation, so the model sees where the gaps lead.
+        seed_motion = blend.interpolate_keys(motion, keys)
+        regen = np.ones(T, dtype=bool)
+        regen[keys] = False
+        gen = self._infill(seed_motion, regen, text, seed, sampling, on_step)
+        return blend.pin_to_keys(gen, motion, keys)
