@@ -5,23 +5,34 @@
   that server with a Python interpreter the user configured, reading its one JSON line.
 - EmbeddedBackend runs the engine in this process when torch and the backend package import.
 
-Both return motioncore Motions on the canonical skeleton, so operators cannot tell them apart.
+Both take and return motioncore Motions on the canonical skeleton, report progress through a
+callback and stop when a threading.Event is set, so operators cannot tell them apart.
 """
 from __future__ import annotations
 
 import json
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Callable
 
 from .motioncore.clip import Motion
 from .motioncore.wire import from_wire, to_wire
 
+Progress = Callable[[float], None] | None
+POLL_SECONDS = 0.1
+
 
 class BackendError(RuntimeError):
     """A readable reason the backend could not do what was asked."""
+
+
+class Cancelled(BackendError):
+    def __init__(self) -> None:
+        super().__init__("cancelled")
 
 
 class HTTPBackend:
@@ -35,7 +46,10 @@ class HTTPBackend:
         """Start `python -m backend serve` and connect once it prints its URL and token."""
         if not python or not Path(python).exists():
             raise BackendError(f"the backend Python {python!r} does not exist; set it in the add-on preferences")
-        proc = subprocess.Popen([python, "-m", "backend", "serve", *args], cwd=cwd, stdout=subprocess.PIPE,
+        if cwd and not (Path(cwd) / "backend").is_dir():
+            raise BackendError(f"{cwd!r} holds no DynamicPose backend (no backend/ folder); "
+                               "set the backend folder in the add-on preferences")
+        proc = subprocess.Popen([python, "-m", "backend", "serve", *args], cwd=cwd or None, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + timeout
         line = ""
@@ -51,6 +65,8 @@ class HTTPBackend:
         except json.JSONDecodeError:
             proc.kill()
             raise BackendError("the backend did not report its address in time") from None
+        # Nobody reads stderr from here on; drain it so a chatty server never blocks on a full pipe.
+        threading.Thread(target=proc.stderr.read, daemon=True).start()
         return cls(hello["url"], hello["token"], process=proc)
 
     def stop(self) -> None:
@@ -71,7 +87,8 @@ class HTTPBackend:
                 return json.loads(resp.read())
         except urllib.error.HTTPError as e:
             try:
-                detail = json.loads(e.read()).get("detail") or e.reason
+                answer = json.loads(e.read())
+                detail = answer.get("detail") or answer.get("error") or e.reason
             except (ValueError, AttributeError):
                 detail = e.reason
             if isinstance(detail, list):  # field errors: "seconds: Input should be ..."
@@ -80,25 +97,57 @@ class HTTPBackend:
         except (urllib.error.URLError, ConnectionError, TimeoutError) as e:
             raise BackendError(f"cannot reach the backend at {self.url}: {getattr(e, 'reason', e)}") from None
 
+    def _job(self, path: str, body: dict, progress: Progress, cancel: threading.Event | None) -> dict:
+        """Submit a job, follow its progress, cancel it when asked; the finished job's state."""
+        state = self._call("POST", path, {**body, "wait": False})
+        while state["status"] in ("queued", "running"):
+            if cancel is not None and cancel.is_set():
+                self._call("POST", f"/v1/jobs/{state['job']}/cancel")
+                raise Cancelled()
+            if progress is not None:
+                progress(state["progress"])
+            time.sleep(POLL_SECONDS)
+            state = self._call("GET", f"/v1/jobs/{state['job']}")
+        if state["status"] == "cancelled":
+            raise Cancelled()
+        if state["status"] != "done":
+            raise BackendError(f"{state['task']} failed: {state.get('error', 'unknown error')}")
+        return state
+
     def info(self) -> dict:
         return self._call("GET", "/v1/info")
 
     def generate(self, text: str, seconds: float, seed: int = 0, variations: int = 1, fps: float = 30.0,
-                 steps: int = 8) -> list[Motion]:
-        out = self._call("POST", "/v1/generate", {"text": text, "seconds": seconds, "seed": seed,
-                                                   "variations": variations, "fps": fps, "steps": steps})
-        if out.get("status") != "done":
-            raise BackendError(f"generation {out.get('status')}: {out.get('error', '')}")
-        return [from_wire(m) for m in out["motions"]]
+                 steps: int = 8, progress: Progress = None, cancel: threading.Event | None = None) -> list[Motion]:
+        state = self._job("/v1/generate", {"text": text, "seconds": seconds, "seed": seed, "variations": variations,
+                                           "fps": fps, "steps": steps}, progress, cancel)
+        return [from_wire(m) for m in state["motions"]]
+
+    def edit(self, motion: Motion, start: int, stop: int, text: str = "", seed: int = 0, steps: int = 8,
+             progress: Progress = None, cancel: threading.Event | None = None) -> Motion:
+        state = self._job("/v1/edit", {"motion": to_wire(motion), "start": start, "stop": stop, "text": text,
+                                       "seed": seed, "steps": steps}, progress, cancel)
+        return from_wire(state["motions"][0])
+
+    def inbetween(self, motion: Motion, keys: list[int], text: str = "", seed: int = 0, steps: int = 8,
+                  progress: Progress = None, cancel: threading.Event | None = None) -> Motion:
+        state = self._job("/v1/inbetween", {"motion": to_wire(motion), "keys": [int(k) for k in keys],
+                                            "text": text, "seed": seed, "steps": steps}, progress, cancel)
+        return from_wire(state["motions"][0])
 
     def caption(self, motion: Motion) -> str:
         return self._call("POST", "/v1/caption", {"motion": to_wire(motion)})["text"]
 
 
 class EmbeddedBackend:
-    """The engine in this process (needs torch and the backend package importable)."""
+    """The engine in this process (needs torch and the backend package importable; `backend_dir`
+    is put on the import path when given)."""
 
-    def __init__(self, weights: str | None = None, device: str = "auto"):
+    def __init__(self, weights: str | None = None, device: str = "auto", backend_dir: str | None = None):
+        import sys
+
+        if backend_dir and backend_dir not in sys.path:
+            sys.path.append(backend_dir)
         try:
             from backend.engine import Engine
         except ImportError as e:
@@ -109,20 +158,47 @@ class EmbeddedBackend:
     def info(self) -> dict:
         return self.engine.info()
 
-    def generate(self, text: str, seconds: float, seed: int = 0, variations: int = 1, fps: float = 30.0,
-                 steps: int = 8) -> list[Motion]:
-        from backend.engine import Sampling
+    def _run(self, call, progress: Progress, cancel: threading.Event | None):
+        """Engine call with progress and cancel; answers through the wire form, so both modes
+        give the same numbers, and turns the engine's refusals into BackendError."""
+        def on_step(done: int, total: int) -> None:
+            if cancel is not None and cancel.is_set():
+                raise Cancelled()
+            if progress is not None:
+                progress(done / max(total, 1))
 
         try:
-            found = self.engine.generate(text, seconds, seed=seed, variations=variations, fps=fps,
-                                         sampling=Sampling(steps=steps))
+            found = call(on_step)
         except ValueError as e:
             raise BackendError(str(e)) from None
-        # Through the wire form, so both modes give the same numbers.
-        return [from_wire(to_wire(m)) for m in found]
+        if isinstance(found, list):
+            return [from_wire(to_wire(m)) for m in found]
+        return from_wire(to_wire(found))
+
+    def _sampling(self, steps: int):
+        from backend.engine import Sampling
+
+        return Sampling(steps=steps)
+
+    def generate(self, text: str, seconds: float, seed: int = 0, variations: int = 1, fps: float = 30.0,
+                 steps: int = 8, progress: Progress = None, cancel: threading.Event | None = None) -> list[Motion]:
+        return self._run(lambda cb: self.engine.generate(text, seconds, seed=seed, variations=variations, fps=fps,
+                                                         sampling=self._sampling(steps), on_step=cb), progress, cancel)
+
+    def edit(self, motion: Motion, start: int, stop: int, text: str = "", seed: int = 0, steps: int = 8,
+             progress: Progress = None, cancel: threading.Event | None = None) -> Motion:
+        m = from_wire(to_wire(motion))
+        return self._run(lambda cb: self.engine.edit(m, start, stop, text, seed=seed,
+                                                     sampling=self._sampling(steps), on_step=cb), progress, cancel)
+
+    def inbetween(self, motion: Motion, keys: list[int], text: str = "", seed: int = 0, steps: int = 8,
+                  progress: Progress = None, cancel: threading.Event | None = None) -> Motion:
+        m = from_wire(to_wire(motion))
+        return self._run(lambda cb: self.engine.inbetween(m, keys, text, seed=seed,
+                                                          sampling=self._sampling(steps), on_step=cb), progress, cancel)
 
     def caption(self, motion: Motion) -> str:
-        return self.engine.caption(motion)
+        return self.engine.caption(from_wire(to_wire(motion)))
 
     def stop(self) -> None:
         pass

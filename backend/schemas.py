@@ -73,6 +73,27 @@ class GenerateRequest(Strict):
     wait: bool = Field(True, description="answer with the result; false: answer with a job id at once")
 
 
+class InfillOptions(Strict):
+    text: str = Field("", max_length=MAX_TEXT)
+    seed: int = Field(0, ge=0, le=2**31 - 1)
+    steps: int = Field(8, ge=1, le=64, description="parallel decoding passes")
+    temperature: float = Field(1.0, ge=0, le=10)
+    top_k: int = Field(0, ge=0, le=4096)
+    wait: bool = Field(True, description="answer with the result; false: answer with a job id at once")
+
+
+class EditRequest(InfillOptions):
+    motion: MotionData
+    start: int = Field(ge=0, le=MAX_FRAMES, description="first frame to regenerate")
+    stop: int = Field(ge=1, le=MAX_FRAMES, description="frame after the last to regenerate")
+
+
+class InbetweenRequest(InfillOptions):
+    motion: MotionData = Field(description="poses at the key frames; other frames are ignored")
+    keys: list[Annotated[int, Field(ge=0, le=MAX_FRAMES)]] = Field(min_length=2, max_length=MAX_FRAMES,
+                                                                   description="key frame indices")
+
+
 class CaptionRequest(Strict):
     motion: MotionData
 

@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 
 from .engine import Engine, Sampling
 from .jobs import Job, JobQueue
-from .schemas import CaptionRequest, GenerateRequest, JobState, MotionData
+from .schemas import CaptionRequest, EditRequest, GenerateRequest, InbetweenRequest, JobState, MotionData
 
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "[::1]"}
 
@@ -35,8 +35,9 @@ def job_state(job: Job) -> JobState:
     if job.status == "done":
         if job.task == "caption":
             text = job.result
-        else:
-            motions = [MotionData.from_motion(m) for m in job.result]
+        else:  # generate answers several variations, edit and in-between one motion
+            found = job.result if isinstance(job.result, list) else [job.result]
+            motions = [MotionData.from_motion(m) for m in found]
     return JobState(job=job.id, task=job.task, status=job.status, progress=round(job.progress, 3),
                     error=job.error, motions=motions, text=text)
 
@@ -92,12 +93,37 @@ def create_app(engine: Engine, token: str, jobs: JobQueue | None = None, on_read
             fps=body.fps, on_step=j.on_step))
         return answer(await wait_for(job, body.wait))
 
-    @app.post("/v1/caption", response_model=JobState, response_model_exclude_none=True)
-    async def caption(body: CaptionRequest):
+    def motion_of(body):  # the motion, or the 422 answer naming what is wrong with it
         try:
-            motion = body.motion.to_motion()
+            return body.motion.to_motion()
         except ValueError as e:
             return JSONResponse({"detail": str(e)}, status_code=422)
+
+    @app.post("/v1/edit", response_model=JobState, response_model_exclude_none=True)
+    async def edit(body: EditRequest):
+        motion = motion_of(body)
+        if isinstance(motion, JSONResponse):
+            return motion
+        sampling = Sampling(steps=body.steps, temperature=body.temperature, top_k=body.top_k)
+        job = jobs.submit("edit", lambda j: engine.edit(motion, body.start, body.stop, body.text, seed=body.seed,
+                                                        sampling=sampling, on_step=j.on_step))
+        return answer(await wait_for(job, body.wait))
+
+    @app.post("/v1/inbetween", response_model=JobState, response_model_exclude_none=True)
+    async def inbetween(body: InbetweenRequest):
+        motion = motion_of(body)
+        if isinstance(motion, JSONResponse):
+            return motion
+        sampling = Sampling(steps=body.steps, temperature=body.temperature, top_k=body.top_k)
+        job = jobs.submit("inbetween", lambda j: engine.inbetween(motion, body.keys, body.text, seed=body.seed,
+                                                                  sampling=sampling, on_step=j.on_step))
+        return answer(await wait_for(job, body.wait))
+
+    @app.post("/v1/caption", response_model=JobState, response_model_exclude_none=True)
+    async def caption(body: CaptionRequest):
+        motion = motion_of(body)
+        if isinstance(motion, JSONResponse):
+            return motion
         job = jobs.submit("caption", lambda j: engine.caption(motion))
         return answer(await wait_for(job, True))
 

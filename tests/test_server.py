@@ -81,6 +81,26 @@ def test_http_and_embedded_give_identical_results(server, tiny_weights, addon_cl
         assert np.array_equal(x.root_position, y.root_position)
     assert http.caption(a[0]) == embedded.caption(a[0])
     assert http.info()["codebook_size"] == embedded.info()["codebook_size"]
+    clip = a[0]
+    e1, e2 = (b.edit(clip, 10, 30, "a person jumps", seed=3) for b in (http, embedded))
+    i1, i2 = (b.inbetween(clip, [0, 20, clip.num_frames - 1], "", seed=4) for b in (http, embedded))
+    for x, y in ((e1, e2), (i1, i2)):
+        assert np.array_equal(x.local_rotations, y.local_rotations)
+        assert np.array_equal(x.root_position, y.root_position)
+    assert np.allclose(e1.local_rotations[:10], clip.local_rotations[:10], atol=1e-7)
+
+
+def test_client_follows_progress_and_cancels(server, addon_client):
+    http = addon_client.HTTPBackend(server["url"], server["token"])
+    seen = []
+    http.generate("a person walks", 4.0, steps=16, progress=seen.append)
+    assert seen and all(0 <= p <= 1 for p in seen)
+    cancel = threading.Event()
+    threading.Timer(0.3, cancel.set).start()
+    t0 = time.monotonic()
+    with pytest.raises(addon_client.Cancelled):
+        http.generate("a long dance", 20.0, variations=16, steps=64, cancel=cancel)
+    assert time.monotonic() - t0 < 2.0
 
 
 @pytest.mark.parametrize("body, where", [
@@ -102,6 +122,18 @@ def test_bad_requests_get_4xx_and_server_keeps_serving(server, body, where):
 def test_malformed_json_and_non_finite_numbers(server, raw):
     status, _ = call(server, "POST", "/v1/generate", raw=raw)
     assert status == 422
+
+
+def test_edit_and_inbetween_refuse_bad_ranges_and_keys(server, addon_client):
+    http = addon_client.HTTPBackend(server["url"], server["token"])
+    clip = http.generate("walk", 1.0)[0]
+    with pytest.raises(addon_client.BackendError, match="start < stop"):
+        http.edit(clip, 20, 5)
+    with pytest.raises(addon_client.BackendError, match="keys"):
+        http.inbetween(clip, [3])
+    with pytest.raises(addon_client.BackendError, match="lie in"):
+        http.inbetween(clip, [0, 500])
+    assert call(server, "GET", "/v1/info")[0] == 200
 
 
 def test_caption_rejects_wrong_joint_count_and_nan(server):
