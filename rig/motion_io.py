@@ -14,9 +14,11 @@ def scene_fps(scene: bpy.types.Scene) -> float:
 
 
 def put_motion(obj: bpy.types.Object, motion: Motion, name: str, rt: Retarget, frame_start: float,
-               fps: float, in_place: bool = False, base: bpy.types.Action | None = None) -> bpy.types.Action:
+               fps: float, in_place: bool = False, base: bpy.types.Action | None = None,
+               keep: set[float] | frozenset = frozenset()) -> bpy.types.Action:
     """Write `motion` (canonical) as a new action on `obj`, one key per frame at `fps` from
-    frame_start. With `base`, the new action is a copy of it with only that range replaced."""
+    frame_start. With `base`, the new action is a copy of it with only that range replaced,
+    the base's keys on the frames in `keep` left as they are."""
     m = motion.resample(fps) if abs(motion.fps - fps) > 1e-6 else motion
     basis, loc = rt.to_rig(m, in_place=in_place)
     located = set()
@@ -26,7 +28,7 @@ def put_motion(obj: bpy.types.Object, motion: Motion, name: str, rt: Retarget, f
         b = rt.rig.parents[b]
     channels = act.pose_channels(obj, rt.written, rt.rig.names, basis, loc, located)
     frames = frame_start + np.arange(m.num_frames, dtype=np.float64)
-    return act.write_action(obj, name, channels, frames, base=base)
+    return act.write_action(obj, name, channels, frames, base=base, keep=keep)
 
 
 def take_motion(obj: bpy.types.Object, rt: Retarget, frames: np.ndarray, fps: float) -> Motion:

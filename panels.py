@@ -1,0 +1,102 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Sidebar panels (3D Viewport, tab "DynamicPose") and Dope Sheet / Graph Editor menu entries."""
+from __future__ import annotations
+
+import bpy
+
+from . import preferences, session
+from .rig import action as act
+
+
+class _Panel:
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "DynamicPose"
+
+
+def _active_armature(context):
+    obj = context.active_object
+    return obj if obj is not None and obj.type == "ARMATURE" else None
+
+
+class DYNAMICPOSE_PT_generate(_Panel, bpy.types.Panel):
+    bl_label = "Generate"
+
+    def draw(self, context):
+        s = context.scene.dynamicpose
+        layout = self.layout
+        layout.use_property_split = True
+        layout.prop(s, "prompt", text="")
+        row = layout.row(align=True)
+        row.prop(s, "length_unit", expand=True)
+        layout.prop(s, "seconds" if s.length_unit == "SECONDS" else "frames")
+        layout.prop(s, "seed")
+        layout.prop(s, "variations")
+        layout.prop(s, "target")
+        layout.prop(s, "start_frame")
+        layout.prop(s, "in_place")
+        row = layout.row()
+        row.enabled = (s.target or _active_armature(context)) is not None
+        row.operator("dynamicpose.generate", icon="ARMATURE_DATA")
+        if not row.enabled:
+            layout.label(text="Select an armature or set one above", icon="INFO")
+
+
+class DYNAMICPOSE_PT_inbetween(_Panel, bpy.types.Panel):
+    bl_label = "In-between"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context):
+        s = context.scene.dynamicpose
+        layout = self.layout
+        obj = _active_armature(context)
+        keys = act.selected_key_frames(obj) if obj is not None else []
+        layout.label(text=f"{len({round(k) for k in keys})} keyed frames selected", icon="KEYFRAME")
+        layout.prop(s, "inbetween_prompt")
+        row = layout.row()
+        row.enabled = len({round(k) for k in keys}) >= 2
+        row.operator("dynamicpose.inbetween", icon="IPO_BEZIER")
+
+
+class DYNAMICPOSE_PT_edit(_Panel, bpy.types.Panel):
+    bl_label = "Edit"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context):
+        s = context.scene.dynamicpose
+        layout = self.layout
+        layout.prop(s, "edit_use_preview")
+        col = layout.column(align=True)
+        col.enabled = not s.edit_use_preview
+        col.prop(s, "edit_start")
+        col.prop(s, "edit_end")
+        layout.prop(s, "edit_prompt")
+        obj = _active_armature(context)
+        row = layout.row()
+        row.enabled = obj is not None and obj.animation_data is not None and obj.animation_data.action is not None
+        row.operator("dynamicpose.edit", icon="MOD_TIME")
+
+
+class DYNAMICPOSE_PT_backend(_Panel, bpy.types.Panel):
+    bl_label = "Backend"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context):
+        prefs = preferences.get(context)
+        layout = self.layout
+        layout.prop(prefs, "mode")
+        layout.label(text=context.scene.dynamicpose.status)
+        row = layout.row(align=True)
+        row.operator("dynamicpose.backend_start", icon="PLAY")
+        sub = row.row(align=True)
+        sub.enabled = session.current() is not None
+        sub.operator("dynamicpose.backend_stop", icon="CANCEL")
+
+
+def key_menu(self, context):
+    self.layout.separator()
+    self.layout.operator("dynamicpose.inbetween", text="DynamicPose In-between")
+
+
+MENUS = ("DOPESHEET_MT_key", "GRAPH_MT_key")
+CLASSES = (DYNAMICPOSE_PT_generate, DYNAMICPOSE_PT_inbetween, DYNAMICPOSE_PT_edit, DYNAMICPOSE_PT_backend)

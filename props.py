@@ -1,0 +1,43 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""What the panels edit: per-scene settings of each task."""
+from __future__ import annotations
+
+import bpy
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
+
+MAX_SECONDS = 20.0  # the backend's limit (backend.engine.MAX_SECONDS)
+
+
+def _is_armature(self, obj) -> bool:
+    return obj.type == "ARMATURE"
+
+
+class DynamicPoseSettings(bpy.types.PropertyGroup):
+    # Generate
+    prompt: StringProperty(name="Prompt", default="a person walks forward",
+                           description="What the character does, in plain words")
+    length_unit: EnumProperty(name="Length in", items=[("SECONDS", "Seconds", ""), ("FRAMES", "Frames", "")])
+    seconds: FloatProperty(name="Seconds", default=4.0, min=0.1, max=MAX_SECONDS, precision=1)
+    frames: IntProperty(name="Frames", default=120, min=2, max=int(MAX_SECONDS * 120))
+    seed: IntProperty(name="Seed", default=0, min=0, description="Same seed, same prompt: same motion")
+    variations: IntProperty(name="Variations", default=1, min=1, max=16,
+                            description="How many different takes to make (one action each)")
+    target: PointerProperty(name="Armature", type=bpy.types.Object, poll=_is_armature,
+                            description="Rig to put the motion on (empty: the active armature)")
+    start_frame: IntProperty(name="Start frame", default=1)
+    in_place: BoolProperty(name="In place", default=False,
+                           description="Keep the hips over the rig's rest spot instead of travelling")
+    # In-between
+    inbetween_prompt: StringProperty(name="Prompt", default="",
+                                     description="Optional: how to move between the keys")
+    # Edit
+    edit_prompt: StringProperty(name="Prompt", default="a person jumps")
+    edit_use_preview: BoolProperty(name="Use preview range", default=False,
+                                   description="Regenerate the scene's preview range instead of the frames below")
+    edit_start: IntProperty(name="From", default=1)
+    edit_end: IntProperty(name="To", default=30)
+    # Backend status, shown in the panel
+    status: StringProperty(name="Status", default="not started")
+
+    def length_seconds(self, fps: float) -> float:
+        return self.seconds if self.length_unit == "SECONDS" else self.frames / fps

@@ -1,0 +1,240 @@
+"""The add-on in the real Blender module: the built zip installs and unregisters cleanly, and
+each operator runs headless on real rigs against the real engine (embedded, and a real server
+process), leaving the user's actions intact and the scene unchanged on failure."""
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from conftest import DATA, ROOT
+
+BANDAI_WALK = DATA / "bandai-1" / "dataset-1_walk_normal_002.bvh"
+
+
+def test_zip_installs_enables_and_unregisters_cleanly_twice(tmp_path):
+    from tools.build_addon import build
+
+    zip_path = build(tmp_path / "dist")
+    import zipfile
+
+    names = zipfile.ZipFile(zip_path).namelist()
+    assert "blender_manifest.toml" in names and "rig/motion_io.py" in names
+    assert not [n for n in names if n.startswith(("backend/", "tests/", "weights/", "cache/", "tools/"))]
+    script = textwrap.dedent("""
+        import sys, bpy, addon_utils
+        mod = "bl_ext.user_default.dynamic_pose"
+        bpy.ops.wm.read_factory_settings(use_empty=True)
+        assert bpy.ops.extensions.package_install_files(filepath=sys.argv[1], repo="user_default",
+                                                        enable_on_install=True) == {"FINISHED"}
+        names = ["DYNAMICPOSE_OT_generate", "DYNAMICPOSE_OT_inbetween", "DYNAMICPOSE_OT_edit",
+                 "DYNAMICPOSE_OT_backend_start", "DYNAMICPOSE_OT_backend_stop", "DYNAMICPOSE_PT_generate",
+                 "DYNAMICPOSE_PT_inbetween", "DYNAMICPOSE_PT_edit", "DYNAMICPOSE_PT_backend"]
+        def registered():
+            return [hasattr(bpy.types, n) for n in names] + [hasattr(bpy.types.Scene, "dynamicpose")]
+        assert all(registered()), registered()
+        for _ in range(2):
+            addon_utils.disable(mod, default_set=True)
+            assert not any(registered()), registered()
+            addon_utils.enable(mod, default_set=True)
+            assert all(registered()), registered()
+        addon_utils.disable(mod, default_set=True)
+        print("OK", len(names))
+    """)
+    env = dict(os.environ, BLENDER_USER_RESOURCES=str(tmp_path / "blender_user"))
+    run = subprocess.run([sys.executable, "-c", script, str(zip_path)], capture_output=True, text=True,
+                         env=env, timeout=300)
+    assert run.returncode == 0 and "OK 9" in run.stdout, run.stdout[-2000:] + run.stderr[-2000:]
+
+
+@pytest.fixture
+def dp(blender, tiny_weights):
+    """The add-on enabled from this checkout, its backend embedded with tiny weights."""
+    import addon_utils
+
+    from tools.addon_import import import_addon
+
+    import_addon()
+    addon_utils.enable("dynamic_pose", default_set=True)
+    prefs = blender.context.preferences.addons["dynamic_pose"].preferences
+    prefs.mode, prefs.weights, prefs.device, prefs.backend_dir = "EMBEDDED", str(tiny_weights), "cpu", str(ROOT)
+    yield blender
+    addon_utils.disable("dynamic_pose", default_set=True)
+
+
+def rig(bpy, kind):
+    import addon_utils
+
+    if kind == "bandai":
+        bpy.ops.import_anim.bvh(filepath=str(BANDAI_WALK))
+    else:
+        addon_utils.enable("rigify", default_set=True)
+        bpy.ops.object.armature_human_metarig_add()
+    return bpy.context.object
+
+
+def curves(action):
+    from bpy_extras import anim_utils
+
+    return anim_utils.action_get_channelbag_for_slot(action, action.slots[0]).fcurves
+
+
+def snapshot(action):
+    """Every key of every fcurve: to prove an action was not touched."""
+    out = {}
+    for fc in curves(action):
+        co = np.empty(2 * len(fc.keyframe_points), dtype=np.float32)
+        fc.keyframe_points.foreach_get("co", co)
+        out[(fc.data_path, fc.array_index)] = co
+    return out
+
+
+def same(a, b):
+    return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("kind", ["bandai", "rigify"])
+def test_generate_makes_a_new_action_on_the_rig(dp, kind):
+    bpy = dp
+    obj = rig(bpy, kind)
+    before = obj.animation_data.action if obj.animation_data else None
+    kept = snapshot(before) if before else None
+    s = bpy.context.scene.dynamicpose
+    s.prompt, s.seconds, s.start_frame, s.variations = "a person walks", 2.0, 5, 2
+    assert bpy.ops.dynamicpose.generate() == {"FINISHED"}
+    act = obj.animation_data.action
+    assert act.name == "DP a person walks #1" and "DP a person walks #2" in bpy.data.actions
+    fps = bpy.context.scene.render.fps
+    first, last = act.frame_range
+    assert first == 5 and abs((last - first + 1) - 2.0 * fps) <= 2
+    from dynamic_pose.rig.read import retarget_for
+
+    rt = retarget_for(obj)
+    paths = {fc.data_path for fc in curves(act)}
+    for b in rt.joint_bone.values():
+        assert any(p.startswith(f'pose.bones["{rt.rig.names[b]}"].rotation') for p in paths)
+    assert all(k.type == "GENERATED" for fc in curves(act) for k in fc.keyframe_points)
+    if before is not None:
+        assert before.use_fake_user and same(snapshot(before), kept)
+
+
+def select_only(action, frames):
+    for fc in curves(action):
+        for k in fc.keyframe_points:
+            k.select_control_point = k.co[0] in frames
+
+
+def test_inbetween_keeps_the_users_keys_and_the_original(dp):
+    bpy = dp
+    obj = rig(bpy, "bandai")
+    original = obj.animation_data.action
+    kept = snapshot(original)
+    select_only(original, {1.0, 12.0, 30.0})
+    assert bpy.ops.dynamicpose.inbetween() == {"FINISHED"}
+    new = obj.animation_data.action
+    assert new != original and new.name.startswith(original.name) and same(snapshot(original), kept)
+    written = [fc for fc in curves(new) if ".rotation" in fc.data_path or fc.data_path.startswith('pose.bones["Hips"]')]
+    assert len(written) >= 21 * 3
+    for fc in written:
+        keys = {k.co[0]: k for k in fc.keyframe_points}
+        old = curves(original).find(fc.data_path, index=fc.array_index)
+        for f in (1.0, 12.0, 30.0):  # the user's keys: same value, same type
+            assert keys[f].co[1] == old.evaluate(f) and keys[f].type == "KEYFRAME"
+        assert keys[5.0].type == "GENERATED"
+
+
+def test_edit_changes_only_the_range(dp):
+    bpy = dp
+    obj = rig(bpy, "bandai")
+    original = obj.animation_data.action
+    kept = snapshot(original)
+    s = bpy.context.scene.dynamicpose
+    s.edit_start, s.edit_end, s.edit_prompt = 10, 20, "a person jumps"
+    assert bpy.ops.dynamicpose.edit() == {"FINISHED"}
+    new = obj.animation_data.action
+    assert new != original and same(snapshot(original), kept)
+    changed = 0
+    for fc in curves(new):
+        old = curves(original).find(fc.data_path, index=fc.array_index)
+        for f in list(range(1, 10)) + list(range(21, 31)):
+            assert fc.evaluate(f) == old.evaluate(f)
+        changed += any(abs(fc.evaluate(f) - old.evaluate(f)) > 1e-4 for f in range(10, 21))
+    assert changed > 10
+
+
+@pytest.mark.parametrize("setup, message", [
+    (lambda s, p: setattr(s, "prompt", "   "), "write a prompt"),
+    (lambda s, p: (setattr(p, "mode", "URL"), setattr(p, "url", "http://127.0.0.1:9")), "cannot reach"),
+    (lambda s, p: (setattr(p, "mode", "URL"), setattr(p, "url", "http://example.com:80")), "this computer"),
+    (lambda s, p: (setattr(p, "mode", "PROCESS"), setattr(p, "python", "/nonexistent/python")), "does not exist"),
+])
+def test_failures_leave_the_scene_unchanged_and_say_why(dp, setup, message):
+    bpy = dp
+    obj = rig(bpy, "bandai")
+    original = obj.animation_data.action
+    kept = snapshot(original)
+    n_actions = len(bpy.data.actions)
+    setup(bpy.context.scene.dynamicpose, bpy.context.preferences.addons["dynamic_pose"].preferences)
+    with pytest.raises(RuntimeError, match=message):
+        bpy.ops.dynamicpose.generate()
+    assert obj.animation_data.action == original and len(bpy.data.actions) == n_actions
+    assert same(snapshot(original), kept)
+
+
+def test_in_between_needs_two_selected_keyed_frames(dp):
+    bpy = dp
+    obj = rig(bpy, "bandai")
+    select_only(obj.animation_data.action, {4.0})
+    with pytest.raises(RuntimeError, match="at least two frames"):
+        bpy.ops.dynamicpose.inbetween()
+
+
+def test_local_process_backend_generates_and_stops(dp, tiny_weights):
+    bpy = dp
+    from dynamic_pose import session
+
+    prefs = bpy.context.preferences.addons["dynamic_pose"].preferences
+    prefs.mode, prefs.python = "PROCESS", sys.executable
+    obj = rig(bpy, "rigify")
+    assert bpy.ops.dynamicpose.backend_start() == {"FINISHED"}
+    assert bpy.context.scene.dynamicpose.status.startswith("ready: cpu")
+    proc = session.current().process
+    assert proc.poll() is None
+    assert bpy.ops.dynamicpose.generate() == {"FINISHED"}
+    assert obj.animation_data.action.name.startswith("DP ")
+    # A wrong token is refused readably and changes nothing.
+    session.current().token = "wrong"
+    n = len(bpy.data.actions)
+    with pytest.raises(RuntimeError, match="token"):
+        bpy.ops.dynamicpose.generate()
+    assert len(bpy.data.actions) == n
+    bpy.ops.dynamicpose.backend_stop()
+    assert proc.wait(15) == 0 and session.current() is None
+
+
+def test_task_reports_progress_and_cancels():
+    import threading
+    import time
+
+    from tools.addon_import import import_addon
+
+    import_addon()
+    from dynamic_pose.client import Cancelled
+    from dynamic_pose.session import Task
+
+    def work(progress, cancel):
+        for i in range(100):
+            if cancel.is_set():
+                raise Cancelled()
+            progress(i / 100)
+            time.sleep(0.01)
+        return "done"
+
+    task = Task(work)
+    time.sleep(0.1)
+    assert 0 < task.progress < 1 and not task.done.is_set()
+    task.cancel.set()
+    assert task.done.wait(1.0) and isinstance(task.error, Cancelled) and task.result is None
+    assert threading.active_count() >= 1
