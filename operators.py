@@ -54,9 +54,21 @@ class _BackendOperator:
     def execute(self, context):
         try:
             work = self._work(context)
-            self.finish(context, work(lambda p: None, threading.Event()))
+            result = work(lambda p: None, threading.Event())
         except REFUSALS as e:
             self.report({"ERROR"}, str(e))
+            return {"CANCELLED"}
+        return self._finish(context, result)
+
+    def _finish(self, context, result):
+        try:
+            self.finish(context, result)
+        except REFUSALS as e:
+            self.report({"ERROR"}, str(e))
+            return {"CANCELLED"}
+        except Exception as e:  # a bug: say so plainly; write_action has already undone its part
+            self.report({"ERROR"}, f"DynamicPose failed while writing keys ({type(e).__name__}: {e}); "
+                                   "nothing was changed")
             return {"CANCELLED"}
         return {"FINISHED"}
 
@@ -99,12 +111,7 @@ class _BackendOperator:
         if task.error is not None:
             self.report({"ERROR"}, str(task.error))
             return {"CANCELLED"}
-        try:
-            self.finish(context, task.result)
-        except REFUSALS as e:
-            self.report({"ERROR"}, str(e))
-            return {"CANCELLED"}
-        return {"FINISHED"}
+        return self._finish(context, task.result)
 
 
 class DYNAMICPOSE_OT_generate(_BackendOperator, bpy.types.Operator):

@@ -112,8 +112,9 @@ def _fill(obj, action, channels, frames, key_type, keep) -> None:
     for (path, index, group), values in channels.items():
         values = values[write]
         fc = fcurves.find(path, index=index)
-        if fc is None:
-            fc = fcurves.new(path, index=index, group_name=group)
+        if fc is None:  # 4.4+ channelbags take group_name; 4.2/4.3 Action.fcurves action_group
+            group_kw = "group_name" if hasattr(action, "slots") else "action_group"
+            fc = fcurves.new(path, index=index, **{group_kw: group})
         else:  # replace only the range; the user's keys outside it stay as they are
             for k in [k for k in fc.keyframe_points if lo <= k.co[0] <= hi and k.co[0] not in keep][::-1]:
                 fc.keyframe_points.remove(k, fast=True)
@@ -121,17 +122,17 @@ def _fill(obj, action, channels, frames, key_type, keep) -> None:
         fc.keyframe_points.add(len(frames))
         co = np.empty(2 * len(frames), dtype=np.float32)
         co[0::2], co[1::2] = frames, values
-        # New points are appended; write them, then let Blender sort and recompute handles.
-        flat = np.empty(2 * (n0 + len(frames)), dtype=np.float32)
-        fc.keyframe_points.foreach_get("co", flat)
-        flat[2 * n0:] = co
-        fc.keyframe_points.foreach_set("co", flat)
-        types = np.empty(n0 + len(frames), dtype=np.int32)
-        fc.keyframe_points.foreach_get("type", types)
-        types[n0:] = kind
+        types = np.full(len(frames), kind, dtype=np.int32)
+        if n0:  # new points are appended after the kept ones; Blender sorts them in update()
+            old_co = np.empty(2 * (n0 + len(frames)), dtype=np.float32)
+            old_types = np.empty(n0 + len(frames), dtype=np.int32)
+            fc.keyframe_points.foreach_get("co", old_co)
+            fc.keyframe_points.foreach_get("type", old_types)
+            co = np.concatenate([old_co[: 2 * n0], co])
+            types = np.concatenate([old_types[:n0], types])
+        fc.keyframe_points.foreach_set("co", co)
         fc.keyframe_points.foreach_set("type", types)
         fc.update()
-    return action
 
 
 def read_channels(obj: bpy.types.Object, names: tuple[str, ...], frames: np.ndarray

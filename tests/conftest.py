@@ -81,3 +81,12 @@ def tiny_weights(tiny_base, tmp_path_factory):
     tok.save_pretrained(folder)
     tiny_model(tiny_base).save_pretrained(folder)
     return folder
+
+
+def fcurves_of(action):
+    """An action's fcurves on Blender 4.4+ (slotted: the first slot's channelbag) and 4.2/4.3."""
+    if not hasattr(action, "slots"):
+        return action.fcurves
+    from bpy_extras import anim_utils
+
+    return anim_utils.action_get_channelbag_for_slot(action, action.slots[0]).fcurves

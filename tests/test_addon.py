@@ -9,7 +9,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from conftest import DATA, ROOT
+from conftest import DATA, ROOT, fcurves_of
 
 BANDAI_WALK = DATA / "bandai-1" / "dataset-1_walk_normal_002.bvh"
 
@@ -76,9 +76,7 @@ def rig(bpy, kind):
 
 
 def curves(action):
-    from bpy_extras import anim_utils
-
-    return anim_utils.action_get_channelbag_for_slot(action, action.slots[0]).fcurves
+    return fcurves_of(action)
 
 
 def snapshot(action):

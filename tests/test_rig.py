@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import DATA, ROOT
+from conftest import DATA, ROOT, fcurves_of
 from motioncore import canonical, read_bvh
 from motioncore import rotations as rot
 from motioncore.canonical import CANONICAL_JOINTS
@@ -44,9 +44,7 @@ def make_rig(bpy, kind: str):
 
 
 def curves(action):
-    from bpy_extras import anim_utils
-
-    return anim_utils.action_get_channelbag_for_slot(action, action.slots[0]).fcurves
+    return fcurves_of(action)
 
 
 def evaluated_heads(bpy, obj, names, frame):
