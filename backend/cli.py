@@ -56,6 +56,44 @@ def _train_tokenizer(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_inbetweener(args: argparse.Namespace) -> int:
+    import json
+
+    from . import dataset
+    from .inbetweener import InbetweenerTraining, train
+    from .paths import default_weights_dir
+
+    ds = dataset.load(Path(args.cache) if args.cache else None)
+    training = InbetweenerTraining(steps=args.steps, batch=args.batch, seed=args.seed, threads=args.threads,
+                                   minutes=args.minutes)
+    out = Path(args.out) if args.out else default_weights_dir()
+    _, result = train(ds, out, training=training)
+    print(json.dumps(result, indent=1))
+    print(f"wrote {out / 'inbetweener.safetensors'} and {out / 'inbetweener_loss.png'}")
+    return 0
+
+
+def _bench_inbetween(args: argparse.Namespace) -> int:
+    import json
+
+    from . import bench_inbetween as bench
+    from .inbetweener import Inbetweener
+    from .paths import default_weights_dir
+
+    model = Inbetweener.from_pretrained(Path(args.weights) if args.weights else default_weights_dir())
+    clips = (bench.clips_from_dir(Path(args.data)) if args.data
+             else bench.clips_from_split(args.split, Path(args.cache) if args.cache else None))
+    wins = bench.windows(clips, args.max_windows)
+    if not wins:
+        print(f"no windows of {bench.WINDOW} frames found", file=sys.stderr)
+        return 2
+    result = bench.run(wins, model)
+    print(bench.table(result))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1))
+    return 0
+
+
 def _train_generator(args: argparse.Namespace) -> int:
     import json
 
@@ -133,6 +171,62 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def parse_frames(spec: str, frames: int) -> list[int]:
+    """'0-9,40,75' -> [0, ..., 9, 40, 75], every frame checked against the clip's length."""
+    out: set[int] = set()
+    for part in spec.split(","):
+        part = part.strip()
+        try:
+            lo, _, hi = part.partition("-")
+            a, b = int(lo), int(hi) if hi else int(lo)
+        except ValueError:
+            raise ValueError(f"frames must look like 0-9,40,75; cannot read {part!r}") from None
+        if not 0 <= a <= b < frames:
+            raise ValueError(f"frames {part!r} are outside the clip's 0..{frames - 1}")
+        out.update(range(a, b + 1))
+    return sorted(out)
+
+
+def _read_input(path: str):
+    from motioncore import canonical, read_bvh
+
+    bvh = read_bvh(path)
+    return bvh, canonical.to_canonical(bvh)
+
+
+def _write_result(path: str, result, like) -> None:
+    from motioncore import canonical, write_bvh
+
+    out = Path(path)
+    if out.suffix != ".bvh":
+        raise ValueError(f"--out must end in .bvh, got {out.name!r}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_bvh(out, canonical.from_canonical(result, like.skeleton))
+    print(f"wrote {out} ({result.num_frames} frames at {result.fps:g} fps, on the input's skeleton)")
+
+
+def _inbetween(args: argparse.Namespace) -> int:
+    from .engine import Engine
+
+    bvh, motion = _read_input(args.input)
+    keys = parse_frames(args.keys, motion.num_frames)
+    engine = Engine(Path(args.weights) if args.weights else None, device=args.device)
+    _write_result(args.out, engine.inbetween(motion, keys, args.text, seed=args.seed), bvh)
+    return 0
+
+
+def _edit(args: argparse.Namespace) -> int:
+    from .engine import Engine
+
+    bvh, motion = _read_input(args.input)
+    frames = parse_frames(args.frames, motion.num_frames)
+    if frames != list(range(frames[0], frames[-1] + 1)):
+        raise ValueError("--frames must be one range, like 30-60")
+    engine = Engine(Path(args.weights) if args.weights else None, device=args.device)
+    _write_result(args.out, engine.edit(motion, frames[0], frames[-1] + 1, args.text, seed=args.seed), bvh)
+    return 0
+
+
 def _eval_generator(args: argparse.Namespace) -> int:
     import json
 
@@ -201,6 +295,16 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
     g.set_defaults(func=_train_generator)
 
+    ib = tsub.add_parser("inbetweener", help="train the in-betweener (residual over interpolation)")
+    ib.add_argument("--steps", type=int, default=3000)
+    ib.add_argument("--batch", type=int, default=48)
+    ib.add_argument("--seed", type=int, default=0)
+    ib.add_argument("--threads", type=int, default=0)
+    ib.add_argument("--minutes", type=float, default=0.0, help="stop after this many minutes")
+    ib.add_argument("--cache", help="dataset cache folder (default: cache/)")
+    ib.add_argument("--out", help="output folder (default: weights/default)")
+    ib.set_defaults(func=_train_inbetweener)
+
     ad = tsub.add_parser("adapter", help="train your own LoRA adapter from a folder of BVH files")
     ad.add_argument("--data", action="append", required=True, metavar="DIR",
                     help="folder of BVH files (optional NAME.txt captions or NAME.json labels); repeatable")
@@ -226,6 +330,26 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--out", required=True, help="clip.bvh or clip.npz (a .png preview goes beside it)")
     gen.set_defaults(func=_generate)
 
+    ibc = sub.add_parser("inbetween", help="keep the listed frames of a BVH clip as keys, regenerate the rest")
+    ibc.add_argument("--in", dest="input", required=True, help="input .bvh")
+    ibc.add_argument("--keys", required=True, help="frames to keep, like 0-9,40,75 (0-based)")
+    ibc.add_argument("--text", default="", help="optional: how to move between the keys")
+    ibc.add_argument("--seed", type=int, default=0)
+    ibc.add_argument("--device", default="auto")
+    ibc.add_argument("--weights", help="model folder (default: weights/default)")
+    ibc.add_argument("--out", required=True, help="output .bvh (on the input's skeleton)")
+    ibc.set_defaults(func=_inbetween)
+
+    ed = sub.add_parser("edit", help="regenerate one frame range of a BVH clip from text")
+    ed.add_argument("--in", dest="input", required=True, help="input .bvh")
+    ed.add_argument("--frames", required=True, help="the range to regenerate, like 30-60 (0-based, inclusive)")
+    ed.add_argument("--text", default="", help="what should happen in that range")
+    ed.add_argument("--seed", type=int, default=0)
+    ed.add_argument("--device", default="auto")
+    ed.add_argument("--weights", help="model folder (default: weights/default)")
+    ed.add_argument("--out", required=True, help="output .bvh (on the input's skeleton)")
+    ed.set_defaults(func=_edit)
+
     ev = sub.add_parser("eval", help="measure the models")
     esub = ev.add_subparsers(dest="eval_command", required=True)
     eg = esub.add_parser("generator", help="generated-clip sanity and captioning accuracy on the test split")
@@ -236,6 +360,17 @@ def build_parser() -> argparse.ArgumentParser:
     eg.add_argument("--cache", help="dataset cache folder (default: cache/)")
     eg.add_argument("--json", help="also write the figures here")
     eg.set_defaults(func=_eval_generator)
+
+    bench = sub.add_parser("bench", help="benchmarks with published protocols")
+    bsub = bench.add_subparsers(dest="what", required=True)
+    bi = bsub.add_parser("inbetween", help="the LaFAN1 in-betweening protocol on a folder of BVH files")
+    bi.add_argument("--data", help="folder of BVH files (default: the dataset's test split, from its sources)")
+    bi.add_argument("--split", default="test", choices=("train", "val", "test"))
+    bi.add_argument("--max-windows", type=int, default=0, help="stop after this many windows (0: all)")
+    bi.add_argument("--weights", help="model folder (default: weights/default)")
+    bi.add_argument("--cache", help="dataset cache folder (default: cache/)")
+    bi.add_argument("--json", help="also write the figures here")
+    bi.set_defaults(func=_bench_inbetween)
 
     sv = sub.add_parser("serve", help="serve the engine over HTTP on 127.0.0.1 (prints one JSON line)")
     sv.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")

@@ -63,6 +63,12 @@ class Engine:
         self.model = MotionLM.from_pretrained(self.weights, base=base, dtype=self.dtype, cache_dir=cache_dir)
         self.model.to(self.device)
         self.down = self.tokenizer.config.down
+        # The in-betweener is small and fast on any CPU; weights without one fall back to the LM.
+        self.inbetweener = None
+        if (self.weights / "inbetweener.json").is_file():
+            from .inbetweener import Inbetweener
+
+            self.inbetweener = Inbetweener.from_pretrained(self.weights)
         self.load_seconds = time.perf_counter() - t0
 
     def info(self) -> dict:
@@ -170,8 +176,9 @@ class Engine:
     def inbetween(self, motion: Motion, keys: list[int], text: str = "", seed: int = 0,
                   sampling: Sampling | None = None, on_step=None) -> Motion:
         """Fill every frame of `motion` that is not in `keys` (frame indices whose poses are
-        given); keyed frames come back exactly, frames before the first key and after the last
-        follow the generated motion."""
+        given); keyed frames come back exactly. Without text, gaps up to the in-betweener's
+        max_gap are filled by it (a residual over interpolation); text, longer gaps, or weights
+        without an in-betweener use the motion LM's masked infill."""
         self._check_motion(motion)
         T = motion.num_frames
         keys = np.unique(np.asarray(keys, dtype=int))
@@ -179,9 +186,21 @@ class Engine:
             raise ValueError("in-betweening needs at least two keyed frames")
         if keys[0] < 0 or keys[-1] >= T:
             raise ValueError(f"key frames must lie in 0..{T - 1}")
+        ib = self.inbetweener
+        gaps = list(zip(keys[:-1], keys[1:]))
+        long_gaps = [] if ib is None else [(a, b) for a, b in gaps if b - a - 1 > ib.config.max_gap]
+        if ib is not None and not text.strip() and not long_gaps:
+            if on_step is not None:
+                on_step(1, 1)
+            return ib.inbetween(motion, keys)
         # Start from the keys joined by interpolation, so the model sees where the gaps lead.
         seed_motion = blend.interpolate_keys(motion, keys)
         regen = np.ones(T, dtype=bool)
         regen[keys] = False
-        gen = self._infill(seed_motion, regen, text, seed, sampling, on_step)
-        return blend.pin_to_keys(gen, motion, keys)
+        gen = blend.pin_to_keys(self._infill(seed_motion, regen, text, seed, sampling, on_step), motion, keys)
+        if ib is None or text.strip():
+            return gen
+        short = ib.inbetween(motion, keys)  # short gaps from the in-betweener, long ones from the LM
+        for a, b in long_gaps:
+            short = blend.splice(gen, short, a + 1, b)
+        return short

@@ -180,3 +180,23 @@ def to_canonical(motion: Motion) -> Motion:
 
 def is_canonical(skeleton: Skeleton) -> bool:
     return skeleton.same_shape(canonical_skeleton())
+
+
+def from_canonical(motion: Motion, skeleton: Skeleton) -> Motion:
+    """Inverse of to_canonical: a canonical motion on a Bandai-style `skeleton` (the one the
+    input file had), pass-through roots unrotated, so results can be written back as the
+    user's own BVH."""
+    check_joints(skeleton)
+    canon_world, canon_pos = motion.world()
+    T, B = motion.num_frames, len(skeleton)
+    world = np.tile(rot.identity(), (T, B, 1))
+    for c, name in enumerate(CANONICAL_JOINTS):
+        world[:, skeleton.index(name)] = rot.multiply(canon_world[:, c], rot.conjugate(bandai_alignment()[c]))
+    # Pass-through roots hold no rotation; the root sits where the hips' rest offset puts them.
+    hips = skeleton.index(CANONICAL_JOINTS[0])
+    chain, j = [], hips
+    while skeleton.parents[j] >= 0:
+        chain.append(j)
+        j = skeleton.parents[j]
+    root = motion.root_position - sum(skeleton.offsets[k] for k in chain) if chain else motion.root_position
+    return Motion(skeleton, motion.fps, root, rot.make_continuous(local_from_world(skeleton, world)))

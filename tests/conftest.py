@@ -80,6 +80,12 @@ def tiny_weights(tiny_base, tmp_path_factory):
     tok.set_statistics(np.zeros(LAYOUT.size), np.ones(LAYOUT.size))
     tok.save_pretrained(folder)
     tiny_model(tiny_base).save_pretrained(folder)
+    from backend.inbetweener import Inbetweener, InbetweenerConfig
+
+    torch.manual_seed(3)
+    ib = Inbetweener(InbetweenerConfig(width=32, layers=1, heads=2))
+    torch.nn.init.normal_(ib.out.weight, std=0.01)  # not plain interpolation: the residual path shows
+    ib.save_pretrained(folder)
     return folder
 
 

@@ -135,3 +135,13 @@ def test_motion_rejects_bad_arrays(canonical_clip):
         Motion(canonical_clip.skeleton, 30, canonical_clip.root_position, q[:, :20])
     with pytest.raises(ValueError, match="fps"):
         Motion(canonical_clip.skeleton, 0, canonical_clip.root_position, canonical_clip.local_rotations)
+
+
+def test_from_canonical_gives_back_the_bandai_motion(clip_path):
+    bandai = read_bvh(clip_path)
+    back = canon.from_canonical(canon.to_canonical(bandai), bandai.skeleton)
+    idx = [bandai.skeleton.index(n) for n in canon.CANONICAL_JOINTS]
+    assert np.abs(back.positions()[:, idx] - bandai.positions()[:, idx]).max() < 2e-3  # canonical symmetrisation
+    wr_b, _ = bandai.world()
+    wr_back, _ = back.world()
+    assert rot.angle_between(wr_back[:, idx], wr_b[:, idx]).max() < 1e-6

@@ -1,0 +1,129 @@
+"""The in-betweener (residual over interpolation), its command line and the LaFAN1-protocol
+benchmark, on real clips."""
+import json
+import os
+import random
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import DATA, ROOT
+from motioncore import canonical, read_bvh
+from motioncore import rotations as rot
+
+RUN = DATA / "bandai-2" / "dataset-2_run_normal_001.bvh"
+WALK = DATA / "bandai-2" / "dataset-2_walk-turn-left_elderly_004.bvh"
+
+
+def clips30():
+    return [canonical.to_canonical(read_bvh(p)) for p in sorted(DATA.glob("bandai-*/*.bvh"))]
+
+
+def test_training_learns_a_residual_that_beats_interpolation():
+    from backend.inbetweener import Inbetweener, InbetweenerConfig, InbetweenerTraining, loss_of, sample_batch
+
+    torch.manual_seed(0)
+    config = InbetweenerConfig(width=64, layers=2, max_gap=20)
+    training = InbetweenerTraining(batch=16, min_gap=15)
+    clips = clips30()
+    fixed = sample_batch(clips, config, training, random.Random(1))
+    model = Inbetweener(config)
+    start = loss_of(model, *fixed)[1]["pos_m"]  # zero-initialised output: exactly interpolation
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    rng = random.Random(0)
+    for _ in range(150):
+        loss, _ = loss_of(model, *sample_batch(clips, config, training, rng))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss_of(model, *fixed)[1]["pos_m"] < 0.8 * start
+
+
+def test_inbetween_keeps_keys_exact_and_fills_long_gaps(tiny_weights):
+    from backend.inbetweener import Inbetweener
+
+    model = Inbetweener.from_pretrained(tiny_weights)
+    walk = canonical.to_canonical(read_bvh(WALK))
+    keys = [0, 3, 30, walk.num_frames - 1]
+    out = model.inbetween(walk, keys)
+    assert out.num_frames == walk.num_frames
+    assert rot.angle_between(out.local_rotations[keys], walk.local_rotations[keys]).max() < 1e-5
+    assert np.abs(out.root_position[keys] - walk.root_position[keys]).max() < 1e-9
+    # The residual changed the gap frames away from plain interpolation.
+    from motioncore.blend import interpolate_keys
+
+    plain = interpolate_keys(walk, np.array(keys))
+    assert rot.angle_between(out.local_rotations[4:30], plain.local_rotations[4:30]).max() > 1e-3
+    # Another frame rate goes through the model's 30 fps and back, keys still exact.
+    at24 = walk.resample(24.0)
+    k24 = [0, 10, at24.num_frames - 1]
+    out24 = model.inbetween(at24, k24)
+    assert out24.num_frames == at24.num_frames
+    assert rot.angle_between(out24.local_rotations[k24], at24.local_rotations[k24]).max() < 1e-5
+
+
+def test_engine_uses_the_inbetweener_without_text_and_the_lm_with_it(tiny_weights):
+    from backend.engine import Engine
+
+    engine = Engine(tiny_weights, device="cpu", dtype="float32")
+    walk = canonical.to_canonical(read_bvh(WALK))
+    keys = [0, 20, 40]
+    plain = engine.inbetween(walk.trim(0, 41), keys)
+    direct = engine.inbetweener.inbetween(walk.trim(0, 41), keys)
+    assert np.array_equal(plain.local_rotations, direct.local_rotations)
+    texted = engine.inbetween(walk.trim(0, 41), keys, "a person hops")
+    assert not np.allclose(texted.local_rotations, direct.local_rotations, atol=1e-4)
+    assert rot.angle_between(texted.local_rotations[keys], walk.local_rotations[keys]).max() < 1e-5
+
+
+def run_cli(*args):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-m", "backend", *args], capture_output=True, text=True, env=env,
+                          cwd=ROOT, timeout=300)
+
+
+def test_inbetween_and_edit_commands_write_bvh_on_the_input_skeleton(tiny_weights, tmp_path):
+    src = read_bvh(WALK)
+    joints = [src.skeleton.index(n) for n in canonical.CANONICAL_JOINTS]  # the pass-through root is rebuilt
+    out = tmp_path / "ib.bvh"
+    r = run_cli("inbetween", "--in", str(WALK), "--keys", "0-9,25,40", "--out", str(out), "--weights",
+                str(tiny_weights), "--device", "cpu")
+    assert r.returncode == 0, r.stderr
+    got = read_bvh(out)
+    assert got.skeleton.names == src.skeleton.names and got.num_frames == src.num_frames
+    keys = list(range(10)) + [25, 40]
+    assert np.abs(got.positions()[keys][:, joints] - src.positions()[keys][:, joints]).max() < 3e-3  # canonical bone lengths
+    assert np.abs(got.positions()[15][joints] - src.positions()[15][joints]).max() > 1e-3
+
+    out2 = tmp_path / "edit.bvh"
+    r = run_cli("edit", "--in", str(WALK), "--frames", "10-20", "--text", "a person jumps", "--out", str(out2),
+                "--weights", str(tiny_weights), "--device", "cpu")
+    assert r.returncode == 0, r.stderr
+    edited = read_bvh(out2)
+    outside = list(range(0, 10)) + list(range(21, src.num_frames))
+    assert np.abs(edited.positions()[outside][:, joints] - src.positions()[outside][:, joints]).max() < 3e-3
+
+    for bad, message in ((["--keys", "0-9,999"], "outside"), (["--keys", "zero"], "cannot read")):
+        r = run_cli("inbetween", "--in", str(WALK), *bad, "--out", str(tmp_path / "x.bvh"), "--weights",
+                    str(tiny_weights))
+        assert r.returncode == 2 and message in r.stderr and not (tmp_path / "x.bvh").exists()
+
+
+def test_lafan1_protocol_benchmark(tiny_weights, tmp_path):
+    out = tmp_path / "bench.json"
+    r = run_cli("bench", "inbetween", "--data", str(DATA), "--weights", str(tiny_weights), "--json", str(out))
+    assert r.returncode == 0, r.stderr
+    result = json.loads(out.read_text())
+    assert result["windows"] >= 3
+    for method in ("model", "zero_velocity", "interpolation"):
+        for metric in ("L2Q", "L2P", "NPSS"):
+            assert set(result[method][metric]) == {"5", "15", "30", "45"}
+            assert all(np.isfinite(v) and v >= 0 for v in result[method][metric].values())
+        assert result[method]["seconds_per_transition"] > 0
+    # Longer gaps are harder for the baselines, and interpolation beats holding still.
+    interp, zero = result["interpolation"]["L2P"], result["zero_velocity"]["L2P"]
+    assert interp["45"] > interp["5"] and zero["30"] > interp["30"]
+    assert "L2P@30" in r.stdout
