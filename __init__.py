@@ -8,10 +8,10 @@ runs in the backend (its own process, or embedded), reached through client.py.
 
 
 def _parts():
-    from . import operators, panels, preferences, props
+    from . import operators, panels, preferences, props, retarget_ops
 
-    return ((preferences.DynamicPosePreferences, props.DynamicPoseSettings)
-            + operators.CLASSES + panels.CLASSES), panels
+    return ((preferences.DynamicPosePreferences, props.DynamicPoseBoneMap, props.DynamicPoseSettings)
+            + operators.CLASSES + retarget_ops.CLASSES + panels.CLASSES), panels
 
 
 def register() -> None:
@@ -20,9 +20,12 @@ def register() -> None:
     classes, panels = _parts()
     for cls in classes:
         bpy.utils.register_class(cls)
-    from .props import DynamicPoseSettings
+    from .props import DynamicPoseBoneMap, DynamicPoseSettings
 
     bpy.types.Scene.dynamicpose = bpy.props.PointerProperty(type=DynamicPoseSettings)
+    bpy.types.Object.dynamicpose_map = bpy.props.CollectionProperty(type=DynamicPoseBoneMap)
+    bpy.types.Object.dynamicpose_use_custom = bpy.props.BoolProperty(
+        name="Use custom mapping", description="Use the mapping below instead of the detected preset")
     for menu in panels.MENUS:
         getattr(bpy.types, menu).append(panels.key_menu)
 
@@ -37,5 +40,7 @@ def unregister() -> None:
     for menu in panels.MENUS:
         getattr(bpy.types, menu).remove(panels.key_menu)
     del bpy.types.Scene.dynamicpose
+    del bpy.types.Object.dynamicpose_map
+    del bpy.types.Object.dynamicpose_use_custom
     for cls in reversed(classes):
         bpy.utils.unregister_class(cls)

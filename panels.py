@@ -93,10 +93,36 @@ class DYNAMICPOSE_PT_backend(_Panel, bpy.types.Panel):
         sub.operator("dynamicpose.backend_stop", icon="CANCEL")
 
 
+class DYNAMICPOSE_PT_retarget(_Panel, bpy.types.Panel):
+    bl_label = "Retarget"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context):
+        from .motioncore.retarget import detect_preset
+
+        layout = self.layout
+        obj = _active_armature(context)
+        if obj is None:
+            layout.label(text="Select an armature", icon="INFO")
+            return
+        preset, confidence, _ = detect_preset([b.name for b in obj.data.bones])
+        layout.label(text=f"Detected: {preset or 'none'} ({confidence:.0%})", icon="ARMATURE_DATA")
+        layout.prop(obj, "dynamicpose_use_custom")
+        row = layout.row(align=True)
+        row.operator("dynamicpose.mapping_detect", icon="VIEWZOOM")
+        row.operator("dynamicpose.mapping_import", text="", icon="IMPORT")
+        row.operator("dynamicpose.mapping_export", text="", icon="EXPORT")
+        col = layout.column(align=True)
+        col.enabled = obj.dynamicpose_use_custom
+        for item in obj.dynamicpose_map:
+            col.prop_search(item, "bone", obj.data, "bones", text=item.joint)
+
+
 def key_menu(self, context):
     self.layout.separator()
     self.layout.operator("dynamicpose.inbetween", text="DynamicPose In-between")
 
 
 MENUS = ("DOPESHEET_MT_key", "GRAPH_MT_key")
-CLASSES = (DYNAMICPOSE_PT_generate, DYNAMICPOSE_PT_inbetween, DYNAMICPOSE_PT_edit, DYNAMICPOSE_PT_backend)
+CLASSES = (DYNAMICPOSE_PT_generate, DYNAMICPOSE_PT_inbetween, DYNAMICPOSE_PT_edit, DYNAMICPOSE_PT_retarget,
+           DYNAMICPOSE_PT_backend)

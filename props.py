@@ -12,6 +12,13 @@ def _is_armature(self, obj) -> bool:
     return obj.type == "ARMATURE"
 
 
+class DynamicPoseBoneMap(bpy.types.PropertyGroup):
+    """One row of a custom mapping: a canonical joint and the rig bone that plays it."""
+
+    joint: StringProperty(name="Joint")
+    bone: StringProperty(name="Bone", description="Rig bone for this joint (empty: none, held at rest)")
+
+
 class DynamicPoseSettings(bpy.types.PropertyGroup):
     # Generate
     prompt: StringProperty(name="Prompt", default="a person walks forward",

@@ -24,9 +24,18 @@ def rig_from_armature(obj: bpy.types.Object) -> Rig:
                np.array([np.array(b.matrix_local) for b in order]))
 
 
+def custom_mapping(obj: bpy.types.Object) -> dict[str, str] | None:
+    """The mapping the user set in the Retarget panel, when it is switched on."""
+    if not getattr(obj, "dynamicpose_use_custom", False):
+        return None
+    return {row.joint: row.bone for row in obj.dynamicpose_map if row.bone}
+
+
 def retarget_for(obj: bpy.types.Object, mapping: dict[str, str] | None = None) -> Retarget:
-    """The retargeting for this armature: the given mapping, or the best preset found."""
+    """The retargeting for this armature: the given mapping, the user's custom one, or the
+    best preset found."""
     rig = rig_from_armature(obj)
+    mapping = mapping if mapping is not None else custom_mapping(obj)
     if mapping is None:
         preset, confidence, mapping = detect_preset(rig.names)
         if preset is None or confidence < MIN_CONFIDENCE:

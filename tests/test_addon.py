@@ -1,6 +1,7 @@
 """The add-on in the real Blender module: the built zip installs and unregisters cleanly, and
 each operator runs headless on real rigs against the real engine (embedded, and a real server
 process), leaving the user's actions intact and the scene unchanged on failure."""
+import json
 import os
 import subprocess
 import sys
@@ -31,9 +32,12 @@ def test_zip_installs_enables_and_unregisters_cleanly_twice(tmp_path):
                                                         enable_on_install=True) == {"FINISHED"}
         names = ["DYNAMICPOSE_OT_generate", "DYNAMICPOSE_OT_inbetween", "DYNAMICPOSE_OT_edit",
                  "DYNAMICPOSE_OT_backend_start", "DYNAMICPOSE_OT_backend_stop", "DYNAMICPOSE_PT_generate",
-                 "DYNAMICPOSE_PT_inbetween", "DYNAMICPOSE_PT_edit", "DYNAMICPOSE_PT_backend"]
+                 "DYNAMICPOSE_PT_inbetween", "DYNAMICPOSE_PT_edit", "DYNAMICPOSE_PT_backend",
+                 "DYNAMICPOSE_PT_retarget", "DYNAMICPOSE_OT_mapping_detect", "DYNAMICPOSE_OT_mapping_import",
+                 "DYNAMICPOSE_OT_mapping_export"]
         def registered():
-            return [hasattr(bpy.types, n) for n in names] + [hasattr(bpy.types.Scene, "dynamicpose")]
+            return [hasattr(bpy.types, n) for n in names] + [hasattr(bpy.types.Scene, "dynamicpose"),
+                                                             hasattr(bpy.types.Object, "dynamicpose_map")]
         assert all(registered()), registered()
         for _ in range(2):
             addon_utils.disable(mod, default_set=True)
@@ -46,7 +50,7 @@ def test_zip_installs_enables_and_unregisters_cleanly_twice(tmp_path):
     env = dict(os.environ, BLENDER_USER_RESOURCES=str(tmp_path / "blender_user"))
     run = subprocess.run([sys.executable, "-c", script, str(zip_path)], capture_output=True, text=True,
                          env=env, timeout=300)
-    assert run.returncode == 0 and "OK 9" in run.stdout, run.stdout[-2000:] + run.stderr[-2000:]
+    assert run.returncode == 0 and "OK 13" in run.stdout, run.stdout[-2000:] + run.stderr[-2000:]
 
 
 @pytest.fixture
@@ -236,3 +240,31 @@ def test_task_reports_progress_and_cancels():
     task.cancel.set()
     assert task.done.wait(1.0) and isinstance(task.error, Cancelled) and task.result is None
     assert threading.active_count() >= 1
+
+
+def test_custom_mapping_detect_export_import(dp, tmp_path):
+    bpy = dp
+    obj = rig(bpy, "bandai")
+    assert bpy.ops.dynamicpose.mapping_detect() == {"FINISHED"}
+    assert obj.dynamicpose_use_custom and len(obj.dynamicpose_map) == 21
+    path = tmp_path / "bandai.json"
+    assert bpy.ops.dynamicpose.mapping_export(filepath=str(path)) == {"FINISHED"}
+    saved = json.loads(path.read_text())["mapping"]
+    assert saved["UpperArm_L"] == "UpperArm_L" and len(saved) == 21
+    # A user's edit: leave the chest unmapped; the rig still takes motion, Chest held at rest.
+    del saved["Chest"]
+    path.write_text(json.dumps({"mapping": saved}))
+    assert bpy.ops.dynamicpose.mapping_import(filepath=str(path)) == {"FINISHED"}
+    from dynamic_pose.rig.read import retarget_for
+
+    rt = retarget_for(obj)
+    assert "Chest" not in rt.joint_bone and len(rt.joint_bone) == 20
+    bpy.context.scene.dynamicpose.prompt = "a person waves"
+    assert bpy.ops.dynamicpose.generate() == {"FINISHED"}
+    # Bad files are refused and change nothing.
+    for text, message in (("{", "not a DynamicPose mapping"), ('{"mapping": {"Hips": "NoSuchBone"}}', "no bones named"),
+                          ('{"mapping": {"Tail": "Hips"}}', "unknown canonical joints")):
+        path.write_text(text)
+        with pytest.raises(RuntimeError, match=message):
+            bpy.ops.dynamicpose.mapping_import(filepath=str(path))
+        assert len(retarget_for(obj).joint_bone) == 20

@@ -159,3 +159,61 @@ def test_blender_euler_modes_match_mathutils(blender, mode):
         assert np.abs(rot.to_matrix(rot.from_blender_euler(xyz, mode)) - mat).max() < 1e-5  # mathutils is float32
         back = rot.to_blender_euler(q, mode)
         assert np.abs(np.array(Euler(back.tolist(), mode).to_matrix()) - mat).max() < 1e-5  # mathutils is float32
+
+
+def scripted_rig(bpy, preset: str, a_pose: bool, scale: float):
+    """An armature named like a Mixamo or UE5 skeleton on the canonical proportions (scaled),
+    bones with assorted rolls, arms lowered 45 degrees for the A-pose."""
+    from dynamic_pose.motioncore.retarget import PRESETS
+
+    sk = canonical.canonical_skeleton()
+    rest = sk.rest_positions() * scale
+    rest = rest - [0, 0, rest[:, 2].min()]
+    if a_pose:
+        for side, sign in (("L", 1), ("R", -1)):
+            pivot = rest[sk.index(f"UpperArm_{side}")]
+            q = rot.axis_rotation("Y", np.radians(45) * sign)
+            for name in (f"UpperArm_{side}", f"LowerArm_{side}", f"Hand_{side}"):
+                j = sk.index(name)
+                rest[j] = pivot + rot.rotate(q, rest[j] - pivot)
+    names = PRESETS[preset]
+    data = bpy.data.armatures.new(preset)
+    obj = bpy.data.objects.new(preset, data)
+    bpy.context.scene.collection.objects.link(obj)
+    bpy.context.view_layer.objects.active = obj
+    bpy.ops.object.mode_set(mode="EDIT")
+    bones = []
+    for j, joint in enumerate(sk.names):
+        b = data.edit_bones.new(names[joint])
+        kids = sk.children(j)
+        tail = rest[kids[0]] if kids else rest[j] + (rest[j] - rest[sk.parents[j]]) * 0.3
+        b.head, b.tail, b.roll = rest[j].tolist(), tail.tolist(), 0.7 * j
+        if sk.parents[j] >= 0:
+            b.parent = bones[sk.parents[j]]
+        bones.append(b)
+    bpy.ops.object.mode_set(mode="OBJECT")
+    return obj
+
+
+@pytest.mark.parametrize("preset", ["mixamo", "ue5_mannequin"])
+@pytest.mark.parametrize("a_pose", [False, True])
+def test_scripted_rigs_detected_round_trip_and_follow_the_source(addon, walk, preset, a_pose):
+    import bpy
+
+    from dynamic_pose.motioncore.retarget import detect_preset
+    from dynamic_pose.rig import motion_io, read
+
+    obj = scripted_rig(bpy, preset, a_pose, scale=1.3)
+    found, confidence, _ = detect_preset([b.name for b in obj.data.bones])
+    assert found == preset and confidence == 1.0
+    rt = read.retarget_for(obj)
+    assert rt.scale == pytest.approx(1.3, rel=1e-6)
+    motion_io.put_motion(obj, walk, "walk", rt, frame_start=1, fps=30.0)
+    back = motion_io.take_motion(obj, rt, 1 + np.arange(walk.num_frames), 30.0)
+    assert rot.angle_between(back.local_rotations, walk.local_rotations).max() < 1e-4
+    idx = [rt.joint_bone[j] for j in CANONICAL_JOINTS]
+    names = [rt.rig.names[b] for b in idx]
+    height = 1.3 * np.ptp(rt.canon_rest[:, 2])
+    src = rt.heads[rt.hips_bone] + 1.3 * (walk.positions() - rt.canon_rest[0])
+    for t in (0, walk.num_frames // 2, walk.num_frames - 1):
+        assert np.abs(evaluated_heads(bpy, obj, names, 1 + t) - src[t]).max() < 0.02 * height

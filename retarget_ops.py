@@ -1,0 +1,95 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The Retarget panel's operators: fill a custom mapping from auto-detection, and save or load
+it as a JSON preset."""
+from __future__ import annotations
+
+import bpy
+from bpy.props import StringProperty
+from bpy_extras.io_utils import ExportHelper, ImportHelper
+
+from .motioncore.canonical import CANONICAL_JOINTS
+from .motioncore.retarget import detect_preset, load_mapping, save_mapping
+
+
+def _armature(context):
+    obj = context.active_object
+    if obj is None or obj.type != "ARMATURE":
+        return None
+    return obj
+
+
+def fill_mapping(obj, mapping: dict[str, str]) -> None:
+    obj.dynamicpose_map.clear()
+    for joint in CANONICAL_JOINTS:
+        row = obj.dynamicpose_map.add()
+        row.joint, row.bone = joint, mapping.get(joint, "")
+
+
+class DYNAMICPOSE_OT_mapping_detect(bpy.types.Operator):
+    """Fill the custom mapping from the preset that best matches the bone names"""
+
+    bl_idname = "dynamicpose.mapping_detect"
+    bl_label = "Detect"
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context):
+        return _armature(context) is not None
+
+    def execute(self, context):
+        obj = _armature(context)
+        preset, confidence, mapping = detect_preset([b.name for b in obj.data.bones])
+        fill_mapping(obj, mapping)
+        obj.dynamicpose_use_custom = True
+        self.report({"INFO"}, f"{preset or 'no preset'} ({confidence:.0%} of its bones found)")
+        return {"FINISHED"}
+
+
+class DYNAMICPOSE_OT_mapping_export(bpy.types.Operator, ExportHelper):
+    """Save the custom mapping as a JSON preset"""
+
+    bl_idname = "dynamicpose.mapping_export"
+    bl_label = "Export mapping"
+    filename_ext = ".json"
+    filter_glob: StringProperty(default="*.json", options={"HIDDEN"})
+
+    @classmethod
+    def poll(cls, context):
+        obj = _armature(context)
+        return obj is not None and len(obj.dynamicpose_map) > 0
+
+    def execute(self, context):
+        obj = _armature(context)
+        save_mapping(self.filepath, {r.joint: r.bone for r in obj.dynamicpose_map if r.bone})
+        return {"FINISHED"}
+
+
+class DYNAMICPOSE_OT_mapping_import(bpy.types.Operator, ImportHelper):
+    """Load a JSON mapping preset onto the active armature"""
+
+    bl_idname = "dynamicpose.mapping_import"
+    bl_label = "Import mapping"
+    bl_options = {"REGISTER", "UNDO"}
+    filter_glob: StringProperty(default="*.json", options={"HIDDEN"})
+
+    @classmethod
+    def poll(cls, context):
+        return _armature(context) is not None
+
+    def execute(self, context):
+        obj = _armature(context)
+        try:
+            mapping = load_mapping(self.filepath)
+        except ValueError as e:
+            self.report({"ERROR"}, str(e))
+            return {"CANCELLED"}
+        missing = sorted(b for b in mapping.values() if b not in obj.data.bones)
+        if missing:
+            self.report({"ERROR"}, f"{obj.name} has no bones named {missing[:5]}; nothing was changed")
+            return {"CANCELLED"}
+        fill_mapping(obj, mapping)
+        obj.dynamicpose_use_custom = True
+        return {"FINISHED"}
+
+
+CLASSES = (DYNAMICPOSE_OT_mapping_detect, DYNAMICPOSE_OT_mapping_export, DYNAMICPOSE_OT_mapping_import)
