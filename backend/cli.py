@@ -159,7 +159,7 @@ def _generate(args: argparse.Namespace) -> int:
     if out.suffix not in (".bvh", ".npz"):
         raise ValueError(f"--out must end in .bvh or .npz, got {out.name!r}")
     engine = Engine(Path(args.weights) if args.weights else None, device=args.device)
-    sampling = Sampling(steps=args.steps, temperature=args.temperature, top_k=args.top_k)
+    sampling = Sampling(steps=args.steps, temperature=args.temperature, top_k=args.top_k, decoding=args.decoding)
     motions = engine.generate(args.text, args.seconds, seed=args.seed, variations=args.variations,
                               sampling=sampling, fps=args.fps)
     for k, motion in enumerate(motions):
@@ -236,7 +236,10 @@ def _eval_generator(args: argparse.Namespace) -> int:
 
     ds = dataset.load(Path(args.cache) if args.cache else None)
     engine = Engine(Path(args.weights) if args.weights else None, device=args.device)
-    result = evaluate(engine, ds, clips=args.clips, seed=args.seed)
+    from .engine import Sampling
+
+    result = evaluate(engine, ds, clips=args.clips, seed=args.seed,
+                      sampling=Sampling(steps=args.steps, decoding=args.decoding))
     text = json.dumps(result, indent=1)
     print(text)
     if args.json:
@@ -324,6 +327,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--steps", type=int, default=8, help="parallel decoding iterations")
     gen.add_argument("--temperature", type=float, default=1.0)
     gen.add_argument("--top-k", type=int, default=0)
+    gen.add_argument("--decoding", choices=("parallel", "next"), default="parallel",
+                     help="parallel passes (MMM) or token by token with a KV cache")
     gen.add_argument("--fps", type=float, default=30.0)
     gen.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, mps")
     gen.add_argument("--weights", help="model folder (default: weights/default)")
@@ -359,6 +364,8 @@ def build_parser() -> argparse.ArgumentParser:
     eg.add_argument("--weights", help="model folder (default: weights/default)")
     eg.add_argument("--cache", help="dataset cache folder (default: cache/)")
     eg.add_argument("--json", help="also write the figures here")
+    eg.add_argument("--decoding", choices=("parallel", "next"), default="parallel")
+    eg.add_argument("--steps", type=int, default=8, help="parallel decoding passes")
     eg.set_defaults(func=_eval_generator)
 
     bench = sub.add_parser("bench", help="benchmarks with published protocols")

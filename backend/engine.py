@@ -40,8 +40,11 @@ class Sampling:
     steps: int = 8            # parallel decoding iterations
     temperature: float = 1.0
     top_k: int = 0            # 0: no top-k filter
+    decoding: str = "parallel"  # or "next": token by token with a KV cache
 
     def __post_init__(self) -> None:
+        if self.decoding not in ("parallel", "next"):
+            raise ValueError(f"decoding must be 'parallel' or 'next', got {self.decoding!r}")
         if not 1 <= self.steps <= 64:
             raise ValueError(f"steps must be 1..64, got {self.steps}")
         if not 0 <= self.temperature <= 10:
@@ -105,9 +108,13 @@ class Engine:
         frames = self._frames(seconds)
         n = self._tokens_for(frames)
         gen = torch.Generator().manual_seed(int(seed))
-        codes = torch.full((variations, n), -1, dtype=torch.long)
-        filled = self.model.fill(text, codes, steps=sampling.steps, temperature=sampling.temperature,
-                                 top_k=sampling.top_k, generator=gen, on_step=on_step)
+        if sampling.decoding == "next":
+            filled = self.model.next_token(text, n, batch=variations, temperature=sampling.temperature,
+                                           top_k=sampling.top_k, generator=gen, on_step=on_step)
+        else:
+            codes = torch.full((variations, n), -1, dtype=torch.long)
+            filled = self.model.fill(text, codes, steps=sampling.steps, temperature=sampling.temperature,
+                                     top_k=sampling.top_k, generator=gen, on_step=on_step)
         return [self._decode(row.numpy(), frames, fps) for row in filled]
 
     @torch.no_grad()

@@ -29,7 +29,8 @@ def physical(motions) -> dict:
     return out
 
 
-def evaluate(engine: Engine, ds: Dataset, clips: int = 64, seed: int = 0, progress: bool = True) -> dict:
+def evaluate(engine: Engine, ds: Dataset, clips: int = 64, seed: int = 0, progress: bool = True,
+             sampling=None) -> dict:
     rng = random.Random(seed)
     test = [c for c in ds.split("test") if c.captions]
     rng.shuffle(test)
@@ -41,7 +42,8 @@ def evaluate(engine: Engine, ds: Dataset, clips: int = 64, seed: int = 0, progre
         real.append(motion)
         seconds = min((c.length - 1) / canonical.MODEL_FPS, 10.0)
         t0 = time.perf_counter()
-        generated.append(engine.generate(c.captions[0], seconds, seed=seed + k, fps=canonical.MODEL_FPS)[0])
+        generated.append(engine.generate(c.captions[0], seconds, seed=seed + k, fps=canonical.MODEL_FPS,
+                                         sampling=sampling)[0])
         times.append(time.perf_counter() - t0)
         text = engine.caption(motion)
         guess = cap.content_from_text(text)

@@ -248,8 +248,9 @@ class MotionLM(nn.Module):
 
     @torch.no_grad()
     def next_token(self, text: str, n: int, batch: int = 1, temperature: float = 1.0, top_k: int = 0,
-                   generator: torch.Generator | None = None) -> torch.Tensor:
-        """Token-by-token decoding with a KV cache (the <|next|> task) -> (batch, n) codes."""
+                   generator: torch.Generator | None = None, on_step=None) -> torch.Tensor:
+        """Token-by-token decoding with a KV cache (the <|next|> task) -> (batch, n) codes.
+        on_step(done, n) after every token (it may raise to cancel)."""
         past, start, h = self._prefix_cache(NEXT, text, batch)
         codes = []
         for i in range(n):
@@ -258,6 +259,8 @@ class MotionLM(nn.Module):
             o = self.decoder(inputs_embeds=self.embed(self.motion_id(code)[:, None]), past_key_values=past,
                              use_cache=True, position_ids=torch.full((batch, 1), start + i, device=code.device))
             past, h = o.past_key_values, o.last_hidden_state[:, -1]
+            if on_step is not None:
+                on_step(i + 1, n)
         return torch.stack(codes, dim=1)
 
     @torch.no_grad()

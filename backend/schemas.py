@@ -6,7 +6,7 @@ parent, joints in CANONICAL_JOINTS order.
 """
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -69,6 +69,7 @@ class GenerateRequest(Strict):
     steps: int = Field(8, ge=1, le=64, description="parallel decoding passes")
     temperature: float = Field(1.0, ge=0, le=10)
     top_k: int = Field(0, ge=0, le=4096)
+    decoding: Literal["parallel", "next"] = Field("parallel", description="parallel passes or token by token")
     fps: float = Field(30.0, gt=0, le=MAX_FPS)
     wait: bool = Field(True, description="answer with the result; false: answer with a job id at once")
 

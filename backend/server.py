@@ -87,7 +87,8 @@ def create_app(engine: Engine, token: str, jobs: JobQueue | None = None, on_read
 
     @app.post("/v1/generate", response_model=JobState, response_model_exclude_none=True)
     async def generate(body: GenerateRequest):
-        sampling = Sampling(steps=body.steps, temperature=body.temperature, top_k=body.top_k)
+        sampling = Sampling(steps=body.steps, temperature=body.temperature, top_k=body.top_k,
+                            decoding=body.decoding)
         job = jobs.submit("generate", lambda j: engine.generate(
             body.text, body.seconds, seed=body.seed, variations=body.variations, sampling=sampling,
             fps=body.fps, on_step=j.on_step))

@@ -1,6 +1,8 @@
 """The motion LM on a tiny Llama (random weights, the real SmolLM2 text tokenizer)."""
 import json
 
+import numpy as np
+
 import pytest
 import torch
 
@@ -181,3 +183,17 @@ def test_user_adapter_trains_from_a_folder_of_bvh(tiny_weights, tmp_path):
                            "--out", str(tiny_weights), "--base-model", str(tiny_weights)],
                           capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
     assert same.returncode == 2 and "never overwritten" in same.stderr
+
+
+def test_engine_decodes_token_by_token_too(tiny_weights):
+    from backend.engine import Engine, Sampling
+
+    engine = Engine(tiny_weights, device="cpu", dtype="float32")
+    seen = []
+    a = engine.generate("a person walks", 1.0, seed=3, sampling=Sampling(decoding="next"),
+                        on_step=lambda d, t: seen.append((d, t)))[0]
+    b = engine.generate("a person walks", 1.0, seed=3, sampling=Sampling(decoding="next"))[0]
+    assert np.array_equal(a.local_rotations, b.local_rotations)
+    assert seen[-1][0] == seen[-1][1] == len(seen)  # one report per token
+    with pytest.raises(ValueError, match="decoding"):
+        Sampling(decoding="beam")
