@@ -23,6 +23,7 @@ def physical(motions) -> dict:
     finite = [m for m in motions if np.all(np.isfinite(m.positions()))]
     out["foot_skating_m_s"] = round(float(np.mean([metrics.foot_skating(m) for m in finite])), 4)
     out["ground_penetration_m"] = round(float(np.mean([metrics.ground_penetration(m) for m in finite])), 4)
+    out["body_speed_m_s"] = round(float(np.mean([metrics.body_speed(m) for m in finite])), 4)
     out["bone_length_spread_m"] = float(max(metrics.bone_length_spread(m) for m in finite))
     out["lowest_foot_m"] = round(float(np.mean([m.positions()[:, [m.skeleton.index(n) for n in canonical.FEET], 2].min()
                                                 for m in finite])), 4)

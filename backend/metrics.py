@@ -23,16 +23,19 @@ def mpjpe(a: Motion, b: Motion) -> float:
     return float(np.linalg.norm(local_positions(a)[:n] - local_positions(b)[:n], axis=-1).mean())
 
 
-def foot_skating(motion: Motion) -> float:
-    """Mean horizontal speed (m/s) of feet while they are planted (low and in contact by the
-    features' contact rule): 0 for perfect contacts."""
+def foot_skating(motion: Motion, height: float = features.CONTACT_HEIGHT) -> float:
+    """Mean horizontal speed (m/s) of the support: in each frame with a foot joint near the floor
+    (within `height` of the clip's lowest foot point), the slowest such joint. A real step always
+    has a planted heel or toe, so this stays small; a pose sliding along the ground is charged its
+    full speed. Frames with no foot near the floor (a run's flight) are left out."""
     pos = motion.positions()
     sk = motion.skeleton
-    idx = [sk.index(n) for n in canonical.FEET]
-    feet = pos[:, idx]
-    contact = features.foot_contacts(pos, motion.fps)[1:] > 0.5
+    feet = pos[:, [sk.index(n) for n in canonical.FEET]]
+    low = (feet[1:, :, 2] - feet[..., 2].min()) < height
     vel = np.linalg.norm(np.diff(feet[..., :2], axis=0), axis=-1) * motion.fps
-    return float(vel[contact].mean()) if contact.any() else 0.0
+    support = np.where(low, vel, np.inf).min(axis=1)
+    support = support[np.isfinite(support)]
+    return float(support.mean()) if support.size else 0.0
 
 
 def ground_penetration(motion: Motion, floor: float = 0.0) -> float:
@@ -48,3 +51,11 @@ def bone_length_spread(motion: Motion) -> float:
     parents = np.array(motion.skeleton.parents[1:])
     lengths = np.linalg.norm(pos[:, 1:] - pos[:, parents], axis=-1)
     return float((lengths.max(0) - lengths.min(0)).max())
+
+
+def body_speed(motion: Motion) -> float:
+    """Mean speed (m/s) of the joints relative to the root, facing removed: how much the body
+    itself moves, apart from travel. A pose sliding along a path scores near 0."""
+    rel = local_positions(motion)
+    rel = rel - rel[:, :1]
+    return float(np.linalg.norm(np.diff(rel, axis=0), axis=-1).mean() * motion.fps)
