@@ -268,3 +268,21 @@ def test_custom_mapping_detect_export_import(dp, tmp_path):
         with pytest.raises(RuntimeError, match=message):
             bpy.ops.dynamicpose.mapping_import(filepath=str(path))
         assert len(retarget_for(obj).joint_bone) == 20
+
+
+def test_generate_follows_the_scene_frame_rate(dp):
+    bpy = dp
+    obj = rig(bpy, "rigify")
+    scene = bpy.context.scene
+    scene.render.fps, scene.render.fps_base = 24, 1.0
+    s = scene.dynamicpose
+    s.length_unit, s.frames, s.start_frame = "FRAMES", 60, 1
+    assert bpy.ops.dynamicpose.generate() == {"FINISHED"}
+    first, last = obj.animation_data.action.frame_range
+    assert abs((last - first + 1) - 60) <= 1  # 2.5 s at 24 fps, whatever the model's own rate
+    # Quaternion keys never flip sign between neighbours (no long way round in the fcurves).
+    for bone in ("spine", "upper_arm.L", "thigh.R"):
+        path = f'pose.bones["{bone}"].rotation_quaternion'
+        q = np.array([[curves(obj.animation_data.action).find(path, index=i).evaluate(f) for i in range(4)]
+                      for f in range(int(first), int(last) + 1)])
+        assert (np.sum(q[1:] * q[:-1], axis=1) > 0).all()
