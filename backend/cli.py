@@ -94,6 +94,53 @@ def _bench_inbetween(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_evaluator(args: argparse.Namespace) -> int:
+    import json
+
+    from . import dataset
+    from .evaluator import EvaluatorTraining, train
+    from .paths import default_weights_dir
+
+    ds = dataset.load(Path(args.cache) if args.cache else None)
+    out = Path(args.out) if args.out else default_weights_dir() / "evaluator"
+    _, result = train(ds, out, EvaluatorTraining(steps=args.steps, seed=args.seed, threads=args.threads))
+    print(json.dumps(result, indent=1))
+    print(f"wrote {out / 'evaluator.safetensors'}")
+    return 0
+
+
+def _eval_t2m(args: argparse.Namespace) -> int:
+    import json
+
+    from tqdm import tqdm
+
+    from . import dataset, eval_t2m
+    from .engine import Engine
+    from .evaluator import Evaluator
+    from .paths import default_weights_dir
+
+    weights = Path(args.weights) if args.weights else default_weights_dir()
+    ds = dataset.load(Path(args.cache) if args.cache else None)
+    evaluator = Evaluator.from_pretrained(Path(args.evaluator) if args.evaluator else default_weights_dir() / "evaluator")
+    engine = None if args.no_model else Engine(weights, device=args.device)
+    run = eval_t2m.Run(ds, evaluator, engine)
+    bar = tqdm(total=args.runs * min(args.clips, len(run.test)) if engine else 0, desc="generating", unit="clip")
+    runs = [run.once(args.seed + r, args.clips, args.mm_texts, args.mm_variations, bar.update) for r in range(args.runs)]
+    bar.close()
+    result = eval_t2m.summarise(runs)
+    result["out_of_template"] = run.out_of_template(args.seed)
+    result["protocol"] = {"runs": args.runs, "clips_per_run": min(args.clips, len(run.test)), "r_precision_batch": 32,
+                          "weights": str(weights)}
+    print(eval_t2m.table(result))
+    print("out of template prompts:", json.dumps(result["out_of_template"]))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1))
+    if args.plot:
+        eval_t2m.plot(result, args.plot)
+        print(f"wrote {args.plot}")
+    return 0
+
+
 def _train_generator(args: argparse.Namespace) -> int:
     import json
 
@@ -308,6 +355,14 @@ def build_parser() -> argparse.ArgumentParser:
     ib.add_argument("--out", help="output folder (default: weights/default)")
     ib.set_defaults(func=_train_inbetweener)
 
+    te = tsub.add_parser("evaluator", help="train the text-to-motion evaluator on the train split")
+    te.add_argument("--steps", type=int, default=1500)
+    te.add_argument("--seed", type=int, default=0)
+    te.add_argument("--threads", type=int, default=0)
+    te.add_argument("--cache", help="dataset cache folder (default: cache/)")
+    te.add_argument("--out", help="output folder (default: weights/default/evaluator)")
+    te.set_defaults(func=_train_evaluator)
+
     ad = tsub.add_parser("adapter", help="train your own LoRA adapter from a folder of BVH files")
     ad.add_argument("--data", action="append", required=True, metavar="DIR",
                     help="folder of BVH files (optional NAME.txt captions or NAME.json labels); repeatable")
@@ -367,6 +422,20 @@ def build_parser() -> argparse.ArgumentParser:
     eg.add_argument("--decoding", choices=("parallel", "next"), default="parallel")
     eg.add_argument("--steps", type=int, default=8, help="parallel decoding passes")
     eg.set_defaults(func=_eval_generator)
+    et = esub.add_parser("t2m", help="FID, R-precision and the rest on the test split (HumanML3D protocol)")
+    et.add_argument("--runs", type=int, default=3, help="repeated runs for the confidence interval")
+    et.add_argument("--clips", type=int, default=128, help="test clips per run")
+    et.add_argument("--mm-texts", type=int, default=8, help="captions used for multimodality")
+    et.add_argument("--mm-variations", type=int, default=4, help="variations per caption for multimodality")
+    et.add_argument("--seed", type=int, default=0)
+    et.add_argument("--device", default="auto")
+    et.add_argument("--weights", help="generator folder (default: weights/default)")
+    et.add_argument("--evaluator", help="evaluator folder (default: weights/default/evaluator)")
+    et.add_argument("--no-model", action="store_true", help="only the real and retrieval rows")
+    et.add_argument("--cache", help="dataset cache folder (default: cache/)")
+    et.add_argument("--json", help="also write the figures here")
+    et.add_argument("--plot", help="also draw the table as a PNG here")
+    et.set_defaults(func=_eval_t2m)
 
     bench = sub.add_parser("bench", help="benchmarks with published protocols")
     bsub = bench.add_subparsers(dest="what", required=True)

@@ -1,0 +1,209 @@
+"""The text-to-motion evaluator: a motion encoder and a text encoder aligned contrastively (as
+Guo et al. 2022 and TMR do), with content and style classifiers on the motion side.
+
+HumanML3D's evaluator cannot be had here, so this one is trained on our train split only. The
+text side reads captions through the frozen SmolLM2 (mean of its last hidden states), so
+wordings never seen in training still land near their meaning; a small projection is trained.
+The motion side is a 1D convolutional encoder over the normalised model features.
+"""
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+from torch.nn import functional as F
+from tqdm import tqdm
+
+from .dataset import Dataset
+
+FORMAT_VERSION = 1
+
+
+@dataclass
+class EvaluatorConfig:
+    feature_size: int = 254
+    text_size: int = 576          # SmolLM2-135M hidden size
+    width: int = 256
+    embed: int = 256
+    contents: list[str] = field(default_factory=list)
+    styles: list[str] = field(default_factory=list)
+    max_frames: int = 200         # 10 s at the model's 20 fps
+
+
+class MotionEncoder(nn.Module):
+    def __init__(self, c: EvaluatorConfig):
+        super().__init__()
+        w = c.width
+        self.conv = nn.Sequential(
+            nn.Conv1d(c.feature_size, w, 5, padding=2), nn.GELU(),
+            nn.Conv1d(w, w, 5, stride=2, padding=2), nn.GELU(),
+            nn.Conv1d(w, w, 5, stride=2, padding=2), nn.GELU(),
+            nn.Conv1d(w, w, 3, padding=1), nn.GELU())
+        self.proj = nn.Linear(2 * w, c.embed)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """(B, T, F) normalised features, (B,) valid lengths -> (B, embed)."""
+        h = self.conv(x.transpose(1, 2)).transpose(1, 2)  # (B, T/4, w)
+        valid = torch.arange(h.shape[1])[None] < (-(-lengths // 4))[:, None]
+        mean = (h * valid[..., None]).sum(1) / valid.sum(1, keepdim=True).clamp(min=1)
+        peak = h.masked_fill(~valid[..., None], -1e4).max(1).values
+        return self.proj(torch.cat([mean, peak], dim=-1))
+
+
+class Evaluator(nn.Module):
+    def __init__(self, config: EvaluatorConfig):
+        super().__init__()
+        self.config = config
+        self.motion = MotionEncoder(config)
+        self.text = nn.Sequential(nn.Linear(config.text_size, config.width), nn.GELU(),
+                                  nn.Linear(config.width, config.embed))
+        self.content = nn.Linear(config.embed, len(config.contents))
+        self.style = nn.Linear(config.embed, len(config.styles))
+        self.register_buffer("mean", torch.zeros(config.feature_size))
+        self.register_buffer("std", torch.ones(config.feature_size))
+        self.logit_scale = nn.Parameter(torch.tensor(np.log(1 / 0.07), dtype=torch.float32))
+
+    def motion_batch(self, feats: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+        T = min(max(len(f) for f in feats), self.config.max_frames)
+        x = torch.zeros(len(feats), T, self.config.feature_size)
+        lengths = torch.zeros(len(feats), dtype=torch.long)
+        for i, f in enumerate(feats):
+            f = torch.from_numpy(np.asarray(f[:T], dtype=np.float32))
+            x[i, : len(f)] = (f - self.mean) / self.std
+            lengths[i] = len(f)
+        return x, lengths
+
+    @torch.no_grad()
+    def embed_motions(self, feats: list[np.ndarray], batch: int = 64) -> np.ndarray:
+        out = [self.motion(*self.motion_batch(feats[i: i + batch])) for i in range(0, len(feats), batch)]
+        return torch.cat(out).numpy()
+
+    @torch.no_grad()
+    def embed_texts(self, text_features: np.ndarray) -> np.ndarray:
+        return self.text(torch.from_numpy(np.asarray(text_features, dtype=np.float32))).numpy()
+
+    @torch.no_grad()
+    def classify(self, motion_embeddings: np.ndarray) -> tuple[list[str], list[str]]:
+        e = torch.from_numpy(motion_embeddings)
+        c = self.content(e).argmax(-1).tolist()
+        s = self.style(e).argmax(-1).tolist()
+        return [self.config.contents[i] for i in c], [self.config.styles[i] for i in s]
+
+    def save_pretrained(self, directory: Path, extra: dict | None = None) -> None:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        save_file({k: v.contiguous() for k, v in self.state_dict().items()}, str(directory / "evaluator.safetensors"))
+        meta = {"format_version": FORMAT_VERSION, "config": asdict(self.config), **(extra or {})}
+        (directory / "evaluator.json").write_text(json.dumps(meta, indent=1))
+
+    @classmethod
+    def from_pretrained(cls, directory: Path) -> "Evaluator":
+        meta_file = Path(directory) / "evaluator.json"
+        if not meta_file.is_file():
+            raise FileNotFoundError(f"no evaluator in {directory} (train one: dynamicpose train evaluator)")
+        meta = json.loads(meta_file.read_text())
+        if meta.get("format_version") != FORMAT_VERSION:
+            raise ValueError(f"{meta_file} has format_version {meta.get('format_version')}, expected {FORMAT_VERSION}")
+        model = cls(EvaluatorConfig(**meta["config"]))
+        model.load_state_dict(load_file(str(Path(directory) / "evaluator.safetensors")))
+        return model.eval()
+
+
+class TextFeatures:
+    """Frozen SmolLM2 sentence features (mean of the last hidden states), memoised."""
+
+    def __init__(self, base: str | None = None, cache_dir: Path | None = None):
+        from .llm import DEFAULT_BASE, load_base
+
+        self.model, self.tok = load_base(base or DEFAULT_BASE, torch.float32, cache_dir)
+        self.size = self.model.config.hidden_size
+        self.memo: dict[str, np.ndarray] = {}
+
+    @torch.no_grad()
+    def __call__(self, texts: list[str], batch: int = 64) -> np.ndarray:
+        todo = sorted({t for t in texts if t not in self.memo})
+        for i in range(0, len(todo), batch):
+            chunk = todo[i: i + batch]
+            enc = self.tok(chunk, return_tensors="pt", padding=True, truncation=True, max_length=64)
+            h = self.model.model(input_ids=enc.input_ids, attention_mask=enc.attention_mask).last_hidden_state
+            m = enc.attention_mask[..., None].float()
+            pooled = ((h * m).sum(1) / m.sum(1)).numpy()
+            self.memo.update(zip(chunk, pooled))
+        return np.stack([self.memo[t] for t in texts])
+
+
+# -- training ------------------------------------------------------------------------------
+@dataclass
+class EvaluatorTraining:
+    steps: int = 1500
+    batch: int = 64
+    lr: float = 1e-3
+    min_frames: int = 40          # random crops of 2 s ...
+    max_frames: int = 160         # ... to 8 s
+    seed: int = 0
+    threads: int = 0
+
+
+def labelled(ds: Dataset, split: str):
+    return [c for c in ds.split(split) if c.captions and c.content != "unlabelled"]
+
+
+def train(ds: Dataset, out: Path, training: EvaluatorTraining | None = None, text_features: TextFeatures | None = None,
+          progress: bool = True) -> tuple[Evaluator, dict]:
+    training = training or EvaluatorTraining()
+    if training.threads:
+        torch.set_num_threads(training.threads)
+    torch.manual_seed(training.seed)
+    rng = random.Random(training.seed)
+    clips = labelled(ds, "train")
+    if not clips:
+        raise ValueError("no labelled, captioned training clips")
+    tf = text_features or TextFeatures()
+    config = EvaluatorConfig(feature_size=ds.features.shape[1], text_size=tf.size,
+                             contents=sorted({c.content for c in clips}), styles=sorted({c.style for c in clips}))
+    model = Evaluator(config)
+    model.mean.copy_(torch.from_numpy(ds.mean.astype(np.float32)))
+    model.std.copy_(torch.from_numpy(np.maximum(ds.std, 1e-6).astype(np.float32)))
+    tf([t for c in clips for t in c.captions])  # all training captions at once
+    opt = torch.optim.AdamW(model.parameters(), lr=training.lr, weight_decay=1e-4)
+    cidx = {n: i for i, n in enumerate(config.contents)}
+    sidx = {n: i for i, n in enumerate(config.styles)}
+    t0, run = time.perf_counter(), None
+    bar = tqdm(range(training.steps), desc="evaluator", unit="step", disable=not progress)
+    for step in bar:
+        batch = rng.sample(clips, min(training.batch, len(clips)))
+        feats = []
+        for c in batch:
+            f = ds.clip_features(c)
+            n = min(len(f), rng.randint(training.min_frames, training.max_frames))
+            s = rng.randint(0, len(f) - n)
+            feats.append(f[s: s + n])
+        m = model.motion(*model.motion_batch(feats))
+        t = model.text(torch.from_numpy(tf([rng.choice(c.captions) for c in batch])))
+        logits = model.logit_scale.exp().clamp(max=100) * F.normalize(m, dim=-1) @ F.normalize(t, dim=-1).T
+        # Clips with the same content and style are not negatives of each other.
+        key = [(c.content, c.style) for c in batch]
+        same = torch.tensor([[a == b for b in key] for a in key])
+        logits = logits.masked_fill(same & ~torch.eye(len(batch), dtype=torch.bool), -1e4)
+        target = torch.arange(len(batch))
+        contrast = 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
+        lc = F.cross_entropy(model.content(m), torch.tensor([cidx[c.content] for c in batch]))
+        ls = F.cross_entropy(model.style(m), torch.tensor([sidx[c.style] for c in batch]))
+        loss = contrast + lc + ls
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        run = loss.item() if run is None else 0.98 * run + 0.02 * loss.item()
+        bar.set_postfix(loss=f"{run:.3f}")
+    model.eval()
+    result = {"steps": training.steps, "train_seconds": round(time.perf_counter() - t0, 1),
+              "final_loss": round(run, 4), "training": asdict(training)}
+    model.save_pretrained(out, extra={"training": result})
+    return model, result
