@@ -5,7 +5,7 @@ thread as one undo step. Invoked from the UI they run modal: a progress bar, Esc
 Blender stays responsive. Executed from a script they block and return when done."""
 from __future__ import annotations
 
-import threading
+import time
 
 import bpy
 import numpy as np
@@ -18,6 +18,7 @@ from .rig import action as act
 from .rig import motion_io, read
 
 REFUSALS = (ValueError, KeyError, BackendError)  # readable reasons; anything else is a bug
+RUNNING: dict[str, "_BackendOperator"] = {}  # operators working in the background, for the panels
 
 
 def _settings(context):
@@ -52,13 +53,31 @@ class _BackendOperator:
         return lambda progress, cancel: job(session.connect(config), progress, cancel)
 
     def execute(self, context):
+        """Scripts and background Blender: the same work and the same steps, waited for here."""
+        if not self._start(context):
+            return {"CANCELLED"}
+        while (state := self.step(context)) == {"PASS_THROUGH"}:
+            time.sleep(0.02)
+        return state
+
+    def invoke(self, context, event):
+        if not self._start(context):
+            return {"CANCELLED"}
+        wm = context.window_manager
+        self._timer = wm.event_timer_add(0.1, window=context.window)
+        wm.modal_handler_add(self)
+        return {"RUNNING_MODAL"}
+
+    def _start(self, context) -> bool:
         try:
             work = self._work(context)
-            result = work(lambda p: None, threading.Event())
         except REFUSALS as e:
             self.report({"ERROR"}, str(e))
-            return {"CANCELLED"}
-        return self._finish(context, result)
+            return False
+        self._task = session.Task(work)
+        RUNNING[type(self).bl_idname] = self
+        context.window_manager.progress_begin(0, 100)
+        return True
 
     def _finish(self, context, result):
         try:
@@ -72,37 +91,42 @@ class _BackendOperator:
             return {"CANCELLED"}
         return {"FINISHED"}
 
-    def invoke(self, context, event):
-        try:
-            work = self._work(context)
-        except REFUSALS as e:
-            self.report({"ERROR"}, str(e))
-            return {"CANCELLED"}
-        self._task = session.Task(work)
-        wm = context.window_manager
-        self._timer = wm.event_timer_add(0.1, window=context.window)
-        wm.progress_begin(0, 100)
-        wm.modal_handler_add(self)
-        return {"RUNNING_MODAL"}
-
     def _end(self, context) -> None:
+        RUNNING.pop(type(self).bl_idname, None)
         wm = context.window_manager
-        wm.event_timer_remove(self._timer)
+        if getattr(self, "_timer", None) is not None:
+            wm.event_timer_remove(self._timer)
+            self._timer = None
         wm.progress_end()
         if context.workspace is not None:
             context.workspace.status_text_set(None)
 
     def modal(self, context, event):
-        task = self._task
         if event.type == "ESC" and event.value == "PRESS":
-            task.cancel.set()
+            self.cancel_work()
             return {"RUNNING_MODAL"}
         if event.type != "TIMER":
             return {"PASS_THROUGH"}
+        return self.step(context)
+
+    @property
+    def progress(self) -> float:
+        return self._task.progress
+
+    def cancel_work(self) -> None:
+        """What Esc does (and the panel's cancel button)."""
+        self._task.cancel.set()
+
+    def step(self, context) -> set[str]:
+        """One timer tick: show progress while the work runs, then write the result."""
+        task = self._task
         if not task.done.is_set():
             context.window_manager.progress_update(int(100 * task.progress))
             if context.workspace is not None:
                 context.workspace.status_text_set(f"DynamicPose: {self.bl_label} {task.progress:.0%} (Esc cancels)")
+            for area in context.screen.areas if context.screen is not None else ():
+                if area.type == "VIEW_3D":  # the sidebar shows the progress too
+                    area.tag_redraw()
             return {"PASS_THROUGH"}
         self._end(context)
         if isinstance(task.error, Cancelled):
@@ -242,6 +266,22 @@ class DYNAMICPOSE_OT_backend_start(_BackendOperator, bpy.types.Operator):
         self.report({"INFO"}, "backend ready")
 
 
+class DYNAMICPOSE_OT_cancel(bpy.types.Operator):
+    """Cancel the DynamicPose work running in the background (as Esc does); nothing is changed"""
+
+    bl_idname = "dynamicpose.cancel"
+    bl_label = "Cancel"
+
+    @classmethod
+    def poll(cls, context):
+        return bool(RUNNING)
+
+    def execute(self, context):
+        for op in list(RUNNING.values()):
+            op.cancel_work()
+        return {"FINISHED"}
+
+
 class DYNAMICPOSE_OT_backend_stop(bpy.types.Operator):
     """Stop the motion backend (a local process ends; a connection is dropped)"""
 
@@ -255,4 +295,4 @@ class DYNAMICPOSE_OT_backend_stop(bpy.types.Operator):
 
 
 CLASSES = (DYNAMICPOSE_OT_generate, DYNAMICPOSE_OT_inbetween, DYNAMICPOSE_OT_edit, DYNAMICPOSE_OT_backend_start,
-           DYNAMICPOSE_OT_backend_stop)
+           DYNAMICPOSE_OT_cancel, DYNAMICPOSE_OT_backend_stop)

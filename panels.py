@@ -14,6 +14,17 @@ class _Panel:
     bl_category = "DynamicPose"
 
 
+def _running(layout) -> bool:
+    """A progress line and a cancel button while work runs in the background."""
+    from .operators import RUNNING
+
+    for op in list(RUNNING.values()):
+        row = layout.row(align=True)
+        row.label(text=f"{op.bl_label}: {op.progress:.0%}", icon="TIME")
+        row.operator("dynamicpose.cancel", text="", icon="CANCEL")
+    return bool(RUNNING)
+
+
 def _active_armature(context):
     obj = context.active_object
     return obj if obj is not None and obj.type == "ARMATURE" else None
@@ -35,8 +46,9 @@ class DYNAMICPOSE_PT_generate(_Panel, bpy.types.Panel):
         layout.prop(s, "target")
         layout.prop(s, "start_frame")
         layout.prop(s, "in_place")
+        busy = _running(layout)
         row = layout.row()
-        row.enabled = (s.target or _active_armature(context)) is not None
+        row.enabled = (s.target or _active_armature(context)) is not None and not busy
         row.operator("dynamicpose.generate", icon="ARMATURE_DATA")
         if not row.enabled:
             layout.label(text="Select an armature or set one above", icon="INFO")

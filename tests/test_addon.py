@@ -286,3 +286,57 @@ def test_generate_follows_the_scene_frame_rate(dp):
         q = np.array([[curves(obj.animation_data.action).find(path, index=i).evaluate(f) for i in range(4)]
                       for f in range(int(first), int(last) + 1)])
         assert (np.sum(q[1:] * q[:-1], axis=1) > 0).all()
+
+
+def test_work_runs_on_a_thread_reports_progress_and_cancels(dp):
+    """Background Blender runs execute, which drives the same steps the modal timer drives in the
+    UI: the model works on a thread, each step reports progress, and a cancel (Esc, or the panel's
+    button) changes nothing."""
+    import threading
+    import time
+
+    from dynamic_pose.operators import RUNNING
+
+    bpy = dp
+    obj = rig(bpy, "rigify")
+    s = bpy.context.scene.dynamicpose
+    s.prompt, s.seconds, s.variations = "a long dance", 20.0, 16
+    n_actions = len(bpy.data.actions)
+    seen = []
+
+    def watch_then_cancel():
+        deadline = time.monotonic() + 30
+        while "dynamicpose.generate" not in RUNNING and time.monotonic() < deadline:
+            time.sleep(0.01)
+        op = RUNNING["dynamicpose.generate"]
+        seen.append(op.progress)
+        op.cancel_work()
+
+    threading.Thread(target=watch_then_cancel, daemon=True).start()
+    t0 = time.perf_counter()
+    assert bpy.ops.dynamicpose.generate() == {"CANCELLED"}
+    assert time.perf_counter() - t0 < 2.0 and seen and 0 <= seen[0] < 1
+    assert not RUNNING and len(bpy.data.actions) == n_actions and obj.animation_data is None
+
+
+def test_inbetween_and_edit_on_a_rigify_rig(dp):
+    bpy = dp
+    obj = rig(bpy, "rigify")
+    s = bpy.context.scene.dynamicpose
+    s.prompt, s.seconds, s.start_frame = "a person walks", 2.0, 1
+    assert bpy.ops.dynamicpose.generate() == {"FINISHED"}
+    take = obj.animation_data.action
+    kept = snapshot(take)
+    select_only(take, {1.0, 20.0, 40.0})
+    assert bpy.ops.dynamicpose.inbetween() == {"FINISHED"}
+    filled = obj.animation_data.action
+    assert filled != take and same(snapshot(take), kept)
+    s.edit_start, s.edit_end = 15, 25
+    assert bpy.ops.dynamicpose.edit() == {"FINISHED"}
+    edited = obj.animation_data.action
+    assert edited not in (take, filled)
+    for fc in curves(edited):
+        if ".rotation" not in fc.data_path:
+            continue
+        old = curves(filled).find(fc.data_path, index=fc.array_index)
+        assert all(fc.evaluate(f) == old.evaluate(f) for f in (5, 10, 14, 26, 35))
