@@ -180,6 +180,25 @@ class Engine:
         return blend.splice(pinned, motion, start, stop)
 
     @torch.no_grad()
+    def continue_(self, motion: Motion, text: str, seconds: float, seed: int = 0,
+                  sampling: Sampling | None = None, on_step=None) -> Motion:
+        """`motion` followed by `seconds` more, generated from `text` and the motion so far; the
+        given frames come back bit-identical and the join is continuous."""
+        self._check_motion(motion)
+        if not (np.isfinite(seconds) and 0 < seconds <= MAX_SECONDS - motion.duration):
+            raise ValueError(f"continue by more than 0 and at most {MAX_SECONDS - motion.duration:.1f} s "
+                             f"(a motion holds {MAX_SECONDS:g} s in all), got {seconds}")
+        T, extra = motion.num_frames, max(1, int(round(seconds * motion.fps)))
+        held = Motion(motion.skeleton, motion.fps,
+                      np.concatenate([motion.root_position, motion.root_position[-1:].repeat(extra, 0)]),
+                      np.concatenate([motion.local_rotations, motion.local_rotations[-1:].repeat(extra, 0)]))
+        regen = np.zeros(T + extra, dtype=bool)
+        regen[T:] = True
+        gen = self._infill(held, regen, text, seed, sampling, on_step)
+        pinned = blend.pin_to_keys(gen, held, np.arange(T))
+        return blend.splice(pinned, held, T, T + extra)
+
+    @torch.no_grad()
     def inbetween(self, motion: Motion, keys: list[int], text: str = "", seed: int = 0,
                   sampling: Sampling | None = None, on_step=None) -> Motion:
         """Fill every frame of `motion` that is not in `keys` (frame indices whose poses are

@@ -85,6 +85,10 @@ def r_precision(text: np.ndarray, motion: np.ndarray, rng: np.random.Generator, 
     return hits / max(n, 1), mm
 
 
+def unit(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
 def diversity(motion: np.ndarray, rng: np.random.Generator, pairs: int = 300) -> float:
     a, b = rng.integers(0, len(motion), (2, min(pairs, len(motion) * 4)))
     keep = a != b
@@ -114,7 +118,8 @@ class Run:
     def row(self, feats: list[np.ndarray], text_emb: np.ndarray, real_emb: np.ndarray, labels, rng,
             multimodal: list[list[np.ndarray]] | None) -> dict:
         emb = self.ev.embed_motions([f[: self.ev.config.max_frames] for f in feats])
-        r, mm = r_precision(text_emb, emb, rng)
+        # Retrieval is judged in the space the encoders were aligned in: unit vectors.
+        r, mm = r_precision(unit(text_emb), unit(emb), rng)
         content, style = self.ev.classify(emb)
         motions = [features.from_features(f, canonical.MODEL_FPS) for f in feats]
         out = {"fid": frechet(emb, real_emb), "r_precision_top1": r[0], "r_precision_top2": r[1],

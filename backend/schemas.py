@@ -89,6 +89,11 @@ class EditRequest(InfillOptions):
     stop: int = Field(ge=1, le=MAX_FRAMES, description="frame after the last to regenerate")
 
 
+class ContinueRequest(InfillOptions):
+    motion: MotionData
+    seconds: float = Field(gt=0, le=MAX_SECONDS, description="how much to add")
+
+
 class InbetweenRequest(InfillOptions):
     motion: MotionData = Field(description="poses at the key frames; other frames are ignored")
     keys: list[Annotated[int, Field(ge=0, le=MAX_FRAMES)]] = Field(min_length=2, max_length=MAX_FRAMES,

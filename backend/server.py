@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 
 from .engine import Engine, Sampling
 from .jobs import Job, JobQueue
-from .schemas import CaptionRequest, EditRequest, GenerateRequest, InbetweenRequest, JobState, MotionData
+from .schemas import CaptionRequest, ContinueRequest, EditRequest, GenerateRequest, InbetweenRequest, JobState, MotionData
 
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "[::1]"}
 
@@ -108,6 +108,16 @@ def create_app(engine: Engine, token: str, jobs: JobQueue | None = None, on_read
         sampling = Sampling(steps=body.steps, temperature=body.temperature, top_k=body.top_k)
         job = jobs.submit("edit", lambda j: engine.edit(motion, body.start, body.stop, body.text, seed=body.seed,
                                                         sampling=sampling, on_step=j.on_step))
+        return answer(await wait_for(job, body.wait))
+
+    @app.post("/v1/continue", response_model=JobState, response_model_exclude_none=True)
+    async def continue_(body: ContinueRequest):
+        motion = motion_of(body)
+        if isinstance(motion, JSONResponse):
+            return motion
+        sampling = Sampling(steps=body.steps, temperature=body.temperature, top_k=body.top_k)
+        job = jobs.submit("continue", lambda j: engine.continue_(motion, body.text, body.seconds, seed=body.seed,
+                                                                 sampling=sampling, on_step=j.on_step))
         return answer(await wait_for(job, body.wait))
 
     @app.post("/v1/inbetween", response_model=JobState, response_model_exclude_none=True)

@@ -72,6 +72,15 @@ def test_engine_inbetween_hits_every_key(engine, run_clip):
     assert np.all(np.isfinite(out.local_rotations))
 
 
+def test_engine_continue_keeps_the_prefix_and_adds_the_length(engine, run_clip):
+    out = engine.continue_(run_clip, "a person stops", 1.5, seed=4)
+    assert out.num_frames == run_clip.num_frames + 45
+    assert np.array_equal(out.local_rotations[: run_clip.num_frames], run_clip.local_rotations)
+    assert np.array_equal(out.root_position[: run_clip.num_frames], run_clip.root_position)
+    with pytest.raises(ValueError, match="continue by"):
+        engine.continue_(run_clip, "x", 60.0)
+
+
 @pytest.mark.parametrize("call,match", [
     (lambda e, m: e.edit(m, 30, 10), "start < stop"),
     (lambda e, m: e.edit(m, 0, m.num_frames), "unchanged"),

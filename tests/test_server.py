@@ -84,7 +84,10 @@ def test_http_and_embedded_give_identical_results(server, tiny_weights, addon_cl
     clip = a[0]
     e1, e2 = (b.edit(clip, 10, 30, "a person jumps", seed=3) for b in (http, embedded))
     i1, i2 = (b.inbetween(clip, [0, 20, clip.num_frames - 1], "", seed=4) for b in (http, embedded))
-    for x, y in ((e1, e2), (i1, i2)):
+    c1, c2 = (b.continue_(clip, "then a person sits", 1.0, seed=5) for b in (http, embedded))
+    assert c1.num_frames == clip.num_frames + 30
+    assert np.allclose(c1.local_rotations[: clip.num_frames], clip.local_rotations, atol=1e-7)
+    for x, y in ((e1, e2), (i1, i2), (c1, c2)):
         assert np.array_equal(x.local_rotations, y.local_rotations)
         assert np.array_equal(x.root_position, y.root_position)
     assert np.allclose(e1.local_rotations[:10], clip.local_rotations[:10], atol=1e-7)
