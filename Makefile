@@ -42,7 +42,7 @@ addon: $(STAMP)
 
 test: $(STAMP) $(STAMP_LTS)
 	$(PY) -m pytest -q
-	$(VENV_LTS)/bin/python -m pytest -q -p no:cacheprovider tests/test_addon.py tests/test_rig.py
+	$(VENV_LTS)/bin/python -m tools.pytest_exit -q -p no:cacheprovider tests/test_addon.py tests/test_rig.py
 
 clean:
 	rm -rf $(VENV) $(VENV_LTS) out cache
