@@ -100,35 +100,29 @@ def create_app(engine: Engine, token: str, jobs: JobQueue | None = None, on_read
         except ValueError as e:
             return JSONResponse({"detail": str(e)}, status_code=422)
 
-    @app.post("/v1/edit", response_model=JobState, response_model_exclude_none=True)
-    async def edit(body: EditRequest):
+    async def motion_job(task: str, body, call):
+        """Jobs that read a motion: call(motion, sampling, on_step) on the queue, or the 422."""
         motion = motion_of(body)
         if isinstance(motion, JSONResponse):
             return motion
         sampling = Sampling(steps=body.steps, temperature=body.temperature, top_k=body.top_k)
-        job = jobs.submit("edit", lambda j: engine.edit(motion, body.start, body.stop, body.text, seed=body.seed,
-                                                        sampling=sampling, on_step=j.on_step))
+        job = jobs.submit(task, lambda j: call(motion, sampling, j.on_step))
         return answer(await wait_for(job, body.wait))
+
+    @app.post("/v1/edit", response_model=JobState, response_model_exclude_none=True)
+    async def edit(body: EditRequest):
+        return await motion_job("edit", body, lambda m, s, cb: engine.edit(
+            m, body.start, body.stop, body.text, seed=body.seed, sampling=s, on_step=cb))
 
     @app.post("/v1/continue", response_model=JobState, response_model_exclude_none=True)
     async def continue_(body: ContinueRequest):
-        motion = motion_of(body)
-        if isinstance(motion, JSONResponse):
-            return motion
-        sampling = Sampling(steps=body.steps, temperature=body.temperature, top_k=body.top_k)
-        job = jobs.submit("continue", lambda j: engine.continue_(motion, body.text, body.seconds, seed=body.seed,
-                                                                 sampling=sampling, on_step=j.on_step))
-        return answer(await wait_for(job, body.wait))
+        return await motion_job("continue", body, lambda m, s, cb: engine.continue_(
+            m, body.text, body.seconds, seed=body.seed, sampling=s, on_step=cb))
 
     @app.post("/v1/inbetween", response_model=JobState, response_model_exclude_none=True)
     async def inbetween(body: InbetweenRequest):
-        motion = motion_of(body)
-        if isinstance(motion, JSONResponse):
-            return motion
-        sampling = Sampling(steps=body.steps, temperature=body.temperature, top_k=body.top_k)
-        job = jobs.submit("inbetween", lambda j: engine.inbetween(motion, body.keys, body.text, seed=body.seed,
-                                                                  sampling=sampling, on_step=j.on_step))
-        return answer(await wait_for(job, body.wait))
+        return await motion_job("inbetween", body, lambda m, s, cb: engine.inbetween(
+            m, body.keys, body.text, seed=body.seed, sampling=s, on_step=cb))
 
     @app.post("/v1/caption", response_model=JobState, response_model_exclude_none=True)
     async def caption(body: CaptionRequest):
