@@ -156,10 +156,14 @@ class EmbeddedBackend:
             sys.path.append(backend_dir)
         try:
             from backend.engine import Engine
+            from backend.jobs import JobQueue
         except ImportError as e:
             raise BackendError(f"the embedded backend needs torch and the DynamicPose backend here ({e}); "
                                "use a local backend process instead") from None
-        self.engine = Engine(Path(weights) if weights else None, device=device)
+        # One worker thread loads the model and runs every call: torch runs a model slower on
+        # threads other than the one that first ran it.
+        self._jobs = JobQueue()
+        self.engine = self._jobs.call(lambda: Engine(Path(weights) if weights else None, device=device))
 
     def info(self) -> dict:
         return self.engine.info()
@@ -174,7 +178,7 @@ class EmbeddedBackend:
                 progress(done / max(total, 1))
 
         try:
-            found = call(on_step)
+            found = self._jobs.call(lambda: call(on_step))
         except ValueError as e:
             raise BackendError(str(e)) from None
         if isinstance(found, list):
@@ -210,7 +214,8 @@ class EmbeddedBackend:
                                                           sampling=self._sampling(steps), on_step=cb), progress, cancel)
 
     def caption(self, motion: Motion) -> str:
-        return self.engine.caption(from_wire(to_wire(motion)))
+        m = from_wire(to_wire(motion))
+        return self._jobs.call(lambda: self.engine.caption(m))
 
     def stop(self) -> None:
-        pass
+        self._jobs.close()

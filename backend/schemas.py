@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from motioncore import canonical
 from motioncore.clip import Motion
-from motioncore.wire import WIRE_FORMAT, from_wire, to_wire
+from motioncore.wire import WIRE_FORMAT, from_wire
 
 from .engine import MAX_SECONDS, MAX_TEXT
 
@@ -55,10 +55,6 @@ class MotionData(Strict):
 
     def to_motion(self) -> Motion:
         return from_wire(self.model_dump())
-
-    @classmethod
-    def from_motion(cls, motion: Motion) -> "MotionData":
-        return cls(**to_wire(motion))
 
 
 class GenerateRequest(Strict):
@@ -109,6 +105,7 @@ class JobState(BaseModel):
     task: str
     status: str = Field(description="queued, running, done, failed or cancelled")
     progress: float = Field(ge=0, le=1)
+    seconds: float | None = Field(None, description="how long the job ran, once it has finished")
     error: str | None = None
     motions: list[MotionData] | None = None
     text: str | None = None

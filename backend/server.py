@@ -19,7 +19,9 @@ from fastapi.responses import JSONResponse
 
 from .engine import Engine, Sampling
 from .jobs import Job, JobQueue
-from .schemas import CaptionRequest, ContinueRequest, EditRequest, GenerateRequest, InbetweenRequest, JobState, MotionData
+from motioncore.wire import to_wire
+
+from .schemas import CaptionRequest, ContinueRequest, EditRequest, GenerateRequest, InbetweenRequest, JobState
 
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "[::1]"}
 
@@ -30,16 +32,18 @@ def _host_name(header: str) -> str:
     return header.rsplit(":", 1)[0] if ":" in header else header
 
 
-def job_state(job: Job) -> JobState:
-    motions = text = None
+def job_state(job: Job) -> dict:
+    """The JobState answer as a JSON-ready dict. Built directly rather than through the pydantic
+    model: validating our own 5,000-float motions cost more than the rest of a request."""
+    state = {"job": job.id, "task": job.task, "status": job.status, "progress": round(job.progress, 3),
+             "seconds": None if job.seconds is None else round(job.seconds, 4), "error": job.error}
     if job.status == "done":
         if job.task == "caption":
-            text = job.result
+            state["text"] = job.result
         else:  # generate answers several variations, edit and in-between one motion
             found = job.result if isinstance(job.result, list) else [job.result]
-            motions = [MotionData.from_motion(m) for m in found]
-    return JobState(job=job.id, task=job.task, status=job.status, progress=round(job.progress, 3),
-                    error=job.error, motions=motions, text=text)
+            state["motions"] = [to_wire(m) for m in found]
+    return {k: v for k, v in state.items() if v is not None}
 
 
 def create_app(engine: Engine, token: str, jobs: JobQueue | None = None, on_ready=None) -> FastAPI:
@@ -68,18 +72,18 @@ def create_app(engine: Engine, token: str, jobs: JobQueue | None = None, on_read
                                 status_code=401)
         return await call_next(request)
 
-    async def wait_for(job: Job, wait: bool) -> JobState:
+    async def wait_for(job: Job, wait: bool) -> dict:
         if wait:
             import asyncio
 
             await asyncio.get_running_loop().run_in_executor(None, job.done.wait)
         return job_state(job)
 
-    def answer(state: JobState) -> JSONResponse:
+    def answer(state: dict) -> JSONResponse:
         code = 200
-        if state.status == "failed":  # the engine refused the input (400) or broke (500)
-            code = 500 if (state.error or "").startswith("internal") else 400
-        return JSONResponse(state.model_dump(exclude_none=True), status_code=code)
+        if state["status"] == "failed":  # the engine refused the input (400) or broke (500)
+            code = 500 if state.get("error", "").startswith("internal") else 400
+        return JSONResponse(state, status_code=code)
 
     @app.get("/v1/info")
     def info() -> dict:
@@ -137,14 +141,14 @@ def create_app(engine: Engine, token: str, jobs: JobQueue | None = None, on_read
         job = jobs.get(job_id)
         if job is None:
             return JSONResponse({"detail": f"no job {job_id!r}"}, status_code=404)
-        return job_state(job)
+        return JSONResponse(job_state(job))
 
     @app.post("/v1/jobs/{job_id}/cancel", response_model=JobState, response_model_exclude_none=True)
     def cancel_job(job_id: str):
         job = jobs.cancel(job_id)
         if job is None:
             return JSONResponse({"detail": f"no job {job_id!r}"}, status_code=404)
-        return job_state(job)
+        return JSONResponse(job_state(job))
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError):
@@ -175,7 +179,8 @@ def serve(port: int = 0, weights: Path | None = None, device: str = "auto", toke
 
     import uvicorn
 
-    engine = Engine(weights, device=device)
+    jobs = JobQueue()
+    engine = jobs.call(lambda: Engine(weights, device=device))  # loaded where its jobs will run
     token = token or os.environ.get("DYNAMICPOSE_TOKEN") or secrets.token_urlsafe(24)
     sock = loopback_socket(port)
     host, bound = sock.getsockname()[:2]
@@ -184,7 +189,7 @@ def serve(port: int = 0, weights: Path | None = None, device: str = "auto", toke
                           "device": str(engine.device), "load_seconds": round(engine.load_seconds, 2)}),
               flush=True)
 
-    app = create_app(engine, token, on_ready=announce)
+    app = create_app(engine, token, jobs=jobs, on_ready=announce)
     config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=5)
     # uvicorn handles SIGTERM gracefully, then re-raises it to the handler it found: make that
     # a no-op so the process finishes its clean-up and exits 0.

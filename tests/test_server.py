@@ -93,6 +93,16 @@ def test_http_and_embedded_give_identical_results(server, tiny_weights, addon_cl
     assert np.allclose(e1.local_rotations[:10], clip.local_rotations[:10], atol=1e-7)
 
 
+def test_answers_carry_the_jobs_run_time(server):
+    t = time.perf_counter()
+    status, answer = call(server, "POST", "/v1/generate", {"text": "a person walks", "seconds": 1.0, "steps": 2})
+    wall = time.perf_counter() - t
+    assert status == 200 and answer["status"] == "done" and len(answer["motions"]) == 1
+    assert 0 < answer["seconds"] < wall
+    status, again = call(server, "GET", f"/v1/jobs/{answer['job']}")
+    assert status == 200 and again["seconds"] == answer["seconds"] and again["motions"] == answer["motions"]
+
+
 def test_client_follows_progress_and_cancels(server, addon_client):
     http = addon_client.HTTPBackend(server["url"], server["token"])
     seen = []
