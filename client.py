@@ -136,9 +136,11 @@ class HTTPBackend:
         return from_wire(state["motions"][0])
 
     def inbetween(self, motion: Motion, keys: list[int], text: str = "", seed: int = 0, steps: int = 8,
-                  progress: Progress = None, cancel: threading.Event | None = None) -> Motion:
+                  progress: Progress = None, cancel: threading.Event | None = None,
+                  partial_keys: dict[int, list[str]] | None = None, loop: bool | None = None) -> Motion:
         state = self._job("/v1/inbetween", {"motion": to_wire(motion), "keys": [int(k) for k in keys],
-                                            "text": text, "seed": seed, "steps": steps}, progress, cancel)
+                                            "partial_keys": {int(f): list(j) for f, j in (partial_keys or {}).items()},
+                                            "loop": loop, "text": text, "seed": seed, "steps": steps}, progress, cancel)
         return from_wire(state["motions"][0])
 
     def caption(self, motion: Motion) -> str:
@@ -208,9 +210,10 @@ class EmbeddedBackend:
                                                           sampling=self._sampling(steps), on_step=cb), progress, cancel)
 
     def inbetween(self, motion: Motion, keys: list[int], text: str = "", seed: int = 0, steps: int = 8,
-                  progress: Progress = None, cancel: threading.Event | None = None) -> Motion:
+                  progress: Progress = None, cancel: threading.Event | None = None,
+                  partial_keys: dict[int, list[str]] | None = None, loop: bool | None = None) -> Motion:
         m = from_wire(to_wire(motion))
-        return self._run(lambda cb: self.engine.inbetween(m, keys, text, seed=seed,
+        return self._run(lambda cb: self.engine.inbetween(m, keys, text, seed=seed, partial_keys=partial_keys, loop=loop,
                                                           sampling=self._sampling(steps), on_step=cb), progress, cancel)
 
     def caption(self, motion: Motion) -> str:

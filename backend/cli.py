@@ -257,8 +257,16 @@ def _inbetween(args: argparse.Namespace) -> int:
 
     bvh, motion = _read_input(args.input)
     keys = parse_frames(args.keys, motion.num_frames)
+    partial = {}
+    for spec in args.partial:  # FRAMES:Joint,Joint
+        frames, _, joints = spec.partition(":")
+        if not joints:
+            raise ValueError(f"--partial must look like 40:UpperArm_L,LowerArm_L; got {spec!r}")
+        for f in parse_frames(frames, motion.num_frames):
+            partial.setdefault(f, []).extend(j.strip() for j in joints.split(","))
     engine = Engine(Path(args.weights) if args.weights else None, device=args.device)
-    _write_result(args.out, engine.inbetween(motion, keys, args.text, seed=args.seed), bvh)
+    result = engine.inbetween(motion, keys, args.text, seed=args.seed, partial_keys=partial, loop=args.loop)
+    _write_result(args.out, result, bvh)
     return 0
 
 
@@ -393,6 +401,11 @@ def build_parser() -> argparse.ArgumentParser:
     ibc = sub.add_parser("inbetween", help="keep the listed frames of a BVH clip as keys, regenerate the rest")
     ibc.add_argument("--in", dest="input", required=True, help="input .bvh")
     ibc.add_argument("--keys", required=True, help="frames to keep, like 0-9,40,75 (0-based)")
+    ibc.add_argument("--partial", action="append", default=[], metavar="FRAMES:JOINTS",
+                     help="keep only these canonical joints at these frames, like 20:UpperArm_L,LowerArm_L "
+                          "(repeatable)")
+    ibc.add_argument("--loop", action=argparse.BooleanOptionalAction, default=None,
+                     help="make a seamless cycle (default: when the first and last key hold the same pose)")
     ibc.add_argument("--text", default="", help="optional: how to move between the keys")
     ibc.add_argument("--seed", type=int, default=0)
     ibc.add_argument("--device", default="auto")

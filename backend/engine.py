@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from motioncore import blend, canonical, features
+from motioncore import rotations as rot
 from motioncore.clip import Motion
 
 from . import __version__
@@ -176,7 +177,8 @@ class Engine:
         regen = np.zeros(T, dtype=bool)
         regen[start:stop] = True
         gen = self._infill(motion, regen, text, seed, sampling, on_step)
-        pinned = blend.pin_to_keys(gen, motion, np.flatnonzero(~regen))
+        kept = np.flatnonzero(~regen)
+        pinned = blend.match_velocities(blend.pin_to_keys(gen, motion, kept), kept)
         return blend.splice(pinned, motion, start, stop)
 
     @torch.no_grad()
@@ -195,23 +197,58 @@ class Engine:
         regen = np.zeros(T + extra, dtype=bool)
         regen[T:] = True
         gen = self._infill(held, regen, text, seed, sampling, on_step)
-        pinned = blend.pin_to_keys(gen, held, np.arange(T))
+        # The last new frame stands as a key, so the join's speed is matched and the end left be.
+        kept = np.append(np.arange(T), T + extra - 1)
+        pinned = blend.match_velocities(blend.pin_to_keys(gen, held, np.arange(T)), kept)
         return blend.splice(pinned, held, T, T + extra)
 
     @torch.no_grad()
     def inbetween(self, motion: Motion, keys: list[int], text: str = "", seed: int = 0,
-                  sampling: Sampling | None = None, on_step=None) -> Motion:
-        """Fill every frame of `motion` that is not in `keys` (frame indices whose poses are
-        given); keyed frames come back exactly. Without text, gaps up to the in-betweener's
-        max_gap are filled by it (a residual over interpolation); text, longer gaps, or weights
-        without an in-betweener use the motion LM's masked infill."""
+                  sampling: Sampling | None = None, on_step=None, loop: bool | None = None,
+                  partial_keys: dict[int, list[str]] | None = None) -> Motion:
+        """Fill every frame of `motion` that is not in `keys` (frame indices whose whole poses
+        are given); keyed frames come back exactly and velocity runs on through every key.
+
+        Without text, gaps up to the in-betweener's max_gap are filled by it (a residual over
+        interpolation); text, longer gaps, or weights without an in-betweener use the motion
+        LM's masked infill. `partial_keys` maps more frames to the canonical joints keyed there
+        (an arm alone): the body is filled from the whole keys, then each of those joints is
+        pinned to its own keys. `loop` (default: whether the first and last key hold the same
+        pose) makes the clip a seamless cycle across its ends."""
         self._check_motion(motion)
         T = motion.num_frames
         keys = np.unique(np.asarray(keys, dtype=int))
         if keys.size < 2:
-            raise ValueError("in-betweening needs at least two keyed frames")
+            raise ValueError("in-betweening needs at least two frames where the whole pose is keyed")
         if keys[0] < 0 or keys[-1] >= T:
             raise ValueError(f"key frames must lie in 0..{T - 1}")
+        keyed = self._keyed_joints(keys, partial_keys or {}, T)
+        if loop is None:
+            q = motion.local_rotations
+            loop = bool(np.max(rot.angle_between(q[keys[0]], q[keys[-1]])) < 1e-3)
+        filled = self._fill_between(motion, keys, text, seed, sampling, on_step)
+        if partial_keys:
+            filled = blend.pin_joint_keys(filled, motion, keyed)
+        return blend.match_velocities(filled, keys, loop=loop)
+
+    @staticmethod
+    def _keyed_joints(keys: np.ndarray, partial_keys: dict[int, list[str]], T: int) -> np.ndarray:
+        """(T, J) bool: which joints are keyed at which frames."""
+        keyed = np.zeros((T, len(canonical.CANONICAL_JOINTS)), dtype=bool)
+        keyed[keys] = True
+        for frame, names in partial_keys.items():
+            if not 0 <= int(frame) < T:
+                raise ValueError(f"partial key frame {frame} is outside 0..{T - 1}")
+            unknown = sorted(set(names) - set(canonical.CANONICAL_JOINTS))
+            if unknown:
+                raise ValueError(f"partial key at frame {frame} names unknown joints {unknown}; "
+                                 f"joints are {list(canonical.CANONICAL_JOINTS)}")
+            keyed[int(frame), [canonical.CANONICAL_JOINTS.index(n) for n in names]] = True
+        return keyed
+
+    def _fill_between(self, motion: Motion, keys: np.ndarray, text: str, seed: int,
+                      sampling: Sampling | None, on_step) -> Motion:
+        T = motion.num_frames
         ib = self.inbetweener
         gaps = list(zip(keys[:-1], keys[1:]))
         long_gaps = [] if ib is None else [(a, b) for a, b in gaps if b - a - 1 > ib.config.max_gap]

@@ -90,10 +90,18 @@ class ContinueRequest(InfillOptions):
     seconds: float = Field(gt=0, le=MAX_SECONDS, description="how much to add")
 
 
+JointName = Literal[canonical.CANONICAL_JOINTS]
+
+
 class InbetweenRequest(InfillOptions):
     motion: MotionData = Field(description="poses at the key frames; other frames are ignored")
     keys: list[Annotated[int, Field(ge=0, le=MAX_FRAMES)]] = Field(min_length=2, max_length=MAX_FRAMES,
-                                                                   description="key frame indices")
+                                                                   description="frames whose whole pose is keyed")
+    partial_keys: dict[Annotated[int, Field(ge=0, le=MAX_FRAMES)],
+                       Annotated[list[JointName], Field(min_length=1, max_length=len(canonical.CANONICAL_JOINTS))]] = Field(
+        default_factory=dict, max_length=MAX_FRAMES,
+        description="more frames, each with the canonical joints keyed there (keys on some bones)")
+    loop: bool | None = Field(None, description="a seamless cycle; default: whether the first and last key match")
 
 
 class CaptionRequest(Strict):

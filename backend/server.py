@@ -126,7 +126,8 @@ def create_app(engine: Engine, token: str, jobs: JobQueue | None = None, on_read
     @app.post("/v1/inbetween", response_model=JobState, response_model_exclude_none=True)
     async def inbetween(body: InbetweenRequest):
         return await motion_job("inbetween", body, lambda m, s, cb: engine.inbetween(
-            m, body.keys, body.text, seed=body.seed, sampling=s, on_step=cb))
+            m, body.keys, body.text, seed=body.seed, sampling=s, on_step=cb, loop=body.loop,
+            partial_keys=body.partial_keys))
 
     @app.post("/v1/caption", response_model=JobState, response_model_exclude_none=True)
     async def caption(body: CaptionRequest):

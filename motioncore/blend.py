@@ -25,34 +25,56 @@ def pin_to_keys(generated: Motion, reference: Motion, keys: np.ndarray) -> Motio
     (a rotation per joint, an offset for the root) is interpolated; before the first key and
     after the last it is held. Frames listed in `keys` are copied from the reference verbatim.
     """
-    if generated.num_frames != reference.num_frames or not generated.skeleton.same_shape(reference.skeleton):
-        raise ValueError("pin_to_keys needs two motions of the same skeleton and length")
     keys = np.unique(np.asarray(keys, dtype=int))
-    T = generated.num_frames
-    if keys.size == 0:
-        return generated
-    if keys[0] < 0 or keys[-1] >= T:
-        raise ValueError(f"key frames must lie in 0..{T - 1}")
-    g_rot, r_rot = generated.local_rotations, reference.local_rotations
-    off_rot = rot.multiply(r_rot[keys], rot.conjugate(g_rot[keys]))  # (K, J, 4)
-    off_rot = rot.make_continuous(off_rot)
-    off_pos = reference.root_position[keys] - generated.root_position[keys]  # (K, 3)
+    keyed = np.zeros((generated.num_frames, len(generated.skeleton)), dtype=bool)
+    if keys.size and (keys[0] < 0 or keys[-1] >= generated.num_frames):
+        raise ValueError(f"key frames must lie in 0..{generated.num_frames - 1}")
+    keyed[keys] = True
+    return pin_joint_keys(generated, reference, keyed)
 
-    frames = np.arange(T)
-    seg = np.clip(np.searchsorted(keys, frames, side="right") - 1, 0, max(len(keys) - 2, 0))
-    if len(keys) == 1:
-        a = b = np.zeros(T, dtype=int)
-        w = np.zeros(T)
-    else:
-        a, b = seg, seg + 1
-        span = (keys[b] - keys[a]).astype(float)
-        w = np.clip((frames - keys[a]) / span, 0.0, 1.0)
-    w = _smoothstep(w)
-    corr = rot.slerp(off_rot[a], off_rot[b], w[:, None])
-    local = rot.multiply(corr, g_rot)
-    root = generated.root_position + off_pos[a] + w[:, None] * (off_pos[b] - off_pos[a])
-    local[keys], root[keys] = r_rot[keys], reference.root_position[keys]
+
+def pin_joint_keys(generated: Motion, reference: Motion, keyed: np.ndarray) -> Motion:
+    """pin_to_keys with keys per joint: keyed (T, J) bool says which joints are keyed at which
+    frames (an animator's key on an arm alone). Each joint is pinned at its own keys; the root
+    position follows the root joint's keys."""
+    if generated.num_frames != reference.num_frames or not generated.skeleton.same_shape(reference.skeleton):
+        raise ValueError("pinning needs two motions of the same skeleton and length")
+    T, J = generated.num_frames, len(generated.skeleton)
+    if keyed.shape != (T, J):
+        raise ValueError(f"keyed must be (frames, joints) = ({T}, {J}), got {keyed.shape}")
+    local = generated.local_rotations.copy()
+    root = generated.root_position.copy()
+    by_keys: dict[tuple[int, ...], list[int]] = {}  # joints sharing key frames are pinned together
+    for j in range(J):
+        by_keys.setdefault(tuple(np.flatnonzero(keyed[:, j])), []).append(j)
+    for frames, joints in by_keys.items():
+        if not frames:
+            continue
+        keys, js = np.array(frames), np.array(joints)
+        a, b, w = _segments(keys, T)
+        g, r = generated.local_rotations[:, js], reference.local_rotations[:, js]
+        off = rot.make_continuous(rot.multiply(r[keys], rot.conjugate(g[keys])))  # (K, j, 4)
+        pinned = rot.multiply(rot.slerp(off[a], off[b], w[:, None]), g)
+        pinned[keys] = r[keys]
+        local[:, js] = pinned
+        if 0 in joints:
+            off_pos = reference.root_position[keys] - generated.root_position[keys]
+            root = generated.root_position + off_pos[a] + w[:, None] * (off_pos[b] - off_pos[a])
+            root[keys] = reference.root_position[keys]
     return Motion(reference.skeleton, reference.fps, root, rot.make_continuous(local))
+
+
+def _segments(keys: np.ndarray, T: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For every frame: the keys before and after it (indices into keys) and the smoothstep
+    weight between them; held (weight 0 or 1) before the first key and after the last."""
+    if len(keys) == 1:
+        zero = np.zeros(T, dtype=int)
+        return zero, zero, np.zeros(T)
+    frames = np.arange(T)
+    a = np.clip(np.searchsorted(keys, frames, side="right") - 1, 0, len(keys) - 2)
+    b = a + 1
+    w = np.clip((frames - keys[a]) / (keys[b] - keys[a]).astype(float), 0.0, 1.0)
+    return a, b, _smoothstep(w)
 
 
 def splice(inside: Motion, outside: Motion, start: int, stop: int) -> Motion:
@@ -75,6 +97,8 @@ def interpolate_keys(motion: Motion, keys: np.ndarray) -> Motion:
     outside the first and last key hold those keys."""
     keys = np.unique(np.asarray(keys, dtype=int))
     T = motion.num_frames
+    if keys.size == 1:
+        keys = np.array([keys[0], keys[0] + 1]) if keys[0] + 1 < T else np.array([keys[0] - 1, keys[0]])
     frames = np.arange(T)
     b = np.clip(np.searchsorted(keys, frames, side="right"), 1, len(keys) - 1)
     a = b - 1
@@ -83,4 +107,60 @@ def interpolate_keys(motion: Motion, keys: np.ndarray) -> Motion:
     local = rot.slerp(q[keys[a]], q[keys[b]], w[:, None])
     p = motion.root_position
     root = p[keys[a]] + w[:, None] * (p[keys[b]] - p[keys[a]])
+    return Motion(motion.skeleton, motion.fps, root, rot.make_continuous(local))
+
+
+def _bump(u: np.ndarray) -> np.ndarray:
+    # u (1 - u)^2: zero at the key (u = 0) with slope 1, zero with zero slope at the far key.
+    return u * (1.0 - u) ** 2
+
+
+def match_velocities(motion: Motion, keys: np.ndarray, loop: bool = False) -> Motion:
+    """Remove the velocity jump ("pop") at each key between two filled gaps.
+
+    A gap is filled knowing the poses around it, not how the next gap will leave the key, so
+    arrival and departure speeds differ. At each key the frames on both sides are bent (a
+    rotation per joint, an offset for the root, fading to nothing at the neighbouring keys) so
+    that both speeds become their mean; where one side is keyed frame by frame (context), the
+    other side takes that side's speed. Key frames themselves never move. With loop=True the
+    last key and the first are one pose, and the cycle is made seamless across the wrap.
+    """
+    keys = np.unique(np.asarray(keys, dtype=int))
+    q, p = motion.local_rotations, motion.root_position
+    turn = np.zeros(q.shape[:-1] + (3,))  # rotation vectors to apply, per frame and joint
+    shift = np.zeros_like(p)
+
+    def velocity(i: int) -> tuple[np.ndarray, np.ndarray]:  # from frame i to i + 1
+        return rot.to_axis_angle(rot.multiply(q[i + 1], rot.conjugate(q[i]))), p[i + 1] - p[i]
+
+    seams = [(keys[i - 1], keys[i], keys[i], keys[i + 1]) for i in range(1, len(keys) - 1)]
+    if loop and len(keys) >= 2:
+        seams.append((keys[-2], keys[-1], keys[0], keys[1]))  # arrive at the last key, leave the first
+    for before, arrive, leave, after in seams:
+        free_in, free_out = arrive - before - 1, after - leave - 1
+        if free_in <= 0 and free_out <= 0:
+            continue
+        (w_in, v_in), (w_out, v_out) = velocity(arrive - 1), velocity(leave)
+        if free_in > 0 and free_out > 0:
+            w_goal, v_goal = (w_in + w_out) / 2, (v_in + v_out) / 2
+        elif free_out > 0:
+            w_goal, v_goal = w_in, v_in
+        else:
+            w_goal, v_goal = w_out, v_out
+        if free_in > 0:
+            span = arrive - before
+            t = np.arange(before + 1, arrive)
+            weight = _bump((arrive - t) / span) / _bump(1.0 / span)
+            turn[t] -= weight[:, None, None] * (w_goal - w_in)
+            shift[t] -= weight[:, None] * (v_goal - v_in)
+        if free_out > 0:
+            span = after - leave
+            t = np.arange(leave + 1, after)
+            weight = _bump((t - leave) / span) / _bump(1.0 / span)
+            turn[t] += weight[:, None, None] * (w_goal - w_out)
+            shift[t] += weight[:, None] * (v_goal - v_out)
+    local = rot.multiply(rot.from_axis_angle(turn), q)
+    local[keys] = q[keys]
+    root = p + shift
+    root[keys] = p[keys]
     return Motion(motion.skeleton, motion.fps, root, rot.make_continuous(local))

@@ -72,6 +72,86 @@ def test_engine_inbetween_hits_every_key(engine, run_clip):
     assert np.all(np.isfinite(out.local_rotations))
 
 
+def acceleration(motion):
+    """Mean second difference of joint positions (metres per frame squared) at frames 1..T-2."""
+    p = motion.positions()
+    return np.linalg.norm(p[2:] - 2 * p[1:-1] + p[:-2], axis=-1).mean(axis=-1)
+
+
+def clips():
+    return [canonical.to_canonical(read_bvh(p)).resample(30) for p in sorted(DATA.glob("bandai-*/*.bvh"))]
+
+
+def test_no_pop_at_keys_with_the_shipped_inbetweener():
+    """Speed runs on through each key: acceleration there is no larger than between keys.
+    Interpolation (and the in-betweener before matching) jump at every key."""
+    from backend.inbetweener import Inbetweener
+    from backend.paths import default_weights_dir
+
+    ib = Inbetweener.from_pretrained(default_weights_dir())
+    at_keys, between, raw_keys, lerp_keys = [], [], [], []
+    for m in clips():
+        for step in (8, 15, 25):
+            keys = np.arange(0, m.num_frames, step)
+            if len(keys) < 3:
+                continue
+            inner, others = keys[1:-1], np.setdiff1d(np.arange(1, keys[-1]), keys)
+            raw = ib.inbetween(m, keys)
+            out = blend.match_velocities(raw, keys)
+            assert np.array_equal(out.local_rotations[keys], raw.local_rotations[keys])
+            a = acceleration(out)
+            at_keys.append(a[inner - 1].mean())
+            between.append(a[others - 1].mean())
+            raw_keys.append(acceleration(raw)[inner - 1].mean())
+            lerp_keys.append(acceleration(blend.interpolate_keys(m, keys))[inner - 1].mean())
+    assert np.mean(at_keys) < 0.5 * np.mean(between)
+    assert np.mean(raw_keys) > np.mean(between) and np.mean(lerp_keys) > 3 * np.mean(at_keys)
+
+
+def looped(m):
+    """The clip cut at the frame whose pose is nearest its first, that frame set to the first pose."""
+    q = m.local_rotations
+    t = 15 + int(np.argmin([rot.angle_between(q[k], q[0]).mean() for k in range(15, m.num_frames)]))
+    cut = m.trim(0, t + 1)
+    lq, lp = cut.local_rotations.copy(), cut.root_position.copy()
+    lq[-1], lp[-1, 2] = lq[0], lp[0, 2]
+    return type(m)(cut.skeleton, cut.fps, lp, lq)
+
+
+def test_a_loop_comes_out_seamless(engine):
+    m = looped(canonical.to_canonical(read_bvh(DATA / "bandai-1" / "dataset-1_walk_normal_002.bvh")).resample(30))
+    T = m.num_frames
+    keys = [0, T // 2, T - 1]
+
+    def seam(out):  # the velocity jump across the wrap, against the clip's own acceleration
+        p = out.positions()
+        return np.linalg.norm((p[1] - p[0]) - (p[-1] - p[-2]), axis=-1).mean() / acceleration(out).mean()
+
+    auto = engine.inbetween(m, keys)  # same pose at both ends: a loop without asking
+    plain = engine.inbetween(m, keys, loop=False)
+    print(f"seam jump / mean acceleration: loop {seam(auto):.3f}, not looped {seam(plain):.3f}")
+    assert seam(auto) < 1.0 and seam(plain) > 2 * seam(auto)
+    assert rot.angle_between(auto.local_rotations[keys], m.local_rotations[keys]).max() < 1e-5
+
+
+def test_keys_on_some_bones_pin_only_those_bones(engine, run_clip):
+    arm = ["UpperArm_L", "LowerArm_L"]
+    js = [canonical.CANONICAL_JOINTS.index(n) for n in arm]
+    posed = run_clip.local_rotations.copy()
+    raise_arm = rot.from_axis_angle(np.array([0.0, 0.9, 0.0]))
+    posed[20, js] = rot.multiply(raise_arm, posed[20, js])
+    user = type(run_clip)(run_clip.skeleton, run_clip.fps, run_clip.root_position, posed)
+    keys = [0, 40]
+    body = engine.inbetween(user, keys)
+    out = engine.inbetween(user, keys, partial_keys={20: arm})
+    assert rot.angle_between(out.local_rotations[20, js], posed[20, js]).max() < 1e-5
+    assert rot.angle_between(body.local_rotations[20, js], posed[20, js]).max() > 0.3
+    others = [j for j in range(len(canonical.CANONICAL_JOINTS)) if j not in js]
+    assert np.allclose(out.local_rotations[:, others], body.local_rotations[:, others], atol=1e-9)
+    assert np.array_equal(out.root_position, body.root_position)
+    assert rot.angle_between(out.local_rotations[keys], user.local_rotations[keys]).max() < 1e-5
+
+
 def test_engine_continue_keeps_the_prefix_and_adds_the_length(engine, run_clip):
     out = engine.continue_(run_clip, "a person stops", 1.5, seed=4)
     assert out.num_frames == run_clip.num_frames + 45
@@ -84,7 +164,9 @@ def test_engine_continue_keeps_the_prefix_and_adds_the_length(engine, run_clip):
 @pytest.mark.parametrize("call,match", [
     (lambda e, m: e.edit(m, 30, 10), "start < stop"),
     (lambda e, m: e.edit(m, 0, m.num_frames), "unchanged"),
-    (lambda e, m: e.inbetween(m, [5]), "two keyed"),
+    (lambda e, m: e.inbetween(m, [5]), "two frames where the whole pose"),
+    (lambda e, m: e.inbetween(m, [0, 40], partial_keys={20: ["Tail"]}), "unknown joints"),
+    (lambda e, m: e.inbetween(m, [0, 40], partial_keys={500: ["Hips"]}), "outside"),
     (lambda e, m: e.inbetween(m, [0, 10_000]), "lie in"),
     (lambda e, m: e.edit(m, 1, 3, text="x" * 5000), "at most"),
 ])

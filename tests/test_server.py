@@ -83,7 +83,8 @@ def test_http_and_embedded_give_identical_results(server, tiny_weights, addon_cl
     assert http.info()["codebook_size"] == embedded.info()["codebook_size"]
     clip = a[0]
     e1, e2 = (b.edit(clip, 10, 30, "a person jumps", seed=3) for b in (http, embedded))
-    i1, i2 = (b.inbetween(clip, [0, 20, clip.num_frames - 1], "", seed=4) for b in (http, embedded))
+    i1, i2 = (b.inbetween(clip, [0, 20, clip.num_frames - 1], "", seed=4, partial_keys={10: ["Hand_L"]})
+              for b in (http, embedded))
     c1, c2 = (b.continue_(clip, "then a person sits", 1.0, seed=5) for b in (http, embedded))
     assert c1.num_frames == clip.num_frames + 30
     assert np.allclose(c1.local_rotations[: clip.num_frames], clip.local_rotations, atol=1e-7)
@@ -146,6 +147,10 @@ def test_edit_and_inbetween_refuse_bad_ranges_and_keys(server, addon_client):
         http.inbetween(clip, [3])
     with pytest.raises(addon_client.BackendError, match="lie in"):
         http.inbetween(clip, [0, 500])
+    with pytest.raises(addon_client.BackendError, match="partial_keys"):
+        http.inbetween(clip, [0, 20], partial_keys={10: ["Tail"]})
+    with pytest.raises(addon_client.BackendError, match="outside"):
+        http.inbetween(clip, [0, 20], partial_keys={500: ["Hips"]})
     assert call(server, "GET", "/v1/info")[0] == 200
 
 
