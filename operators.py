@@ -181,21 +181,24 @@ class DYNAMICPOSE_OT_inbetween(_BackendOperator, bpy.types.Operator):
         current = obj.animation_data.action if obj.animation_data else None
         if current is None:
             raise ValueError(f"{obj.name} has no action; key some poses first")
-        keys = act.selected_key_frames(obj)
-        frames_with_keys = sorted({round(k) for k in keys})
-        if len(frames_with_keys) < 2:
-            raise ValueError("select keys on at least two frames (Dope Sheet, Graph Editor or timeline)")
+        rt = read.retarget_for(obj)
+        by_bone = act.selected_keys_by_bone(obj)
+        full, partial = rt.split_keys(by_bone)
+        full_frames = sorted({round(k) for k in full})
+        if len(full_frames) < 2:
+            raise ValueError("select keys on at least two frames where every keyed bone has a key "
+                             "(Dope Sheet, Graph Editor or timeline)")
         fps = motion_io.scene_fps(context.scene)
-        k0, k1 = frames_with_keys[0], frames_with_keys[-1]
+        k0, k1 = full_frames[0], full_frames[-1]  # keys on some bones only count between whole poses
         if (k1 - k0) / fps > MAX_SECONDS:
             raise ValueError(f"the selected keys span {(k1 - k0) / fps:.1f} s; at most {MAX_SECONDS:g} s")
-        rt = read.retarget_for(obj)
         motion = motion_io.take_motion(obj, rt, np.arange(k0, k1 + 1), fps)
-        idx = [k - k0 for k in frames_with_keys]
+        idx = [k - k0 for k in full_frames]
+        some = {round(f) - k0: joints for f, joints in partial.items() if k0 < round(f) < k1 and round(f) not in full_frames}
         text = _settings(context).inbetween_prompt.strip()
         seed = _settings(context).seed
-        self._put = (obj.name, current.name, rt, k0, fps, {float(k) for k in keys})
-        return lambda b, p, c: b.inbetween(motion, idx, text, seed=seed, progress=p, cancel=c)
+        self._put = (obj.name, current.name, rt, k0, fps, by_bone)
+        return lambda b, p, c: b.inbetween(motion, idx, text, seed=seed, partial_keys=some, progress=p, cancel=c)
 
     def finish(self, context, motion) -> None:
         name, action_name, rt, k0, fps, keep = self._put

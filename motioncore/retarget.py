@@ -260,6 +260,17 @@ class Retarget:
             W[:, b] = rot.multiply(frame, basis[:, b])
         return W, H
 
+    def split_keys(self, by_bone: dict[str, set[float]]) -> tuple[list[float], dict[float, list[str]]]:
+        """The user's key frames per rig bone -> (frames where every keyed joint has a key,
+        {any other frame: the canonical joints keyed there}). Joints whose bones hold no keys at
+        all do not count (they keep whatever the action gives them); unmapped bones neither."""
+        keyed = {j: by_bone[self.rig.names[b]] for j, b in self.joint_bone.items()
+                 if by_bone.get(self.rig.names[b])}
+        frames = sorted(set().union(*keyed.values()))
+        full = [f for f in frames if all(f in fs for fs in keyed.values())]
+        partial = {f: [j for j in CANONICAL_JOINTS if f in keyed.get(j, ())] for f in frames if f not in full}
+        return full, partial
+
     def from_rig(self, basis: np.ndarray, loc: np.ndarray, fps: float) -> Motion:
         """Pose channels of every bone -> the canonical motion they show. Canonical joints the
         mapping leaves out follow their parent."""

@@ -78,18 +78,18 @@ def pose_channels(obj: bpy.types.Object, bones: list[int], names: tuple[str, ...
 
 def write_action(obj: bpy.types.Object, name: str, channels: dict[tuple[str, int, str], np.ndarray],
                  frames: np.ndarray, key_type: str = GENERATED_KEY, base: bpy.types.Action | None = None,
-                 keep: set[float] | frozenset = frozenset()) -> bpy.types.Action:
+                 keep: dict[str, set[float]] | None = None) -> bpy.types.Action:
     """A new Action on `obj` with one key per frame on each channel. With `base`, the new
     action starts as a copy of it and the given channels replace theirs only inside
-    [frames[0], frames[-1]]; the base's keys on frames in `keep` (the user's own keys) stay as
-    they are. If anything fails, the object gets its previous action back and the new one is
+    [frames[0], frames[-1]]; the base's keys on a bone's frames in `keep` ({bone: frames}, the
+    user's own keys) stay as they are. If anything fails, the object gets its previous action back and the new one is
     removed: nothing half-written is left."""
     previous = obj.animation_data.action if obj.animation_data else None
     previous_slot = obj.animation_data.action_slot if previous is not None and hasattr(previous, "slots") else None
     action = base.copy() if base is not None else bpy.data.actions.new(name)
     action.name = name
     try:
-        _fill(obj, action, channels, np.asarray(frames, dtype=float), key_type, keep)
+        _fill(obj, action, channels, np.asarray(frames, dtype=float), key_type, keep or {})
     except Exception:
         if previous is not None:
             obj.animation_data.action = previous
@@ -107,17 +107,21 @@ def _fill(obj, action, channels, frames, key_type, keep) -> None:
     fcurves = _channelbag(action, obj, create=True)
     kind = bpy.types.Keyframe.bl_rna.properties["type"].enum_items[key_type].value
     lo, hi = float(frames[0]), float(frames[-1])
-    write = ~np.isin(frames, np.array(sorted(keep), dtype=float))
-    frames = frames[write]
+    all_frames = frames
     for (path, index, group), values in channels.items():
-        values = values[write]
         fc = fcurves.find(path, index=index)
+        kept: list[float] = []
         if fc is None:  # 4.4+ channelbags take group_name; 4.2/4.3 Action.fcurves action_group
             group_kw = "group_name" if hasattr(action, "slots") else "action_group"
             fc = fcurves.new(path, index=index, **{group_kw: group})
-        else:  # replace only the range; the user's keys outside it stay as they are
-            for k in [k for k in fc.keyframe_points if lo <= k.co[0] <= hi and k.co[0] not in keep][::-1]:
+        else:  # replace only the range; the user's keys outside it, and on kept frames, stay
+            own = keep.get(group, ())
+            inside = [k for k in fc.keyframe_points if lo <= k.co[0] <= hi]
+            kept = [k.co[0] for k in inside if k.co[0] in own]
+            for k in [k for k in inside if k.co[0] not in own][::-1]:
                 fc.keyframe_points.remove(k, fast=True)
+        write = ~np.isin(all_frames, np.array(kept, dtype=float))
+        frames, values = all_frames[write], values[write]
         n0 = len(fc.keyframe_points)
         fc.keyframe_points.add(len(frames))
         co = np.empty(2 * len(frames), dtype=np.float32)
@@ -169,18 +173,25 @@ def read_channels(obj: bpy.types.Object, names: tuple[str, ...], frames: np.ndar
     return basis, loc
 
 
-def selected_key_frames(obj: bpy.types.Object) -> list[float]:
-    """Frames that hold a selected key on any pose-bone channel of the object's action."""
+def selected_keys_by_bone(obj: bpy.types.Object) -> dict[str, set[float]]:
+    """Frames holding a selected key, per pose bone, over the object's action."""
     action = obj.animation_data.action if obj.animation_data else None
     fcurves = _channelbag(action, obj, create=False) if action is not None else None
-    frames: set[float] = set()
+    by_bone: dict[str, set[float]] = {}
     for fc in fcurves or []:
-        if not fc.data_path.startswith("pose.bones["):
+        if not fc.data_path.startswith('pose.bones["'):
             continue
+        bone = fc.data_path[len('pose.bones["'):].split('"]', 1)[0]
         n = len(fc.keyframe_points)
         sel = np.zeros(n, dtype=bool)
         co = np.empty(2 * n, dtype=np.float32)
         fc.keyframe_points.foreach_get("select_control_point", sel)
         fc.keyframe_points.foreach_get("co", co)
-        frames.update(float(f) for f in co[0::2][sel])
-    return sorted(frames)
+        if sel.any():
+            by_bone.setdefault(bone, set()).update(float(f) for f in co[0::2][sel])
+    return by_bone
+
+
+def selected_key_frames(obj: bpy.types.Object) -> list[float]:
+    """Frames that hold a selected key on any pose-bone channel of the object's action."""
+    return sorted(set().union(*selected_keys_by_bone(obj).values()))

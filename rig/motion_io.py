@@ -15,10 +15,10 @@ def scene_fps(scene: bpy.types.Scene) -> float:
 
 def put_motion(obj: bpy.types.Object, motion: Motion, name: str, rt: Retarget, frame_start: float,
                fps: float, in_place: bool = False, base: bpy.types.Action | None = None,
-               keep: set[float] | frozenset = frozenset()) -> bpy.types.Action:
+               keep: dict[str, set[float]] | None = None) -> bpy.types.Action:
     """Write `motion` (canonical) as a new action on `obj`, one key per frame at `fps` from
     frame_start. With `base`, the new action is a copy of it with only that range replaced,
-    the base's keys on the frames in `keep` left as they are."""
+    the base's keys on each bone's frames in `keep` ({bone: frames}) left as they are."""
     m = motion.resample(fps) if abs(motion.fps - fps) > 1e-6 else motion
     basis, loc = rt.to_rig(m, in_place=in_place)
     located = set()

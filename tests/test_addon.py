@@ -147,6 +147,34 @@ def test_inbetween_keeps_the_users_keys_and_the_original(dp):
         assert keys[5.0].type == "GENERATED"
 
 
+def test_inbetween_with_keys_on_some_bones(dp):
+    """Whole poses keyed at 1 and 30, the left arm alone at 15: the arm holds its key there,
+    the rest of the body is generated at 15."""
+    bpy = dp
+    obj = rig(bpy, "bandai")
+    original = obj.animation_data.action
+    arm = ("UpperArm_L", "LowerArm_L")
+    for fc in curves(original):
+        bone = fc.data_path.split('"')[1]
+        for k in fc.keyframe_points:
+            k.select_control_point = k.co[0] in (1.0, 30.0) or (k.co[0] == 15.0 and bone in arm)
+    assert bpy.ops.dynamicpose.inbetween() == {"FINISHED"}
+    new = obj.animation_data.action
+    arm_checked = body_generated = 0
+    for fc in curves(new):
+        if ".rotation" not in fc.data_path:
+            continue
+        bone = fc.data_path.split('"')[1]
+        old = curves(original).find(fc.data_path, index=fc.array_index)
+        at15 = {k.co[0]: k for k in fc.keyframe_points}[15.0]
+        if bone in arm:
+            assert at15.type == "KEYFRAME" and at15.co[1] == old.evaluate(15.0)
+            arm_checked += 1
+        else:
+            body_generated += at15.type == "GENERATED"
+    assert arm_checked == 6 and body_generated > 40
+
+
 def test_edit_changes_only_the_range(dp):
     bpy = dp
     obj = rig(bpy, "bandai")

@@ -101,3 +101,15 @@ def test_bad_mappings_are_named():
         Retarget(rig, {"Hips": "Hips", "Tail": "Spine"})
     with pytest.raises(ValueError, match="parents must come first"):
         Rig(["a", "b"], [1, -1], np.tile(np.eye(4), (2, 1, 1)))
+
+
+def test_split_keys_tells_whole_poses_from_keys_on_some_bones():
+    rig = rig_like_canonical(extra_spine=True)
+    rt = Retarget(rig, {n: n for n in CANONICAL_JOINTS})
+    every = {n: {1.0, 30.0} for n in CANONICAL_JOINTS if n != "Toes_R"}  # Toes_R never keyed: not counted
+    every["UpperArm_L"] = {1.0, 15.0, 30.0}
+    every["Hand_L"] = {1.0, 15.0, 30.0}
+    every["spine_extra"] = {7.0}  # an unmapped bone's key is no key of the canonical body
+    full, partial = rt.split_keys(every)
+    assert full == [1.0, 30.0]
+    assert partial == {15.0: ["UpperArm_L", "Hand_L"]}
