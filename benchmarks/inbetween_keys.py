@@ -1,0 +1,99 @@
+"""In-betweening with several keys: the pop at each key, loop seams, and the time of a
+30-frame in-between, with the shipped in-betweener on the committed test clips.
+
+    python benchmarks/inbetween_keys.py [--weights DIR]
+
+Acceleration is the mean second difference of joint positions (m/frame^2, 30 fps). A pop shows
+as acceleration at the keys well above that between them; interpolation's is the reference.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from backend.inbetweener import Inbetweener  # noqa: E402
+from backend.paths import default_weights_dir  # noqa: E402
+from motioncore import blend, canonical, read_bvh  # noqa: E402
+from motioncore import rotations as rot  # noqa: E402
+from motioncore.clip import Motion  # noqa: E402
+
+CLIPS = sorted((ROOT / "tests" / "data").glob("bandai-*/*.bvh"))
+
+
+def acceleration(m: Motion) -> np.ndarray:
+    p = m.positions()
+    return np.linalg.norm(p[2:] - 2 * p[1:-1] + p[:-2], axis=-1).mean(-1)  # frames 1..T-2
+
+
+def looped(m: Motion) -> Motion:
+    """Cut at the frame whose pose is nearest the first; that frame set to the first pose."""
+    q = m.local_rotations
+    t = 15 + int(np.argmin([rot.angle_between(q[k], q[0]).mean() for k in range(15, m.num_frames)]))
+    cut = m.trim(0, t + 1)
+    lq, lp = cut.local_rotations.copy(), cut.root_position.copy()
+    lq[-1], lp[-1, 2] = lq[0], lp[0, 2]
+    return Motion(cut.skeleton, cut.fps, lp, lq)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--weights", default=None)
+    args = p.parse_args()
+    ib = Inbetweener.from_pretrained(Path(args.weights) if args.weights else default_weights_dir())
+    clips = [canonical.to_canonical(read_bvh(c)).resample(30) for c in CLIPS]
+
+    rows: dict[str, list[tuple[float, float]]] = {}
+    for m in clips:
+        for step in (8, 15, 25):
+            keys = np.arange(0, m.num_frames, step)
+            if len(keys) < 3:
+                continue
+            inner, others = keys[1:-1], np.setdiff1d(np.arange(1, keys[-1]), keys)
+            raw = ib.inbetween(m, keys)
+            for name, out in (("real clip", m), ("interpolation", blend.interpolate_keys(m, keys)),
+                              ("in-betweener", raw), ("+ matched velocities", blend.match_velocities(raw, keys))):
+                a = acceleration(out)
+                rows.setdefault(name, []).append((a[inner - 1].mean(), a[others - 1].mean()))
+    print("acceleration (mm/frame^2)   at keys   between keys")
+    for name, v in rows.items():
+        at, between = np.mean(v, axis=0) * 1000
+        print(f"  {name:24s} {at:8.2f} {between:12.2f}")
+
+    print("loop seams: velocity jump across the wrap / mean acceleration")
+    for path, m in zip(CLIPS, clips):
+        if m.num_frames < 31:
+            continue
+        lm = looped(m)
+        keys = np.unique(np.linspace(0, lm.num_frames - 1, 3).round().astype(int))
+        raw = ib.inbetween(lm, keys)
+        ratios = []
+        for loop in (False, True):
+            out = blend.match_velocities(raw, keys, loop=loop)
+            pos = out.positions()
+            jump = np.linalg.norm((pos[1] - pos[0]) - (pos[-1] - pos[-2]), axis=-1).mean()
+            ratios.append(jump / acceleration(out).mean())
+        print(f"  {path.stem[:34]:34s} {lm.num_frames:3d} frames: "
+              f"not looped {ratios[0]:.2f}, looped {ratios[1]:.2f}")
+
+    m = clips[[c.stem for c in CLIPS].index("dataset-2_run_normal_001")].trim(0, 41)
+    keys = np.r_[np.arange(10), 40]
+    times = []
+    for _ in range(11):
+        t = time.perf_counter()
+        blend.match_velocities(ib.inbetween(m, keys), keys)
+        times.append(time.perf_counter() - t)
+    print(f"30-frame in-between after 10 context frames: {statistics.median(times[1:]) * 1000:.1f} ms "
+          f"(median of 10; target 200 ms)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
