@@ -110,14 +110,15 @@ class DYNAMICPOSE_PT_retarget(_Panel, bpy.types.Panel):
     bl_options = {"DEFAULT_CLOSED"}
 
     def draw(self, context):
-        from .motioncore.retarget import detect_preset
+        from .motioncore.retarget import detect
+        from .rig.read import rig_from_armature
 
         layout = self.layout
         obj = _active_armature(context)
         if obj is None:
             layout.label(text="Select an armature", icon="INFO")
             return
-        preset, confidence, _ = detect_preset([b.name for b in obj.data.bones])
+        preset, confidence, _ = detect(rig_from_armature(obj))
         layout.label(text=f"Detected: {preset or 'none'} ({confidence:.0%})", icon="ARMATURE_DATA")
         layout.prop(obj, "dynamicpose_use_custom")
         row = layout.row(align=True)

@@ -8,7 +8,8 @@ from bpy.props import StringProperty
 from bpy_extras.io_utils import ExportHelper, ImportHelper
 
 from .motioncore.canonical import CANONICAL_JOINTS
-from .motioncore.retarget import detect_preset, load_mapping, save_mapping
+from .motioncore.retarget import detect, load_mapping, save_mapping
+from .rig import read
 
 
 def _armature(context):
@@ -38,7 +39,7 @@ class DYNAMICPOSE_OT_mapping_detect(bpy.types.Operator):
 
     def execute(self, context):
         obj = _armature(context)
-        preset, confidence, mapping = detect_preset([b.name for b in obj.data.bones])
+        preset, confidence, mapping = detect(read.rig_from_armature(obj))
         fill_mapping(obj, mapping)
         obj.dynamicpose_use_custom = True
         self.report({"INFO"}, f"{preset or 'no preset'} ({confidence:.0%} of its bones found)")

@@ -65,13 +65,13 @@ _TORSO = ("Hips", "Spine", "Chest", "Neck", "Head")
 
 
 def _preset(torso: tuple[str, ...], limb: dict[str, str]) -> dict[str, str]:
-    """Canonical joint -> bone; limb names use {s}/{side}/{Side} for the side."""
+    """Canonical joint -> bone; limb names use {s}/{S}/{Side}/{side} for l/L/Left/left."""
     out = dict(zip(_TORSO, torso))
-    words = {"L": ("l", "L", "Left"), "R": ("r", "R", "Right")}
+    words = {"L": ("l", "L", "Left", "left"), "R": ("r", "R", "Right", "right")}
     for side in _SIDES:
-        s, S, Side = words[side]
+        s, S, Side, side_word = words[side]
         for joint in _LIMBS:
-            out[f"{joint}_{side}"] = limb[joint].format(s=s, S=S, Side=Side)
+            out[f"{joint}_{side}"] = limb[joint].format(s=s, S=S, Side=Side, side=side_word)
     return out
 
 
@@ -93,6 +93,24 @@ PRESETS: dict[str, dict[str, str]] = {
     "ue5_mannequin": _preset(("pelvis", "spine_01", "spine_03", "neck_01", "head"), {
         "Shoulder": "clavicle_{s}", "UpperArm": "upperarm_{s}", "LowerArm": "lowerarm_{s}", "Hand": "hand_{s}",
         "UpperLeg": "thigh_{s}", "LowerLeg": "calf_{s}", "Foot": "foot_{s}", "Toes": "ball_{s}"}),
+    # Auto-Rig Pro's FK controls, which animators key (the deform bones follow them).
+    "auto_rig_pro": _preset(("c_root.x", "c_spine_01.x", "c_spine_02.x", "c_neck.x", "c_head.x"), {
+        "Shoulder": "c_shoulder.{s}", "UpperArm": "c_arm_fk.{s}", "LowerArm": "c_forearm_fk.{s}",
+        "Hand": "c_hand_fk.{s}", "UpperLeg": "c_thigh_fk.{s}", "LowerLeg": "c_leg_fk.{s}", "Foot": "c_foot_fk.{s}",
+        "Toes": "c_toes_fk.{s}"}),
+    # SMPL / SMPL-X joint names (the SMPL-X Blender add-on's bones); spine2 is left between.
+    "smpl": _preset(("pelvis", "spine1", "spine3", "neck", "head"), {
+        "Shoulder": "{side}_collar", "UpperArm": "{side}_shoulder", "LowerArm": "{side}_elbow",
+        "Hand": "{side}_wrist", "UpperLeg": "{side}_hip", "LowerLeg": "{side}_knee", "Foot": "{side}_ankle",
+        "Toes": "{side}_foot"}),
+    # CMU mocap as BVH (the cgspeed conversion): LHipJoint/RHipJoint and Spine sit between.
+    "cmu": _preset(("Hips", "LowerBack", "Spine1", "Neck", "Head"), {
+        "Shoulder": "{Side}Shoulder", "UpperArm": "{Side}Arm", "LowerArm": "{Side}ForeArm", "Hand": "{Side}Hand",
+        "UpperLeg": "{Side}UpLeg", "LowerLeg": "{Side}Leg", "Foot": "{Side}Foot", "Toes": "{Side}ToeBase"}),
+    # Ubisoft LaFAN1 BVH: Spine1 sits between Spine and Spine2.
+    "lafan1": _preset(("Hips", "Spine", "Spine2", "Neck", "Head"), {
+        "Shoulder": "{Side}Shoulder", "UpperArm": "{Side}Arm", "LowerArm": "{Side}ForeArm", "Hand": "{Side}Hand",
+        "UpperLeg": "{Side}UpLeg", "LowerLeg": "{Side}Leg", "Foot": "{Side}Foot", "Toes": "{Side}Toe"}),
 }
 
 
@@ -112,6 +130,87 @@ def detect_preset(bone_names: list[str] | tuple[str, ...]) -> tuple[str | None, 
         if confidence > best[1]:
             best = (name, confidence, found)
     return best
+
+
+def detect(rig: Rig) -> tuple[str | None, float, dict[str, str]]:
+    """detect_preset on the rig's bone names; where no preset fits well, a guess from the
+    hierarchy and rest pose alone, named "hierarchy"."""
+    found = detect_preset(rig.names)
+    if found[1] >= NAME_CONFIDENCE:
+        return found
+    guess = guess_from_hierarchy(rig)
+    confidence = len(guess) / len(CANONICAL_JOINTS)
+    return ("hierarchy", confidence, guess) if confidence > found[1] else found
+
+
+NAME_CONFIDENCE = 0.8  # below this share of a preset's bones, the hierarchy is asked too
+
+
+def guess_from_hierarchy(rig: Rig) -> dict[str, str]:
+    """Canonical joint -> bone, read from the shape of the skeleton (Z up, facing -Y, its left
+    on +X): the hips are the first bone with two chains reaching down to the feet and one
+    reaching up; the chest is where the spine branches into arms; each limb is its chain
+    through the child with most descendants (so twist bones and fingers are passed by)."""
+    B = len(rig.names)
+    heads = rig.rest[:, :3, 3]
+    kids: list[list[int]] = [[] for _ in range(B)]
+    for b, p in enumerate(rig.parents):
+        if p >= 0:
+            kids[p].append(b)
+    below = [[b] for b in range(B)]  # each bone's subtree, itself first
+    for b in range(B - 1, -1, -1):
+        for c in kids[b]:
+            below[b] += below[c]
+    height = float(np.ptp(heads[:, 2])) or 1.0
+    low = [heads[sub, 2].min() for sub in below]
+    high = [heads[sub, 2].max() for sub in below]
+
+    def chain(b: int) -> list[int]:
+        out = [b]
+        while kids[out[-1]]:
+            out.append(max(kids[out[-1]], key=lambda c: len(below[c])))
+        return out
+
+    hips = next((b for b in range(B)
+                 if sum(low[c] < heads[b, 2] - 0.3 * height for c in kids[b]) >= 2
+                 and any(high[c] > heads[b, 2] + 0.2 * height for c in kids[b])), None)
+    if hips is None:
+        return {}
+    found = {"Hips": hips}
+    legs = sorted((c for c in kids[hips] if low[c] < heads[hips, 2] - 0.3 * height),
+                  key=lambda c: heads[below[c], 0].mean())[-1:-3:-1]  # +X (left) first
+    for side, leg in zip(_SIDES, legs):
+        bones = chain(leg)
+        knee = int(np.argmin(np.abs(heads[bones, 2] - heads[bones[0], 2] / 2)))
+        for joint, k in (("UpperLeg", knee - 1), ("LowerLeg", knee), ("Foot", knee + 1), ("Toes", knee + 2)):
+            if 0 <= k < len(bones):
+                found[f"{joint}_{side}"] = bones[k]
+    up = max((c for c in kids[hips] if c not in legs), key=lambda c: high[c])
+    spine = chain(up)
+    wide = lambda c: np.abs(heads[below[c], 0] - heads[hips, 0]).max() > 0.15 * height  # noqa: E731
+    chest = next((b for b in spine if sum(wide(c) for c in kids[b]) >= 2), None)
+    if chest is None:
+        return found
+    between = spine[: spine.index(chest)]
+    if between:  # the bone nearest the canonical spine joint's share of the way up to the chest
+        rest = canonical_skeleton().rest_positions()[:, 2]
+        share = (rest[1] - rest[0]) / (rest[2] - rest[0])
+        rise = (heads[between, 2] - heads[hips, 2]) / max(heads[chest, 2] - heads[hips, 2], 1e-9)
+        found["Spine"] = between[int(np.argmin(np.abs(rise - share)))]
+    found["Chest"] = chest
+    arms = sorted((c for c in kids[chest] if wide(c)), key=lambda c: heads[below[c], 0].mean())[-1:-3:-1]
+    rest_up = [c for c in kids[chest] if c not in arms]
+    if rest_up:
+        neck = chain(max(rest_up, key=lambda c: high[c]))
+        found["Neck"] = neck[0]
+        if len(neck) > 1:
+            found["Head"] = neck[1]
+    for side, arm in zip(_SIDES, arms):
+        bones = chain(arm)
+        names = ("Shoulder", "UpperArm", "LowerArm", "Hand") if len(bones) >= 4 else ("UpperArm", "LowerArm", "Hand")
+        for joint, b in zip(names, bones):
+            found[f"{joint}_{side}"] = b
+    return {j: rig.names[b] for j, b in found.items()}
 
 
 def load_mapping(path: str | Path) -> dict[str, str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import bpy
 import numpy as np
 
-from ..motioncore.retarget import Retarget, Rig, detect_preset
+from ..motioncore.retarget import Retarget, Rig, detect
 
 MIN_CONFIDENCE = 0.75  # below this share of a preset's bones, ask the user for a mapping
 
@@ -37,7 +37,7 @@ def retarget_for(obj: bpy.types.Object, mapping: dict[str, str] | None = None) -
     rig = rig_from_armature(obj)
     mapping = mapping if mapping is not None else custom_mapping(obj)
     if mapping is None:
-        preset, confidence, mapping = detect_preset(rig.names)
+        preset, confidence, mapping = detect(rig)
         if preset is None or confidence < MIN_CONFIDENCE:
             raise ValueError(f"{obj.name}: no known rig layout found (best match {preset or 'none'}, "
                              f"{confidence:.0%} of its bones); set a mapping in the Retarget panel")

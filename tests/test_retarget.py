@@ -91,6 +91,32 @@ def test_detect_preset_each_and_with_namespace():
     assert detect_preset(["Bone", "Bone.001"])[0] is None
 
 
+def _sided(names):
+    return [n.format(Side=S, S=S[0], side=S.lower()) for n in names for S in ("Left", "Right")]
+
+
+FULL_SKELETONS = {  # every bone of the real skeletons, not only the mapped ones
+    "cmu": ["Hips", "LowerBack", "Spine", "Spine1", "Neck", "Neck1", "Head"] + _sided([
+        "{S}HipJoint", "{Side}UpLeg", "{Side}Leg", "{Side}Foot", "{Side}ToeBase", "{Side}Shoulder", "{Side}Arm",
+        "{Side}ForeArm", "{Side}Hand", "{Side}FingerBase", "{Side}HandIndex1", "{S}Thumb"]),
+    "lafan1": ["Hips", "Spine", "Spine1", "Spine2", "Neck", "Head"] + _sided([
+        "{Side}UpLeg", "{Side}Leg", "{Side}Foot", "{Side}Toe", "{Side}Shoulder", "{Side}Arm", "{Side}ForeArm",
+        "{Side}Hand"]),
+    "mixamo": ["Hips", "Spine", "Spine1", "Spine2", "Neck", "Head", "HeadTop_End"] + _sided([
+        "{Side}UpLeg", "{Side}Leg", "{Side}Foot", "{Side}ToeBase", "{Side}Toe_End", "{Side}Shoulder", "{Side}Arm",
+        "{Side}ForeArm", "{Side}Hand", "{Side}HandIndex1"]),
+    "smpl": ["pelvis", "spine1", "spine2", "spine3", "neck", "head", "jaw"] + _sided([
+        "{side}_hip", "{side}_knee", "{side}_ankle", "{side}_foot", "{side}_collar", "{side}_shoulder",
+        "{side}_elbow", "{side}_wrist", "{side}_index1"]),
+}
+
+
+@pytest.mark.parametrize("preset", sorted(FULL_SKELETONS))
+def test_similar_skeletons_are_told_apart(preset):
+    found, confidence, mapping = detect_preset(FULL_SKELETONS[preset])
+    assert (found, confidence) == (preset, 1.0)
+
+
 def test_bad_mappings_are_named():
     rig = rig_like_canonical()
     with pytest.raises(ValueError, match="Hips"):
@@ -113,3 +139,43 @@ def test_split_keys_tells_whole_poses_from_keys_on_some_bones():
     full, partial = rt.split_keys(every)
     assert full == [1.0, 30.0]
     assert partial == {15.0: ["UpperArm_L", "Hand_L"]}
+
+
+@pytest.mark.parametrize("kw", [{}, {"arm_down_deg": 45.0}, {"extra_spine": True, "scale": 0.01}])
+def test_hierarchy_alone_maps_a_rig_with_meaningless_names(walk, kw):
+    from motioncore.retarget import detect, guess_from_hierarchy
+
+    named = rig_like_canonical(**kw)
+    anonymous = Rig([f"bone_{i:02d}" for i in range(len(named.names))], named.parents, named.rest)
+    truth = {j: anonymous.names[named.names.index(j)] for j in CANONICAL_JOINTS}
+    assert guess_from_hierarchy(anonymous) == truth
+    preset, confidence, mapping = detect(anonymous)
+    assert preset == "hierarchy" and confidence == 1.0 and mapping == truth
+    assert detect(named)[0] == "bandai"  # names win where they fit
+    rt = Retarget(anonymous, mapping)
+    back = rt.from_rig(*rt.to_rig(walk), walk.fps)
+    assert rot.angle_between(back.local_rotations, walk.local_rotations).max() < 1e-4
+
+
+def test_hierarchy_guess_passes_by_hip_joints_twist_bones_and_end_bones():
+    from motioncore.retarget import guess_from_hierarchy
+
+    base = rig_like_canonical()
+    names, parents, rest = list(base.names), list(base.parents), list(base.rest)
+
+    def add(name, parent, at):
+        m = np.eye(4)
+        m[:3, 3] = at
+        names.append(name)
+        parents.append(names.index(parent))
+        rest.append(m)
+
+    heads = base.rest[:, :3, 3]
+    for side in ("L", "R"):
+        ul = names.index(f"UpperLeg_{side}")
+        add(f"twist_thigh_{side}", f"UpperLeg_{side}", heads[ul] + [0, 0, -0.1])
+        add(f"twist_arm_{side}", f"UpperArm_{side}", heads[names.index(f"UpperArm_{side}")] + [0.05 if side == "L" else -0.05, 0, 0])
+        add(f"toe_end_{side}", f"Toes_{side}", heads[names.index(f"Toes_{side}")] + [0, -0.1, 0])
+    add("head_end", "Head", heads[names.index("Head")] + [0, 0, 0.2])
+    rig = Rig(names, parents, np.array(rest))
+    assert guess_from_hierarchy(rig) == {j: j for j in CANONICAL_JOINTS}

@@ -176,7 +176,7 @@ def scripted_rig(bpy, preset: str, a_pose: bool, scale: float):
             for name in (f"UpperArm_{side}", f"LowerArm_{side}", f"Hand_{side}"):
                 j = sk.index(name)
                 rest[j] = pivot + rot.rotate(q, rest[j] - pivot)
-    names = PRESETS[preset]
+    names = PRESETS[preset] if preset in PRESETS else {j: f"Bone.{i:03d}" for i, j in enumerate(sk.names)}
     data = bpy.data.armatures.new(preset)
     obj = bpy.data.objects.new(preset, data)
     bpy.context.scene.collection.objects.link(obj)
@@ -195,16 +195,17 @@ def scripted_rig(bpy, preset: str, a_pose: bool, scale: float):
     return obj
 
 
-@pytest.mark.parametrize("preset", ["mixamo", "ue5_mannequin"])
+@pytest.mark.parametrize("preset", ["mixamo", "ue5_mannequin", "auto_rig_pro", "smpl", "hierarchy"])
 @pytest.mark.parametrize("a_pose", [False, True])
 def test_scripted_rigs_detected_round_trip_and_follow_the_source(addon, walk, preset, a_pose):
+    """"hierarchy": bones named Bone.000.. so that only the skeleton's shape can tell them."""
     import bpy
 
-    from dynamic_pose.motioncore.retarget import detect_preset
+    from dynamic_pose.motioncore.retarget import detect
     from dynamic_pose.rig import motion_io, read
 
     obj = scripted_rig(bpy, preset, a_pose, scale=1.3)
-    found, confidence, _ = detect_preset([b.name for b in obj.data.bones])
+    found, confidence, _ = detect(read.rig_from_armature(obj))
     assert found == preset and confidence == 1.0
     rt = read.retarget_for(obj)
     assert rt.scale == pytest.approx(1.3, rel=1e-6)
