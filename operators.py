@@ -154,19 +154,19 @@ class DYNAMICPOSE_OT_generate(_BackendOperator, bpy.types.Operator):
         fps = motion_io.scene_fps(context.scene)
         seconds = s.length_seconds(fps)
         seed, variations = s.seed, s.variations
-        self._put = (obj.name, rt, text, s.start_frame, fps, s.in_place)
+        self._put = (obj.name, rt, text, s.start_frame, fps, s.root_motion)
         return lambda b, p, c: b.generate(text, seconds, seed=seed, variations=variations, fps=fps,
                                           progress=p, cancel=c)
 
     def finish(self, context, motions) -> None:
-        name, rt, text, start, fps, in_place = self._put
+        name, rt, text, start, fps, root = self._put
         obj = bpy.data.objects.get(name)
         if obj is None:
             raise ValueError(f"the armature {name!r} is gone")
         for i, m in reversed(list(enumerate(motions))):  # the first take ends up active
             suffix = f" #{i + 1}" if len(motions) > 1 else ""
             motion_io.put_motion(obj, m, _action_name(text, suffix), rt, frame_start=start, fps=fps,
-                                 in_place=in_place)
+                                 root=root)
         self.report({"INFO"}, f"{len(motions)} action(s) from {start} to {start + motions[0].num_frames - 1}")
 
 

@@ -45,7 +45,7 @@ class DYNAMICPOSE_PT_generate(_Panel, bpy.types.Panel):
         layout.prop(s, "variations")
         layout.prop(s, "target")
         layout.prop(s, "start_frame")
-        layout.prop(s, "in_place")
+        layout.prop(s, "root_motion")
         busy = _running(layout)
         row = layout.row()
         row.enabled = (s.target or _active_armature(context)) is not None and not busy

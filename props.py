@@ -32,8 +32,10 @@ class DynamicPoseSettings(bpy.types.PropertyGroup):
     target: PointerProperty(name="Armature", type=bpy.types.Object, poll=_is_armature,
                             description="Rig to put the motion on (empty: the active armature)")
     start_frame: IntProperty(name="Start frame", default=1)
-    in_place: BoolProperty(name="In place", default=False,
-                           description="Keep the hips over the rig's rest spot instead of travelling")
+    root_motion: EnumProperty(name="Root motion", default="BONE", items=(
+        ("BONE", "Root bone", "The hips bone travels"),
+        ("IN_PLACE", "In place", "Keep the hips over the rig's rest spot"),
+        ("OBJECT", "Object", "The armature object travels; the hips stay over it")))
     # In-between
     inbetween_prompt: StringProperty(name="Prompt", default="",
                                      description="Optional: how to move between the keys")

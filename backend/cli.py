@@ -109,13 +109,23 @@ def _train_evaluator(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sampling_args(p: argparse.ArgumentParser) -> None:
+    from .engine import Sampling
+
+    d = Sampling()
+    p.add_argument("--decoding", default=d.decoding, choices=("parallel", "next"))
+    p.add_argument("--steps", type=int, default=d.steps, help="parallel decoding passes")
+    p.add_argument("--temperature", type=float, default=d.temperature)
+    p.add_argument("--guidance", type=float, default=d.guidance, help="classifier-free guidance scale (1: off)")
+
+
 def _eval_t2m(args: argparse.Namespace) -> int:
     import json
 
     from tqdm import tqdm
 
     from . import dataset, eval_t2m
-    from .engine import Engine
+    from .engine import Engine, Sampling
     from .evaluator import Evaluator
     from .paths import default_weights_dir
 
@@ -123,14 +133,15 @@ def _eval_t2m(args: argparse.Namespace) -> int:
     ds = dataset.load(Path(args.cache) if args.cache else None)
     evaluator = Evaluator.from_pretrained(Path(args.evaluator) if args.evaluator else default_weights_dir() / "evaluator")
     engine = None if args.no_model else Engine(weights, device=args.device)
-    run = eval_t2m.Run(ds, evaluator, engine)
+    sampling = Sampling(steps=args.steps, temperature=args.temperature, decoding=args.decoding, guidance=args.guidance)
+    run = eval_t2m.Run(ds, evaluator, engine, sampling=sampling)
     bar = tqdm(total=args.runs * min(args.clips, len(run.test)) if engine else 0, desc="generating", unit="clip")
     runs = [run.once(args.seed + r, args.clips, args.mm_texts, args.mm_variations, bar.update) for r in range(args.runs)]
     bar.close()
     result = eval_t2m.summarise(runs)
     result["out_of_template"] = run.out_of_template(args.seed)
     result["protocol"] = {"runs": args.runs, "clips_per_run": min(args.clips, len(run.test)), "r_precision_batch": 32,
-                          "weights": str(weights)}
+                          "weights": str(weights), "sampling": vars(sampling)}
     print(eval_t2m.table(result))
     print("out of template prompts:", json.dumps(result["out_of_template"]))
     if args.json:
@@ -441,6 +452,7 @@ def build_parser() -> argparse.ArgumentParser:
     et.add_argument("--mm-texts", type=int, default=8, help="captions used for multimodality")
     et.add_argument("--mm-variations", type=int, default=4, help="variations per caption for multimodality")
     et.add_argument("--seed", type=int, default=0)
+    _sampling_args(et)
     et.add_argument("--device", default="auto")
     et.add_argument("--weights", help="generator folder (default: weights/default)")
     et.add_argument("--evaluator", help="evaluator folder (default: weights/default/evaluator)")

@@ -42,6 +42,7 @@ class Sampling:
     temperature: float = 1.0
     top_k: int = 0            # 0: no top-k filter
     decoding: str = "parallel"  # or "next": token by token with a KV cache
+    guidance: float = 1.0     # classifier-free guidance scale; 1 is off (one pass per step)
 
     def __post_init__(self) -> None:
         if self.decoding not in ("parallel", "next"):
@@ -50,6 +51,8 @@ class Sampling:
             raise ValueError(f"steps must be 1..64, got {self.steps}")
         if not 0 <= self.temperature <= 10:
             raise ValueError(f"temperature must be 0..10, got {self.temperature}")
+        if not 0 <= self.guidance <= 10:
+            raise ValueError(f"guidance must be 0..10, got {self.guidance}")
         if self.top_k < 0:
             raise ValueError(f"top_k must be >= 0, got {self.top_k}")
 
@@ -111,11 +114,13 @@ class Engine:
         gen = torch.Generator().manual_seed(int(seed))
         if sampling.decoding == "next":
             filled = self.model.next_token(text, n, batch=variations, temperature=sampling.temperature,
-                                           top_k=sampling.top_k, generator=gen, on_step=on_step)
+                                           top_k=sampling.top_k, generator=gen, on_step=on_step,
+                                           guidance=sampling.guidance)
         else:
             codes = torch.full((variations, n), -1, dtype=torch.long)
             filled = self.model.fill(text, codes, steps=sampling.steps, temperature=sampling.temperature,
-                                     top_k=sampling.top_k, generator=gen, on_step=on_step)
+                                     top_k=sampling.top_k, generator=gen, on_step=on_step,
+                                     guidance=sampling.guidance)
         return [self._decode(row.numpy(), frames, fps) for row in filled]
 
     @torch.no_grad()
@@ -152,7 +157,8 @@ class Engine:
         shown = torch.tensor(np.where(masked, -1, codes), dtype=torch.long)[None]
         gen = torch.Generator().manual_seed(int(seed))
         filled = self.model.fill(text, shown, steps=sampling.steps, temperature=sampling.temperature,
-                                 top_k=sampling.top_k, generator=gen, task=INFILL, on_step=on_step)[0]
+                                 top_k=sampling.top_k, generator=gen, task=INFILL, on_step=on_step,
+                                 guidance=sampling.guidance)[0]
         xy, yaw = features.start_pose(m)
         feats = self.tokenizer.decode(filled.numpy())[: m.num_frames]
         out = features.from_features(feats, canonical.MODEL_FPS, start_xy=xy, start_yaw=yaw).resample(motion.fps)

@@ -98,8 +98,9 @@ def diversity(motion: np.ndarray, rng: np.random.Generator, pairs: int = 300) ->
 class Run:
     """Everything one evaluation needs, loaded once."""
 
-    def __init__(self, ds, evaluator: Evaluator, engine=None, text_features: TextFeatures | None = None):
-        self.ds, self.ev, self.engine = ds, evaluator, engine
+    def __init__(self, ds, evaluator: Evaluator, engine=None, text_features: TextFeatures | None = None,
+                 sampling=None):
+        self.ds, self.ev, self.engine, self.sampling = ds, evaluator, engine, sampling
         self.tf = text_features or TextFeatures()
         self.train = labelled(ds, "train")
         self.test = labelled(ds, "test")
@@ -108,7 +109,8 @@ class Run:
 
     def generate(self, text: str, frames: int, seed: int, variations: int = 1) -> list[np.ndarray]:
         seconds = min(frames, self.ev.config.max_frames) / canonical.MODEL_FPS
-        ms = self.engine.generate(text, seconds, seed=seed, variations=variations, fps=canonical.MODEL_FPS)
+        ms = self.engine.generate(text, seconds, seed=seed, variations=variations, fps=canonical.MODEL_FPS,
+                                  sampling=self.sampling)
         return [features.to_features(m) for m in ms]
 
     def retrieve(self, text_emb: np.ndarray) -> list[np.ndarray]:

@@ -209,34 +209,54 @@ class MotionLM(nn.Module):
         out = self.hidden(ids, none, torch.ones_like(none), use_cache=True)
         return out.past_key_values, start, out.last_hidden_state[:, -1]
 
+    def _guided(self, task: int, text: str, batch: int, guidance: float):
+        """Prefix caches for the text and, with guidance, for no text (the model saw captions
+        dropped in training, so it knows the unconditional distribution too)."""
+        prefixes = [self._prefix_cache(task, text, batch)]
+        if guidance != 1.0:
+            prefixes.append(self._prefix_cache(task, "", batch))
+        return prefixes
+
+    def _mix(self, logits: list[torch.Tensor], guidance: float) -> torch.Tensor:
+        """Classifier-free guidance: unconditional + g * (conditional - unconditional)."""
+        if len(logits) == 1:
+            return logits[0]
+        cond, uncond = (x.float() for x in logits)
+        return uncond + guidance * (cond - uncond)
+
     @torch.no_grad()
     def fill(self, text: str, codes: torch.Tensor, steps: int = 8, temperature: float = 1.0,
              top_k: int = 0, generator: torch.Generator | None = None, task: int = T2M,
-             on_step=None) -> torch.Tensor:
+             on_step=None, guidance: float = 1.0) -> torch.Tensor:
         """MMM-style parallel decoding. codes (B, N) long, -1 where masked -> (B, N) all filled.
 
         Each pass predicts every masked code at once, keeps the most confident and re-masks the
         rest on a cosine schedule, so N codes take `steps` passes, not N. The text prefix is
-        encoded once and cached; each pass runs only the N motion positions. on_step(done, total)
-        is called after every pass (it may raise to cancel).
+        encoded once and cached; each pass runs only the N motion positions. guidance > 1 runs
+        each pass a second time without the text and pushes the logits away from that
+        (classifier-free guidance). on_step(done, total) is called after every pass (it may
+        raise to cancel).
         """
         device = self.new_tokens.weight.device
         codes = codes.clone().to(device)
         B, N = codes.shape
-        past, start, _ = self._prefix_cache(task, text, B)
-        # Motion queries see the whole prefix and each other (the training mask, restricted).
-        allow = torch.ones((B, 1, N, start + N), dtype=torch.bool, device=device)
-        positions = torch.arange(start, start + N, device=device).expand(B, N)
+        prefixes = self._guided(task, text, B, guidance)
         total = (codes < 0).sum(1)
         for s in range(1, steps + 1):
             masked = codes < 0
             if not masked.any():
                 break
-            body = torch.where(masked, self.special(MASK), self.motion_id(codes.clamp(min=0)))
-            h = self.decoder(inputs_embeds=self.embed(body), attention_mask=allow, past_key_values=past,
-                             use_cache=True, position_ids=positions).last_hidden_state
-            past.crop(-N)  # drop this pass's N motion keys; the prefix stays
-            sample, conf = self._sample(self.motion_logits(h), temperature, top_k, generator)
+            body = self.embed(torch.where(masked, self.special(MASK), self.motion_id(codes.clamp(min=0))))
+            logits = []
+            for past, start, _ in prefixes:
+                # Motion queries see the whole prefix and each other (the training mask, restricted).
+                allow = torch.ones((B, 1, N, start + N), dtype=torch.bool, device=device)
+                positions = torch.arange(start, start + N, device=device).expand(B, N)
+                h = self.decoder(inputs_embeds=body, attention_mask=allow, past_key_values=past,
+                                 use_cache=True, position_ids=positions).last_hidden_state
+                past.crop(-N)  # drop this pass's N motion keys; the prefix stays
+                logits.append(self.motion_logits(h))
+            sample, conf = self._sample(self._mix(logits, guidance), temperature, top_k, generator)
             conf = torch.where(masked, conf, torch.full_like(conf, float("inf")))
             keep_masked = torch.floor(total.float() * math.cos(math.pi / 2 * s / steps)).long()
             rank = torch.empty_like(codes)
@@ -248,17 +268,21 @@ class MotionLM(nn.Module):
 
     @torch.no_grad()
     def next_token(self, text: str, n: int, batch: int = 1, temperature: float = 1.0, top_k: int = 0,
-                   generator: torch.Generator | None = None, on_step=None) -> torch.Tensor:
+                   generator: torch.Generator | None = None, on_step=None, guidance: float = 1.0) -> torch.Tensor:
         """Token-by-token decoding with a KV cache (the <|next|> task) -> (batch, n) codes.
-        on_step(done, n) after every token (it may raise to cancel)."""
-        past, start, h = self._prefix_cache(NEXT, text, batch)
+        guidance > 1 as in fill. on_step(done, n) after every token (it may raise to cancel)."""
+        streams = [list(p) for p in self._guided(NEXT, text, batch, guidance)]  # [past, start, h]
         codes = []
         for i in range(n):
-            code, _ = self._sample(self.motion_logits(h), temperature, top_k, generator)
+            code, _ = self._sample(self._mix([self.motion_logits(h) for _, _, h in streams], guidance),
+                                   temperature, top_k, generator)
             codes.append(code)
-            o = self.decoder(inputs_embeds=self.embed(self.motion_id(code)[:, None]), past_key_values=past,
-                             use_cache=True, position_ids=torch.full((batch, 1), start + i, device=code.device))
-            past, h = o.past_key_values, o.last_hidden_state[:, -1]
+            step = self.embed(self.motion_id(code)[:, None])
+            for stream in streams:
+                past, start, _ = stream
+                o = self.decoder(inputs_embeds=step, past_key_values=past, use_cache=True,
+                                 position_ids=torch.full((batch, 1), start + i, device=code.device))
+                stream[0], stream[2] = o.past_key_values, o.last_hidden_state[:, -1]
             if on_step is not None:
                 on_step(i + 1, n)
         return torch.stack(codes, dim=1)

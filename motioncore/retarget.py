@@ -332,12 +332,19 @@ class Retarget:
             basis[:, b] = rot.multiply(rot.conjugate(at_rest), W[:, b])
         basis = rot.make_continuous(basis)
         # The hips bone carries the root: its ancestors stay at rest, so its head is h + R loc.
-        travel = P[:, 0] - self.canon_rest[0]
+        travel = self.scale * (P[:, 0] - self.canon_rest[0])
         if in_place:
             travel[:, :2] = 0.0
         h = self.hips_bone
-        loc[:, h] = rot.rotate(rot.conjugate(R[h]), self.scale * travel)
+        loc[:, h] = rot.rotate(rot.conjugate(R[h]), travel)
         return basis, loc
+
+    def travel(self, motion: Motion) -> np.ndarray:
+        """(T, 3) the root's horizontal travel in armature space (z = 0): what to_rig leaves out
+        in place, for the object to carry instead."""
+        out = self.scale * (motion.root_position - self.canon_rest[0])
+        out[:, 2] = 0.0
+        return out
 
     # -- rig -> canonical --------------------------------------------------------------------
     def pose(self, basis: np.ndarray, loc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -13,20 +13,31 @@ def scene_fps(scene: bpy.types.Scene) -> float:
     return scene.render.fps / scene.render.fps_base
 
 
+ROOT_MODES = ("BONE", "IN_PLACE", "OBJECT")
+
+
 def put_motion(obj: bpy.types.Object, motion: Motion, name: str, rt: Retarget, frame_start: float,
-               fps: float, in_place: bool = False, base: bpy.types.Action | None = None,
+               fps: float, root: str = "BONE", base: bpy.types.Action | None = None,
                keep: dict[str, set[float]] | None = None) -> bpy.types.Action:
     """Write `motion` (canonical) as a new action on `obj`, one key per frame at `fps` from
-    frame_start. With `base`, the new action is a copy of it with only that range replaced,
-    the base's keys on each bone's frames in `keep` ({bone: frames}) left as they are."""
+    frame_start. root: the travel goes on the hips bone (BONE), nowhere (IN_PLACE), or on the
+    object's location from where it stands (OBJECT; the hips keep their height). With `base`,
+    the new action is a copy of it with only that range replaced, the base's keys on each
+    bone's frames in `keep` ({bone: frames}) left as they are."""
+    if root not in ROOT_MODES:
+        raise ValueError(f"root motion must be one of {ROOT_MODES}, got {root!r}")
     m = motion.resample(fps) if abs(motion.fps - fps) > 1e-6 else motion
-    basis, loc = rt.to_rig(m, in_place=in_place)
+    basis, loc = rt.to_rig(m, in_place=root != "BONE")
     located = set()
     b = rt.hips_bone
     while b >= 0:  # the hips carry the root; their ancestors are held at rest, location included
         located.add(b)
         b = rt.rig.parents[b]
     channels = act.pose_channels(obj, rt.written, rt.rig.names, basis, loc, located)
+    if root == "OBJECT":  # armature-space travel through the object's own rotation and scale
+        moved = np.array(obj.location) + rt.travel(m) @ np.array(obj.matrix_basis.to_3x3()).T
+        for axis in (0, 1):
+            channels[("location", axis, "Object Transforms")] = moved[:, axis]
     frames = frame_start + np.arange(m.num_frames, dtype=np.float64)
     return act.write_action(obj, name, channels, frames, base=base, keep=keep)
 

@@ -218,3 +218,34 @@ def test_scripted_rigs_detected_round_trip_and_follow_the_source(addon, walk, pr
     src = rt.heads[rt.hips_bone] + 1.3 * (walk.positions() - rt.canon_rest[0])
     for t in (0, walk.num_frames // 2, walk.num_frames - 1):
         assert np.abs(evaluated_heads(bpy, obj, names, 1 + t) - src[t]).max() < 0.02 * height
+
+
+def test_root_motion_on_the_object_lands_where_the_bone_would(addon, walk):
+    """OBJECT: the armature object carries the travel (through its own rotation and scale),
+    the hips only their height; every joint ends where BONE mode puts it."""
+    import bpy
+
+    from dynamic_pose.rig import motion_io, read
+
+    obj = make_rig(bpy, "canonical")
+    obj.rotation_euler = (0.0, 0.0, 0.9)
+    obj.scale = (1.5, 1.5, 1.5)
+    obj.location = (2.0, -1.0, 0.0)
+    rt = read.retarget_for(obj)
+    names = [rt.rig.names[rt.joint_bone[j]] for j in CANONICAL_JOINTS]
+    frames = (1, walk.num_frames // 2, walk.num_frames)
+    motion_io.put_motion(obj, walk, "bone", rt, frame_start=1, fps=30.0, root="BONE")
+    by_bone = [evaluated_heads(bpy, obj, names, f) for f in frames]
+    act = motion_io.put_motion(obj, walk, "object", rt, frame_start=1, fps=30.0, root="OBJECT")
+    by_object = [evaluated_heads(bpy, obj, names, f) for f in frames]
+    assert np.abs(np.array(by_bone) - np.array(by_object)).max() < 1e-4
+    xs = curves(act).find("location", index=0)
+    assert xs is not None and len(xs.keyframe_points) == walk.num_frames
+    in_armature = []
+    for f in frames:
+        bpy.context.scene.frame_set(f)
+        in_armature.append(np.array(obj.pose.bones[names[0]].head))
+    assert np.ptp(np.array(in_armature)[:, :2], axis=0).max() < 1e-5  # the hips stay over the object
+    assert np.ptp(np.array(by_object)[:, 0, :2], axis=0).max() > 0.1   # while the character travels
+    with pytest.raises(ValueError, match="root motion"):
+        motion_io.put_motion(obj, walk, "x", rt, frame_start=1, fps=30.0, root="SIDEWAYS")
