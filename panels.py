@@ -125,6 +125,9 @@ class DYNAMICPOSE_PT_retarget(_Panel, bpy.types.Panel):
         row.operator("dynamicpose.mapping_detect", icon="VIEWZOOM")
         row.operator("dynamicpose.mapping_import", text="", icon="IMPORT")
         row.operator("dynamicpose.mapping_export", text="", icon="EXPORT")
+        row = layout.row(align=True)
+        row.prop(context.scene.dynamicpose, "retarget_source", text="From")
+        row.operator("dynamicpose.retarget_actions", text="", icon="ACTION")
         col = layout.column(align=True)
         col.enabled = obj.dynamicpose_use_custom
         for item in obj.dynamicpose_map:

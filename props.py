@@ -36,6 +36,8 @@ class DynamicPoseSettings(bpy.types.PropertyGroup):
         ("BONE", "Root bone", "The hips bone travels"),
         ("IN_PLACE", "In place", "Keep the hips over the rig's rest spot"),
         ("OBJECT", "Object", "The armature object travels; the hips stay over it")))
+    retarget_source: PointerProperty(name="Source", type=bpy.types.Object, poll=_is_armature,
+                                     description="Armature whose actions Retarget actions copies onto the active one")
     # In-between
     inbetween_prompt: StringProperty(name="Prompt", default="",
                                      description="Optional: how to move between the keys")

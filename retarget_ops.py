@@ -93,4 +93,44 @@ class DYNAMICPOSE_OT_mapping_import(bpy.types.Operator, ImportHelper):
         return {"FINISHED"}
 
 
-CLASSES = (DYNAMICPOSE_OT_mapping_detect, DYNAMICPOSE_OT_mapping_export, DYNAMICPOSE_OT_mapping_import)
+class DYNAMICPOSE_OT_retarget_actions(bpy.types.Operator):
+    """Put every action of the source armature onto the active armature, one new action each"""
+
+    bl_idname = "dynamicpose.retarget_actions"
+    bl_label = "Retarget actions"
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context):
+        return _armature(context) is not None
+
+    def execute(self, context):
+        from .rig import action as act
+        from .rig import motion_io
+
+        target, settings = _armature(context), context.scene.dynamicpose
+        source = settings.retarget_source
+        try:
+            if source is None or source == target:
+                raise ValueError("pick a source armature other than the active one")
+            actions = [a for a in bpy.data.actions if act.animates_bones(a, source)]
+            if not actions:
+                raise ValueError(f"no action animates the bones of {source.name}")
+            rt_source, rt_target = read.retarget_for(source), read.retarget_for(target)
+        except (ValueError, KeyError) as e:
+            self.report({"ERROR"}, str(e))
+            return {"CANCELLED"}
+        fps = motion_io.scene_fps(context.scene)
+        wm = context.window_manager
+        wm.progress_begin(0, len(actions))
+        try:
+            for i, a in enumerate(actions):
+                motion_io.retarget_action(source, rt_source, a, target, rt_target, fps, root=settings.root_motion)
+                wm.progress_update(i + 1)
+        finally:
+            wm.progress_end()
+        self.report({"INFO"}, f"{len(actions)} action(s) from {source.name} onto {target.name}")
+        return {"FINISHED"}
+
+
+CLASSES = (DYNAMICPOSE_OT_retarget_actions, DYNAMICPOSE_OT_mapping_detect, DYNAMICPOSE_OT_mapping_export, DYNAMICPOSE_OT_mapping_import)

@@ -139,13 +139,15 @@ def _fill(obj, action, channels, frames, key_type, keep) -> None:
         fc.update()
 
 
-def read_channels(obj: bpy.types.Object, names: tuple[str, ...], frames: np.ndarray
-                  ) -> tuple[np.ndarray, np.ndarray]:
-    """The object's action evaluated at `frames` -> (basis (T, B, 4) wxyz, location (T, B, 3))
-    for every bone; channels without an fcurve take the pose bone's current value."""
+def read_channels(obj: bpy.types.Object, names: tuple[str, ...], frames: np.ndarray,
+                  action: bpy.types.Action | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The object's action (or the given one) evaluated at `frames` -> (basis (T, B, 4) wxyz,
+    location (T, B, 3)) for every bone; channels without an fcurve take the pose bone's
+    current value."""
     T, B = len(frames), len(names)
     basis, loc = np.zeros((T, B, 4)), np.zeros((T, B, 3))
-    action = obj.animation_data.action if obj.animation_data else None
+    if action is None:
+        action = obj.animation_data.action if obj.animation_data else None
     fcurves = _channelbag(action, obj, create=False) if action is not None else None
 
     def track(pb, prop: str, n: int) -> np.ndarray:
@@ -171,6 +173,13 @@ def read_channels(obj: bpy.types.Object, names: tuple[str, ...], frames: np.ndar
         basis[:, b] = q
         loc[:, b] = track(pb, "location", 3)
     return basis, loc
+
+
+def animates_bones(action: bpy.types.Action, obj: bpy.types.Object) -> bool:
+    """Whether the action holds keys on any of the armature's pose bones."""
+    fcurves = _channelbag(action, obj, create=False)
+    prefixes = tuple(f'pose.bones["{b.name}"]' for b in obj.data.bones)
+    return any(fc.data_path.startswith(prefixes) and len(fc.keyframe_points) for fc in fcurves or [])
 
 
 def selected_keys_by_bone(obj: bpy.types.Object) -> dict[str, set[float]]:

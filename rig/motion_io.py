@@ -42,7 +42,18 @@ def put_motion(obj: bpy.types.Object, motion: Motion, name: str, rt: Retarget, f
     return act.write_action(obj, name, channels, frames, base=base, keep=keep)
 
 
-def take_motion(obj: bpy.types.Object, rt: Retarget, frames: np.ndarray, fps: float) -> Motion:
-    """The armature's current action at `frames` as a canonical motion at `fps`."""
-    basis, loc = act.read_channels(obj, rt.rig.names, np.asarray(frames, dtype=float))
+def take_motion(obj: bpy.types.Object, rt: Retarget, frames: np.ndarray, fps: float,
+                action: bpy.types.Action | None = None) -> Motion:
+    """The armature's current action (or the given one) at `frames` as a canonical motion."""
+    basis, loc = act.read_channels(obj, rt.rig.names, np.asarray(frames, dtype=float), action=action)
     return rt.from_rig(basis, loc, fps)
+
+
+def retarget_action(source: bpy.types.Object, rt_source: Retarget, action: bpy.types.Action,
+                    target: bpy.types.Object, rt_target: Retarget, fps: float, root: str = "BONE"
+                    ) -> bpy.types.Action:
+    """`action` (animating `source`) as a new action on `target`, over the same frames."""
+    lo, hi = (round(f) for f in action.frame_range)
+    motion = take_motion(source, rt_source, np.arange(lo, hi + 1), fps, action=action)
+    return put_motion(target, motion, f"{action.name} ({target.name})", rt_target, frame_start=lo, fps=fps,
+                      root=root)

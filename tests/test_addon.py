@@ -34,7 +34,7 @@ def test_zip_installs_enables_and_unregisters_cleanly_twice(tmp_path):
                  "DYNAMICPOSE_OT_backend_start", "DYNAMICPOSE_OT_backend_stop", "DYNAMICPOSE_PT_generate",
                  "DYNAMICPOSE_PT_inbetween", "DYNAMICPOSE_PT_edit", "DYNAMICPOSE_PT_backend",
                  "DYNAMICPOSE_PT_retarget", "DYNAMICPOSE_OT_mapping_detect", "DYNAMICPOSE_OT_mapping_import",
-                 "DYNAMICPOSE_OT_mapping_export"]
+                 "DYNAMICPOSE_OT_mapping_export", "DYNAMICPOSE_OT_retarget_actions"]
         def registered():
             return [hasattr(bpy.types, n) for n in names] + [hasattr(bpy.types.Scene, "dynamicpose"),
                                                              hasattr(bpy.types.Object, "dynamicpose_map")]
@@ -50,7 +50,7 @@ def test_zip_installs_enables_and_unregisters_cleanly_twice(tmp_path):
     env = dict(os.environ, BLENDER_USER_RESOURCES=str(tmp_path / "blender_user"))
     run = subprocess.run([sys.executable, "-c", script, str(zip_path)], capture_output=True, text=True,
                          env=env, timeout=300)
-    assert run.returncode == 0 and "OK 13" in run.stdout, run.stdout[-2000:] + run.stderr[-2000:]
+    assert run.returncode == 0 and "OK 14" in run.stdout, run.stdout[-2000:] + run.stderr[-2000:]
 
 
 @pytest.fixture
@@ -268,6 +268,37 @@ def test_task_reports_progress_and_cancels():
     task.cancel.set()
     assert task.done.wait(1.0) and isinstance(task.error, Cancelled) and task.result is None
     assert threading.active_count() >= 1
+
+
+def test_retarget_actions_in_one_go(dp):
+    """Two Bandai BVH takes (two armatures, the same bones) onto the Rigify metarig: one new
+    action per take over its frames, the same canonical motion read back, the sources untouched."""
+    bpy = dp
+    from dynamic_pose.motioncore import rotations as rot
+    from dynamic_pose.rig import motion_io, read
+
+    bpy.ops.import_anim.bvh(filepath=str(BANDAI_WALK))
+    source = bpy.context.object
+    bpy.ops.import_anim.bvh(filepath=str(DATA / "bandai-2" / "dataset-2_run_normal_001.bvh"))
+    other = bpy.context.object
+    takes = [source.animation_data.action, other.animation_data.action]
+    kept = [snapshot(a) for a in takes]
+    target = rig(bpy, "rigify")
+    bpy.context.scene.dynamicpose.retarget_source = source
+    assert bpy.ops.dynamicpose.retarget_actions() == {"FINISHED"}
+    fps = motion_io.scene_fps(bpy.context.scene)
+    rt_source, rt_target = read.retarget_for(source), read.retarget_for(target)
+    for take, before in zip(takes, kept):
+        made = bpy.data.actions[f"{take.name} ({target.name})"]
+        assert made.frame_range[:] == pytest.approx(take.frame_range[:]) and same(snapshot(take), before)
+        frames = np.arange(round(take.frame_range[0]), round(take.frame_range[1]) + 1)
+        want = motion_io.take_motion(source, rt_source, frames, fps, action=take)
+        got = motion_io.take_motion(target, rt_target, frames, fps, action=made)
+        assert np.median(rot.angle_between(got.local_rotations, want.local_rotations)) < 1e-4
+    assert source.animation_data.action == takes[0]
+    bpy.context.scene.dynamicpose.retarget_source = target
+    with pytest.raises(RuntimeError, match="other than the active"):
+        bpy.ops.dynamicpose.retarget_actions()
 
 
 def test_custom_mapping_detect_export_import(dp, tmp_path):
