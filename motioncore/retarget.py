@@ -263,6 +263,26 @@ class Retarget:
                 b = rig.parents[b]
         self.written = sorted(written)
         self.bone_joint = {b: self.skeleton.index(j) for j, b in self.joint_bone.items()}
+        self.between = self._torso_between()
+
+    def _torso_between(self) -> dict[int, tuple[int, int, float]]:
+        """Unmapped bones inside the torso chain (a rig with more spine or neck bones than the
+        canonical skeleton): bone -> (mapped bone above, joint of the mapped bone below, share).
+        Each takes its share of the turn between the two, so the spine bends along its length
+        instead of kinking at one joint."""
+        out = {}
+        for joint in _TORSO[1:]:
+            if joint not in self.joint_bone:
+                continue
+            path, b = [], self.rig.parents[self.joint_bone[joint]]
+            while b >= 0 and b not in self.bone_joint:
+                path.append(b)
+                b = self.rig.parents[b]
+            if b < 0 or not path:
+                continue
+            for i, e in enumerate(reversed(path)):  # from the top of the chain down
+                out[e] = (b, self.skeleton.index(joint), (i + 1) / (len(path) + 1))
+        return out
 
     def _dirs(self, joint: str) -> tuple[np.ndarray, np.ndarray] | None:
         """(canonical, rig) rest direction from this joint to its first mapped child."""
@@ -326,7 +346,14 @@ class Retarget:
             at_rest = rel if p < 0 else rot.multiply(W[:, p], rel)
             j = self.bone_joint.get(b)
             if j is None:
-                W[:, b] = at_rest
+                if b in self.between:  # a share of the turn from the bone above to the one below
+                    a, c, share = self.between[b]
+                    turn = rot.multiply(rot.multiply(G[:, c], self.align[c]), rot.multiply(R[a], rot.conjugate(W[:, a])))
+                    carried = rot.multiply(W[:, a], rot.multiply(rot.conjugate(R[a]), R[b]))
+                    W[:, b] = rot.multiply(rot.slerp(rot.identity((T,)), rot.make_continuous(turn), share), carried)
+                    basis[:, b] = rot.multiply(rot.conjugate(at_rest), W[:, b])
+                else:
+                    W[:, b] = at_rest
                 continue
             W[:, b] = rot.multiply(rot.multiply(G[:, j], self.align[j]), R[b])
             basis[:, b] = rot.multiply(rot.conjugate(at_rest), W[:, b])
