@@ -217,7 +217,8 @@ def _generate(args: argparse.Namespace) -> int:
     if out.suffix not in (".bvh", ".npz"):
         raise ValueError(f"--out must end in .bvh or .npz, got {out.name!r}")
     engine = Engine(Path(args.weights) if args.weights else None, device=args.device)
-    sampling = Sampling(steps=args.steps, temperature=args.temperature, top_k=args.top_k, decoding=args.decoding)
+    sampling = Sampling(steps=args.steps, temperature=args.temperature, top_k=args.top_k, decoding=args.decoding,
+                        guidance=args.guidance)
     motions = engine.generate(args.text, args.seconds, seed=args.seed, variations=args.variations,
                               sampling=sampling, fps=args.fps)
     for k, motion in enumerate(motions):
@@ -400,6 +401,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--variations", type=int, default=1)
     gen.add_argument("--steps", type=int, default=8, help="parallel decoding iterations")
     gen.add_argument("--temperature", type=float, default=1.0)
+    gen.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale (1: off)")
     gen.add_argument("--top-k", type=int, default=0)
     gen.add_argument("--decoding", choices=("parallel", "next"), default="parallel",
                      help="parallel passes (MMM) or token by token with a KV cache")

@@ -65,6 +65,7 @@ class GenerateRequest(Strict):
     steps: int = Field(8, ge=1, le=64, description="parallel decoding passes")
     temperature: float = Field(1.0, ge=0, le=10)
     top_k: int = Field(0, ge=0, le=4096)
+    guidance: float = Field(1.0, ge=0, le=10, description="classifier-free guidance scale (1: off)")
     decoding: Literal["parallel", "next"] = Field("parallel", description="parallel passes or token by token")
     fps: float = Field(30.0, gt=0, le=MAX_FPS)
     wait: bool = Field(True, description="answer with the result; false: answer with a job id at once")
@@ -76,6 +77,7 @@ class InfillOptions(Strict):
     steps: int = Field(8, ge=1, le=64, description="parallel decoding passes")
     temperature: float = Field(1.0, ge=0, le=10)
     top_k: int = Field(0, ge=0, le=4096)
+    guidance: float = Field(1.0, ge=0, le=10, description="classifier-free guidance scale (1: off)")
     wait: bool = Field(True, description="answer with the result; false: answer with a job id at once")
 
 

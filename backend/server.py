@@ -92,7 +92,7 @@ def create_app(engine: Engine, token: str, jobs: JobQueue | None = None, on_read
     @app.post("/v1/generate", response_model=JobState, response_model_exclude_none=True)
     async def generate(body: GenerateRequest):
         sampling = Sampling(steps=body.steps, temperature=body.temperature, top_k=body.top_k,
-                            decoding=body.decoding)
+                            decoding=body.decoding, guidance=body.guidance)
         job = jobs.submit("generate", lambda j: engine.generate(
             body.text, body.seconds, seed=body.seed, variations=body.variations, sampling=sampling,
             fps=body.fps, on_step=j.on_step))
@@ -109,7 +109,8 @@ def create_app(engine: Engine, token: str, jobs: JobQueue | None = None, on_read
         motion = motion_of(body)
         if isinstance(motion, JSONResponse):
             return motion
-        sampling = Sampling(steps=body.steps, temperature=body.temperature, top_k=body.top_k)
+        sampling = Sampling(steps=body.steps, temperature=body.temperature, top_k=body.top_k,
+                            guidance=body.guidance)
         job = jobs.submit(task, lambda j: call(motion, sampling, j.on_step))
         return answer(await wait_for(job, body.wait))
 

@@ -196,3 +196,35 @@ def test_engine_decodes_token_by_token_too(tiny_weights):
     assert seen[-1][0] == seen[-1][1] == len(seen)  # one report per token
     with pytest.raises(ValueError, match="decoding"):
         Sampling(decoding="beam")
+
+
+def test_guidance_mixes_logits_with_and_without_the_text(tiny_weights):
+    """Classifier-free guidance: scale 1 is plain decoding; scale 0 is decoding with no text at
+    all; other scales give valid, different codes, in both decoders."""
+    import torch
+
+    from backend.engine import Engine
+
+    engine = Engine(tiny_weights, device="cpu", dtype="float32")
+    lm = engine.model
+    K = lm.config.codebook_size if hasattr(lm.config, "codebook_size") else None
+    blank = torch.full((1, 6), -1, dtype=torch.long)
+
+    def fill(text, g):
+        return lm.fill(text, blank, steps=3, generator=torch.Generator().manual_seed(1), guidance=g)
+
+    def nxt(text, g):
+        return lm.next_token(text, 6, generator=torch.Generator().manual_seed(1), guidance=g)
+
+    for decode in (fill, nxt):
+        plain, same = decode("a person waves", 1.0), decode("a person waves", 1.0)
+        assert torch.equal(plain, same)
+        assert torch.equal(decode("a person waves", 0.0), decode("", 1.0))
+        pushed = decode("a person waves", 4.0)
+        assert pushed.shape == plain.shape and (pushed >= 0).all()
+        if K:
+            assert (pushed < K).all()
+    with pytest.raises(ValueError, match="guidance"):
+        from backend.engine import Sampling
+
+        Sampling(guidance=-1)
