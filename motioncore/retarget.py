@@ -77,6 +77,12 @@ def _preset(torso: tuple[str, ...], limb: dict[str, str]) -> dict[str, str]:
 
 PRESETS: dict[str, dict[str, str]] = {
     "bandai": {j: j for j in CANONICAL_JOINTS},
+    # A generated Rigify rig's FK controls (listed before rigify_def, whose DEF bones it also
+    # has, so that it wins the tie). The spine between hips and chest is the rig's own business.
+    "rigify": {k: v for k, v in _preset(("torso", "chest", "spine_fk.003", "neck", "head"), {
+        "Shoulder": "shoulder.{S}", "UpperArm": "upper_arm_fk.{S}", "LowerArm": "forearm_fk.{S}",
+        "Hand": "hand_fk.{S}", "UpperLeg": "thigh_fk.{S}", "LowerLeg": "shin_fk.{S}", "Foot": "foot_fk.{S}",
+        "Toes": "toe_fk.{S}"}).items() if v is not None},
     "rigify_metarig": _preset(("spine", "spine.001", "spine.003", "spine.004", "spine.006"), {
         "Shoulder": "shoulder.{S}", "UpperArm": "upper_arm.{S}", "LowerArm": "forearm.{S}", "Hand": "hand.{S}",
         "UpperLeg": "thigh.{S}", "LowerLeg": "shin.{S}", "Foot": "foot.{S}", "Toes": "toe.{S}"}),
@@ -111,6 +117,15 @@ PRESETS: dict[str, dict[str, str]] = {
     "lafan1": _preset(("Hips", "Spine", "Spine2", "Neck", "Head"), {
         "Shoulder": "{Side}Shoulder", "UpperArm": "{Side}Arm", "LowerArm": "{Side}ForeArm", "Hand": "{Side}Hand",
         "UpperLeg": "{Side}UpLeg", "LowerLeg": "{Side}Leg", "Foot": "{Side}Foot", "Toes": "{Side}Toe"}),
+}
+
+
+# Control rigs: where their joints sit (another preset's bones) and the switches their keys need
+# (FK on, neck and head following the chest), keyed into every action written to them.
+CONTROL_RIGS: dict[str, dict] = {
+    "rigify": {"joints": "rigify_def", "switches": {
+        **{f'pose.bones["{b}.{s}"]["IK_FK"]': 1.0 for b in ("upper_arm_parent", "thigh_parent") for s in "LR"},
+        'pose.bones["torso"]["neck_follow"]': 1.0, 'pose.bones["torso"]["head_follow"]': 1.0}},
 }
 
 
@@ -237,7 +252,19 @@ _FRAME_BY = {"Hips": ("Spine", "UpperLeg_L", "UpperLeg_R"), "Chest": ("Neck", "U
 class Retarget:
     """Moves motion between the canonical skeleton and one rig under one mapping."""
 
-    def __init__(self, rig: Rig, mapping: dict[str, str]):
+    def __init__(self, rig: Rig, mapping: dict[str, str], drivers: dict[str, str] | None = None,
+                 joint_heads: dict[str, np.ndarray] | None = None, switches: dict[str, float] | None = None,
+                 rest_pose: dict[str, np.ndarray] | None = None, pivots: dict[str, np.ndarray] | None = None):
+        """drivers: for control rigs whose constraints, not bone parents, say what turns what
+        (a generated Rigify rig): mapped joint -> the mapped joint whose turn its bone follows
+        (measured in Blender). joint_heads: where the canonical joints sit in the rig's rest,
+        where that is not at the mapped bones' heads (controls with pivots elsewhere).
+        switches: {data path: value} that every action written to the rig keys (FK on).
+        rest_pose: mapped joint -> its bone's (4, 4) armature-space matrix as the rig evaluates
+        it at rest, where constraints hold it away from its edit-mode rest. pivots: mapped joint
+        -> the point its control turns the bones it drives about (measured; default its head)."""
+        self.switches = dict(switches or {})
+        self.pivots = {j: np.asarray(p, dtype=float) for j, p in (pivots or {}).items()}
         unknown = sorted(set(mapping) - set(CANONICAL_JOINTS))
         if unknown:
             raise ValueError(f"the mapping names joints the canonical skeleton lacks: {unknown}")
@@ -248,7 +275,20 @@ class Retarget:
         if len(set(self.joint_bone.values())) != len(self.joint_bone):
             raise ValueError("the mapping gives one bone to two joints")
         self.rest_rot = rot.from_matrix(rig.rest[:, :3, :3])
-        self.heads = rig.rest[:, :3, 3]
+        self.heads = rig.rest[:, :3, 3].copy()
+        for j, m in (rest_pose or {}).items():
+            b = self.joint_bone[j]
+            self.rest_rot[b], self.heads[b] = rot.from_matrix(np.asarray(m)[:3, :3]), np.asarray(m)[:3, 3]
+        # Joint positions at rest: the mapped bones' heads, or where joint_heads puts them (also
+        # joints no bone is keyed for, such as a control rig's spine: they still frame the hips).
+        self.joint_pos = {j: self.heads[b] for j, b in self.joint_bone.items()}
+        self.joint_pos.update({j: np.asarray(p, dtype=float) for j, p in (joint_heads or {}).items()})
+        self.drivers = None
+        if drivers is not None:
+            bad = {j: d for j, d in drivers.items() if j not in self.joint_bone or d not in self.joint_bone}
+            if bad:
+                raise ValueError(f"drivers must name mapped joints: {bad}")
+            self.drivers = dict(drivers)
         rest = self.skeleton.rest_positions()
         self.canon_rest = rest - [0.0, 0.0, rest[:, 2].min()]  # standing on z = 0, as the data does
         self.align = self._alignment()
@@ -260,10 +300,11 @@ class Retarget:
         for b in mapped:
             while b >= 0 and b not in written:
                 written.add(b)
-                b = rig.parents[b]
+                # A control rig's other bones are driven by its constraints: keys there are noise.
+                b = rig.parents[b] if self.drivers is None else -1
         self.written = sorted(written)
         self.bone_joint = {b: self.skeleton.index(j) for j, b in self.joint_bone.items()}
-        self.between = self._torso_between()
+        self.between = self._torso_between() if self.drivers is None else {}
 
     def _torso_between(self) -> dict[int, tuple[int, int, float]]:
         """Unmapped bones inside the torso chain (a rig with more spine or neck bones than the
@@ -290,7 +331,7 @@ class Retarget:
         for c in self.skeleton.children(j):
             child = self.skeleton.names[c]
             if child in self.joint_bone:
-                d_rig = self.heads[self.joint_bone[child]] - self.heads[self.joint_bone[joint]]
+                d_rig = self.joint_pos[child] - self.joint_pos[joint]
                 if np.linalg.norm(d_rig) > 1e-9:
                     return self.canon_rest[c] - self.canon_rest[j], d_rig
         return None
@@ -302,9 +343,9 @@ class Retarget:
             if name not in self.joint_bone:
                 continue
             frame = _FRAME_BY.get(name)
-            if frame and all(n in self.joint_bone for n in frame):
+            if frame and all(n in self.joint_pos for n in frame):
                 up, left, right = (self.skeleton.index(n) for n in frame)
-                hb, ub, lb, rb = (self.heads[self.joint_bone[n]] for n in (name, *frame))
+                hb, ub, lb, rb = (self.joint_pos[n] for n in (name, *frame))
                 canon = rot.frame_from(self.canon_rest[up] - self.canon_rest[j],
                                        self.canon_rest[left] - self.canon_rest[right])
                 q[j] = rot.multiply(canon, rot.conjugate(rot.frame_from(ub - hb, lb - rb)))
@@ -321,7 +362,7 @@ class Retarget:
         for side in _SIDES:
             chain = [f"UpperLeg_{side}", f"LowerLeg_{side}", f"Foot_{side}"]
             if all(n in self.joint_bone for n in chain):
-                rig = sum(np.linalg.norm(self.heads[self.joint_bone[b]] - self.heads[self.joint_bone[a]])
+                rig = sum(np.linalg.norm(self.joint_pos[b] - self.joint_pos[a])
                           for a, b in zip(chain, chain[1:]))
                 idx = [self.skeleton.index(n) for n in chain]
                 canon = sum(np.linalg.norm(self.canon_rest[b] - self.canon_rest[a]) for a, b in zip(idx, idx[1:]))
@@ -338,6 +379,8 @@ class Retarget:
         T, B = motion.num_frames, len(self.rig.names)
         basis = np.tile(rot.identity(), (T, B, 1))
         loc = np.zeros((T, B, 3))
+        if self.drivers is not None:
+            return self._to_control_rig(G, P, basis, loc, in_place)
         W = np.empty((T, B, 4))
         R = self.rest_rot
         for b in range(B):
@@ -365,6 +408,60 @@ class Retarget:
         h = self.hips_bone
         loc[:, h] = rot.rotate(rot.conjugate(R[h]), travel)
         return basis, loc
+
+    def _turn(self, G: np.ndarray, joint: str) -> np.ndarray:
+        """(T, 4) how far a mapped joint's bones have turned from rest: G_j Q_j."""
+        j = self.skeleton.index(joint)
+        return rot.multiply(G[:, j], self.align[j])
+
+    def _to_control_rig(self, G, P, basis, loc, in_place):
+        # A bone following driver d turns as d does, then by its own basis:
+        #   W_b = (G_d Q_d) R_b basis_b  and  W_b = G_j Q_j R_b  give  basis_b.
+        R = self.rest_rot
+        for joint, b in self.joint_bone.items():
+            turned = self._turn(G, joint)
+            d = self.drivers.get(joint)
+            if d is not None:
+                turned = rot.multiply(rot.conjugate(self._turn(G, d)), turned)
+            basis[:, b] = rot.multiply(rot.multiply(rot.conjugate(R[b]), turned), R[b])
+            pivot = self.joint_pos[joint] - self.pivots.get(joint, self.heads[b])
+            if d is not None and np.linalg.norm(pivot) > 1e-6:
+                # The control turns about its head, the joint about itself: shift the control
+                # so that the joint stays where its driver carries it.
+                swing = pivot - rot.rotate(turned, np.broadcast_to(pivot, (len(turned), 3)))
+                loc[:, b] = rot.rotate(np.broadcast_to(rot.conjugate(R[b]), (len(turned), 4)), swing)
+        basis = rot.make_continuous(basis)
+        # The root control's head is a pivot, not the hips joint: place it so the joint lands.
+        h = self.hips_bone
+        travel = self.scale * (P[:, 0] - self.canon_rest[0])
+        if in_place:
+            travel[:, :2] = 0.0
+        offset = self.joint_pos["Hips"] - self.heads[h]
+        moved = travel + offset - rot.rotate(self._turn(G, "Hips"), np.broadcast_to(offset, travel.shape))
+        loc[:, h] = rot.rotate(rot.conjugate(R[h]), moved)
+        return basis, loc
+
+    def _from_control_rig(self, basis: np.ndarray, loc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The inverse of _to_control_rig -> (G (T, J, 4), root joint position (T, 3) in rig units)."""
+        T = basis.shape[0]
+        R = self.rest_rot
+        G = np.empty((T, len(CANONICAL_JOINTS), 4))
+        turns: dict[str, np.ndarray] = {}
+        for j, name in enumerate(CANONICAL_JOINTS):  # drivers come before the joints they drive
+            b = self.joint_bone.get(name)
+            if b is None:
+                G[:, j] = G[:, CANONICAL_PARENTS[j]]
+                continue
+            turned = rot.multiply(rot.multiply(R[b], basis[:, b]), rot.conjugate(R[b]))
+            d = self.drivers.get(name)
+            if d is not None:
+                turned = rot.multiply(turns[d], turned)
+            turns[name] = turned
+            G[:, j] = rot.multiply(turned, rot.conjugate(self.align[j]))
+        h = self.hips_bone
+        offset = self.joint_pos["Hips"] - self.heads[h]
+        head = self.heads[h] + rot.rotate(np.broadcast_to(R[h], (T, 4)), loc[:, h])
+        return G, head + rot.rotate(turns["Hips"], np.broadcast_to(offset, (T, 3)))
 
     def travel(self, motion: Motion) -> np.ndarray:
         """(T, 3) the root's horizontal travel in armature space (z = 0): what to_rig leaves out
@@ -407,19 +504,22 @@ class Retarget:
     def from_rig(self, basis: np.ndarray, loc: np.ndarray, fps: float) -> Motion:
         """Pose channels of every bone -> the canonical motion they show. Canonical joints the
         mapping leaves out follow their parent."""
-        W, H = self.pose(basis, loc)
-        T = basis.shape[0]
-        G = np.empty((T, len(CANONICAL_JOINTS), 4))
-        for j, name in enumerate(CANONICAL_JOINTS):
-            b = self.joint_bone.get(name)
-            if b is None:
-                G[:, j] = G[:, CANONICAL_PARENTS[j]]
-            else:
-                G[:, j] = rot.multiply(rot.multiply(W[:, b], rot.conjugate(self.rest_rot[b])),
-                                       rot.conjugate(self.align[j]))
+        if self.drivers is not None:
+            G, hips = self._from_control_rig(basis, loc)
+        else:
+            W, H = self.pose(basis, loc)
+            hips = H[:, self.hips_bone]
+            G = np.empty((basis.shape[0], len(CANONICAL_JOINTS), 4))
+            for j, name in enumerate(CANONICAL_JOINTS):
+                b = self.joint_bone.get(name)
+                if b is None:
+                    G[:, j] = G[:, CANONICAL_PARENTS[j]]
+                else:
+                    G[:, j] = rot.multiply(rot.multiply(W[:, b], rot.conjugate(self.rest_rot[b])),
+                                           rot.conjugate(self.align[j]))
         local = np.empty_like(G)
         local[:, 0] = G[:, 0]
         for j in range(1, len(CANONICAL_JOINTS)):
             local[:, j] = rot.multiply(rot.conjugate(G[:, CANONICAL_PARENTS[j]]), G[:, j])
-        root = self.canon_rest[0] + (H[:, self.hips_bone] - self.heads[self.hips_bone]) / self.scale
+        root = self.canon_rest[0] + (hips - self.joint_pos["Hips"]) / self.scale
         return Motion(self.skeleton, fps, root, rot.make_continuous(local))

@@ -4,7 +4,7 @@ from __future__ import annotations
 import bpy
 import numpy as np
 
-from ..motioncore.retarget import Retarget, Rig, detect
+from ..motioncore.retarget import CONTROL_RIGS, PRESETS, Retarget, Rig, detect
 
 MIN_CONFIDENCE = 0.75  # below this share of a preset's bones, ask the user for a mapping
 
@@ -36,9 +36,113 @@ def retarget_for(obj: bpy.types.Object, mapping: dict[str, str] | None = None) -
     best preset found."""
     rig = rig_from_armature(obj)
     mapping = mapping if mapping is not None else custom_mapping(obj)
+    preset = None
     if mapping is None:
         preset, confidence, mapping = detect(rig)
         if preset is None or confidence < MIN_CONFIDENCE:
             raise ValueError(f"{obj.name}: no known rig layout found (best match {preset or 'none'}, "
                              f"{confidence:.0%} of its bones); set a mapping in the Retarget panel")
-    return Retarget(rig, mapping)
+    control = CONTROL_RIGS.get(preset)
+    if control is None:
+        return Retarget(rig, mapping)
+    joints = {j: rig.rest[rig.index(b), :3, 3] for j, b in PRESETS[control["joints"]].items() if b in rig.names}
+    switches = {path: value for path, value in control["switches"].items() if _resolve(obj, path) is not None}
+    key = (obj.data.name, tuple(sorted(mapping.items())), rig.rest.round(6).tobytes(), tuple(sorted(switches.items())))
+    if key not in _MEASURED:  # measuring turns every control once in Blender: do it once per rig
+        _MEASURED.clear()
+        _MEASURED[key] = measure_drivers(obj, mapping, switches)
+    drivers, rest_pose, pivots = _MEASURED[key]
+    return Retarget(rig, mapping, drivers=drivers, joint_heads=joints, switches=switches, rest_pose=rest_pose,
+                    pivots=pivots)
+
+
+_MEASURED: dict[tuple, tuple] = {}  # the last control rig measured (a rig's rest and mapping key it)
+
+
+def _resolve(obj: bpy.types.Object, path: str):
+    """'pose.bones["b"]["prop"]' -> (pose bone, prop), or None where the rig lacks it."""
+    bone, _, prop = path[len('pose.bones["'):].partition('"]["')
+    pb = obj.pose.bones.get(bone)
+    prop = prop.rstrip('"]')
+    return (pb, prop) if pb is not None and prop in pb.keys() else None
+
+
+def measure_drivers(obj: bpy.types.Object, mapping: dict[str, str], switches: dict[str, float]
+                    ) -> tuple[dict[str, str], dict[str, np.ndarray]]:
+    """(drivers, rest pose) of a control rig. Drivers: which mapped control's turn each mapped
+    control follows, found by turning each one in Blender and watching which others' parents
+    turn with it rigidly; the nearest such control (the one fewest others follow) is the
+    driver. Rest pose: each mapped control's matrix as evaluated at rest, switches on. The
+    rig's pose, action and switches are put back afterwards."""
+    from mathutils import Matrix, Quaternion
+
+    anim = obj.animation_data
+    action = anim.action if anim else None
+    slot = anim.action_slot if anim is not None and action is not None and hasattr(anim, "action_slot") else None
+    bones = {j: obj.pose.bones[b] for j, b in mapping.items()}
+    saved_pose = {j: pb.matrix_basis.copy() for j, pb in bones.items()}
+    saved_switches = {}
+    layer = bpy.context.view_layer
+    try:
+        if action is not None:
+            anim.action = None
+        for path, value in switches.items():
+            pb, prop = _resolve(obj, path)
+            saved_switches[path] = pb[prop]
+            pb[prop] = value
+        for pb in bones.values():
+            pb.matrix_basis = Matrix.Identity(4)
+        layer.update()
+
+        def parent_turns() -> dict[str, np.ndarray]:
+            return {j: np.array(pb.parent.matrix.to_3x3()) if pb.parent else np.eye(3) for j, pb in bones.items()}
+
+        rest_pose = {j: np.array(pb.matrix) for j, pb in bones.items()}
+        rest_world = {j: m[:3, :3] for j, m in rest_pose.items()}
+        rest_parent = parent_turns()
+        rest_heads = {j: np.array(pb.head) for j, pb in bones.items()}
+        probe = Quaternion((0.3, 0.5, -0.2), 0.6).to_matrix().to_4x4()
+        followers: dict[str, set[str]] = {}
+        moves: dict[str, tuple[np.ndarray, dict[str, np.ndarray]]] = {}
+        for d, pb in bones.items():
+            pb.matrix_basis = probe
+            layer.update()
+            turn = np.array(pb.matrix.to_3x3()) @ rest_world[d].T
+            moves[d] = (turn, {j: np.array(b.head) for j, b in bones.items()})
+            now = parent_turns()
+            followers[d] = {c for c in bones if c != d and not np.allclose(now[c], rest_parent[c], atol=1e-5)
+                            and np.allclose(now[c], turn @ rest_parent[c], atol=1e-4)}
+            pb.matrix_basis = Matrix.Identity(4)
+        layer.update()
+    finally:
+        for path, old in saved_switches.items():
+            pb, prop = _resolve(obj, path)
+            pb[prop] = old
+        for j, pb in bones.items():
+            pb.matrix_basis = saved_pose[j]
+        if action is not None:
+            anim.action = action
+            if slot is not None:
+                anim.action_slot = slot
+        layer.update()
+    drivers = {}
+    for c in bones:
+        leaders = [d for d, f in followers.items() if c in f]
+        if leaders:
+            drivers[c] = min(leaders, key=lambda d: len(followers[d]))
+    # Where each control really turns what it drives about: the heads it drives move as
+    # p + turn (head - p). That fixes p up to the turn's axis; along it, p is the nearest
+    # point to the control's own head.
+    pivots = {}
+    for d in bones:
+        driven = [c for c, lead in drivers.items() if lead == d]
+        if not driven:
+            continue
+        turn, heads = moves[d]
+        rows = np.concatenate([np.eye(3) - turn] * len(driven))
+        rhs = np.concatenate([heads[c] - turn @ rest_heads[c] for c in driven])
+        p = np.linalg.lstsq(rows, rhs, rcond=None)[0]
+        w, v = np.linalg.eig(turn)
+        axis = np.real(v[:, np.argmin(np.abs(w - 1))])
+        pivots[d] = p + axis * (axis @ (rest_heads[d] - p))
+    return drivers, rest_pose, pivots

@@ -249,3 +249,53 @@ def test_root_motion_on_the_object_lands_where_the_bone_would(addon, walk):
     assert np.ptp(np.array(by_object)[:, 0, :2], axis=0).max() > 0.1   # while the character travels
     with pytest.raises(ValueError, match="root motion"):
         motion_io.put_motion(obj, walk, "x", rt, frame_start=1, fps=30.0, root="SIDEWAYS")
+
+
+@pytest.fixture
+def generated_rigify(addon):
+    """A Rigify rig generated from the human metarig (controls, MCH and DEF bones, constraints)."""
+    import addon_utils
+    import bpy
+
+    addon_utils.enable("rigify", default_set=True)
+    bpy.ops.object.armature_human_metarig_add()
+    meta = bpy.context.object
+    bpy.ops.pose.rigify_generate()
+    return meta, bpy.context.object
+
+
+def test_generated_rigify_rig_keyed_on_its_fk_controls(addon, walk, generated_rigify):
+    """Keys go on the FK controls (with FK switched on in the action); the DEF bones, moved by
+    the rig's own constraints, land where the canonical joint rotations put the metarig's
+    joints (extra spine bones held, as the canonical skeleton has none) on every frame."""
+    import bpy
+
+    from dynamic_pose.motioncore.retarget import PRESETS, detect
+    from dynamic_pose.rig import motion_io, read
+
+    meta, obj = generated_rigify
+    assert detect(read.rig_from_armature(obj))[:2] == ("rigify", 1.0)
+    rt = read.retarget_for(obj)
+    assert rt.drivers["LowerArm_L"] == "UpperArm_L" and rt.drivers["UpperLeg_R"] == "Hips"
+    act = motion_io.put_motion(obj, walk, "walk", rt, frame_start=1, fps=30.0)
+    written = {fc.data_path.split('"')[1] for fc in curves(act)}
+    assert written <= set(PRESETS["rigify"].values()) | {"upper_arm_parent.L", "upper_arm_parent.R",
+                                                         "thigh_parent.L", "thigh_parent.R", "torso"}
+    frames = 1 + np.arange(walk.num_frames)
+    back = motion_io.take_motion(obj, rt, frames, 30.0)
+    assert rot.angle_between(back.local_rotations, walk.local_rotations).max() < 1e-4
+    assert np.abs(back.root_position - walk.root_position).max() < 1e-4
+
+    reference = read.retarget_for(meta)
+    reference.between = {}  # the canonical skeleton bends at its joints only
+    basis, loc = reference.to_rig(walk)
+    _, heads = reference.pose(basis, loc)
+    want = heads[:, [reference.joint_bone[j] for j in CANONICAL_JOINTS]]
+    deform = [PRESETS["rigify_def"][j] for j in CANONICAL_JOINTS]
+    height = np.ptp([p[2] for p in reference.joint_pos.values()])  # toes to head
+    worst = 0.0
+    for t in range(walk.num_frames):
+        got = evaluated_heads(bpy, obj, deform, int(frames[t]))
+        worst = max(worst, np.linalg.norm(got - want[t], axis=1).max() / height)
+    print(f"generated Rigify: worst joint error {worst:.2%} of body height over {walk.num_frames} frames")
+    assert worst < 0.02
