@@ -305,6 +305,24 @@ class Retarget:
         self.written = sorted(written)
         self.bone_joint = {b: self.skeleton.index(j) for j, b in self.joint_bone.items()}
         self.between = self._torso_between() if self.drivers is None else {}
+        self.twist = self._twist_bones() if self.drivers is None else {}
+        self.written = sorted(set(self.written) | set(self.twist))
+
+    TWIST_SHARE = 0.5  # of the next joint's twist about the limb, as game rigs' twist bones take
+
+    def _twist_bones(self) -> dict[int, tuple[int, int]]:
+        """Unmapped bones named *twist* under a mapped limb bone: bone -> (that bone, the
+        mapped joint after it), so that a forearm twist bone turns with part of the wrist's
+        twist instead of staying put (the candy-wrapper wrist)."""
+        out = {}
+        for b, name in enumerate(self.rig.names):
+            a = self.rig.parents[b]
+            if b in self.bone_joint or "twist" not in name.lower() or a not in self.bone_joint:
+                continue
+            after = [c for c in self.skeleton.children(self.bone_joint[a]) if self.skeleton.names[c] in self.joint_bone]
+            if after:
+                out[b] = (a, after[0])
+        return out
 
     def _torso_between(self) -> dict[int, tuple[int, int, float]]:
         """Unmapped bones inside the torso chain (a rig with more spine or neck bones than the
@@ -389,7 +407,18 @@ class Retarget:
             at_rest = rel if p < 0 else rot.multiply(W[:, p], rel)
             j = self.bone_joint.get(b)
             if j is None:
-                if b in self.between:  # a share of the turn from the bone above to the one below
+                if b in self.twist:  # a share of the next joint's twist about this limb's axis
+                    a, k = self.twist[b]
+                    turn = rot.multiply(rot.conjugate(self._turn(G, self.skeleton.names[self.bone_joint[a]])),
+                                        self._turn(G, self.skeleton.names[k]))
+                    axis = rot.rotate(R[a], np.array([0.0, 1.0, 0.0]))  # a Blender bone points along its Y
+                    twist = np.concatenate([turn[:, :1], (turn[:, 1:] @ axis)[:, None] * axis], axis=-1)
+                    twist = rot.normalize(np.where(np.linalg.norm(twist, axis=-1, keepdims=True) < 1e-9,
+                                                   rot.identity(), twist))
+                    share = rot.slerp(rot.identity((T,)), twist, self.TWIST_SHARE)
+                    basis[:, b] = rot.multiply(rot.multiply(rot.conjugate(R[b]), share), R[b])
+                    W[:, b] = rot.multiply(at_rest, basis[:, b])
+                elif b in self.between:  # a share of the turn from the bone above to the one below
                     a, c, share = self.between[b]
                     turn = rot.multiply(rot.multiply(G[:, c], self.align[c]), rot.multiply(R[a], rot.conjugate(W[:, a])))
                     carried = rot.multiply(W[:, a], rot.multiply(rot.conjugate(R[a]), R[b]))

@@ -188,3 +188,33 @@ def test_hierarchy_guess_passes_by_hip_joints_twist_bones_and_end_bones():
     add("head_end", "Head", heads[names.index("Head")] + [0, 0, 0.2])
     rig = Rig(names, parents, np.array(rest))
     assert guess_from_hierarchy(rig) == {j: j for j in CANONICAL_JOINTS}
+
+
+def test_a_forearm_twist_bone_takes_half_the_wrists_twist(walk):
+    base = rig_like_canonical(seed=5)
+    names, parents, rest = list(base.names), list(base.parents), [m.copy() for m in base.rest]
+    fore, hand = names.index("LowerArm_L"), names.index("Hand_L")
+    along = rest[hand][:3, 3] - rest[fore][:3, 3]
+    rest[fore][:3, :3] = rot.to_matrix(rot.shortest_arc(np.array([0.0, 1.0, 0.0]), along))  # Y down the bone
+    twist_rest = rest[fore].copy()
+    twist_rest[:3, 3] += 0.5 * along
+    names.append("lowerarm_twist_01_l")
+    parents.append(fore)
+    rest.append(twist_rest)
+    rig = Rig(names, parents, np.array(rest))
+    rt = Retarget(rig, {j: j for j in CANONICAL_JOINTS})
+    t_bone = names.index("lowerarm_twist_01_l")
+    assert t_bone in rt.written and rt.twist[t_bone] == (fore, CANONICAL_JOINTS.index("Hand_L"))
+    basis, loc = rt.to_rig(walk)
+    W, _ = rt.pose(basis, loc)
+    turn = lambda b: rot.multiply(W[:, b], rot.conjugate(rt.rest_rot[b]))  # noqa: E731
+    axis = along / np.linalg.norm(along)
+    wrist = rot.multiply(rot.conjugate(turn(fore)), turn(hand))
+    twist_angle = 2 * np.arctan2(wrist[:, 1:] @ axis, wrist[:, 0])
+    own = rot.multiply(rot.conjugate(turn(fore)), turn(t_bone))
+    own_angle = 2 * np.arctan2(own[:, 1:] @ axis, own[:, 0])
+    assert np.abs(np.cross(own[:, 1:], axis)).max() < 1e-6  # turns about the forearm only
+    wrap = lambda a: (a + np.pi) % (2 * np.pi) - np.pi  # noqa: E731
+    assert np.abs(wrap(own_angle - 0.5 * twist_angle)).max() < 1e-6 and np.abs(twist_angle).max() > 0.05
+    back = rt.from_rig(basis, loc, walk.fps)  # the mapped joints are untouched by it
+    assert rot.angle_between(back.local_rotations, walk.local_rotations).max() < 1e-6

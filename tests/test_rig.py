@@ -99,7 +99,7 @@ def test_motion_onto_rig_and_back(addon, walk, kind, preset):
     # Reading the keys back gives the canonical motion again.
     back = motion_io.take_motion(obj, rt, 10 + np.arange(walk.num_frames), 30.0)
     err = rot.angle_between(back.local_rotations, walk.local_rotations)
-    assert err.max() < 1e-4 if kind != "rigify" else np.median(err) < 1e-4
+    assert err.max() < 1e-4
     assert np.abs(back.root_position - walk.root_position).max() < 1e-3
 
 
@@ -191,6 +191,13 @@ def scripted_rig(bpy, preset: str, a_pose: bool, scale: float):
         if sk.parents[j] >= 0:
             b.parent = bones[sk.parents[j]]
         bones.append(b)
+    if preset == "ue5_mannequin":  # game rigs carry twist bones halfway down the limbs
+        for joint, twist in (("LowerArm_L", "lowerarm_twist_01_l"), ("LowerArm_R", "lowerarm_twist_01_r"),
+                             ("LowerLeg_L", "calf_twist_01_l"), ("UpperArm_L", "upperarm_twist_01_l")):
+            limb = bones[sk.index(joint)]
+            t = data.edit_bones.new(twist)
+            t.head = ((limb.head + limb.tail) / 2).to_tuple()
+            t.tail, t.roll, t.parent = limb.tail.to_tuple(), limb.roll, limb
     bpy.ops.object.mode_set(mode="OBJECT")
     return obj
 
@@ -207,6 +214,8 @@ def test_scripted_rigs_detected_round_trip_and_follow_the_source(addon, walk, pr
     obj = scripted_rig(bpy, preset, a_pose, scale=1.3)
     found, confidence, _ = detect(read.rig_from_armature(obj))
     assert found == preset and confidence == 1.0
+    if preset == "ue5_mannequin":
+        assert len(read.retarget_for(obj).twist) == 4
     rt = read.retarget_for(obj)
     assert rt.scale == pytest.approx(1.3, rel=1e-6)
     motion_io.put_motion(obj, walk, "walk", rt, frame_start=1, fps=30.0)
@@ -293,9 +302,15 @@ def test_generated_rigify_rig_keyed_on_its_fk_controls(addon, walk, generated_ri
     want = heads[:, [reference.joint_bone[j] for j in CANONICAL_JOINTS]]
     deform = [PRESETS["rigify_def"][j] for j in CANONICAL_JOINTS]
     height = np.ptp([p[2] for p in reference.joint_pos.values()])  # toes to head
-    worst = 0.0
-    for t in range(walk.num_frames):
-        got = evaluated_heads(bpy, obj, deform, int(frames[t]))
-        worst = max(worst, np.linalg.norm(got - want[t], axis=1).max() / height)
+    got = np.array([evaluated_heads(bpy, obj, deform, int(f)) for f in frames])
+    worst = (np.linalg.norm(got - want, axis=-1) / height).max()
     print(f"generated Rigify: worst joint error {worst:.2%} of body height over {walk.num_frames} frames")
     assert worst < 0.02
+
+    def slide(p):  # horizontal speed of the lower foot, per frame: what skating shows as
+        feet = p[:, [CANONICAL_JOINTS.index("Foot_L"), CANONICAL_JOINTS.index("Foot_R")]]
+        low = np.argmin(feet[:-1, :, 2], axis=1)
+        step = np.linalg.norm(feet[1:, :, :2] - feet[:-1, :, :2], axis=-1)
+        return step[np.arange(len(low)), low].mean()
+
+    assert slide(got) <= slide(want) + 1e-3 * height  # feet slide no more than the source's
