@@ -99,7 +99,8 @@ class HTTPBackend:
 
     def _job(self, path: str, body: dict, progress: Progress, cancel: threading.Event | None) -> dict:
         """Submit a job, follow its progress, cancel it when asked; the finished job's state."""
-        state = self._call("POST", path, {**body, "wait": False})
+        # None means "the server's default": left out of the request.
+        state = self._call("POST", path, {**{k: v for k, v in body.items() if v is not None}, "wait": False})
         while state["status"] in ("queued", "running"):
             if cancel is not None and cancel.is_set():
                 self._call("POST", f"/v1/jobs/{state['job']}/cancel")
@@ -118,24 +119,24 @@ class HTTPBackend:
         return self._call("GET", "/v1/info")
 
     def generate(self, text: str, seconds: float, seed: int = 0, variations: int = 1, fps: float = 30.0,
-                 steps: int = 8, progress: Progress = None, cancel: threading.Event | None = None) -> list[Motion]:
+                 steps: int | None = None, progress: Progress = None, cancel: threading.Event | None = None) -> list[Motion]:
         state = self._job("/v1/generate", {"text": text, "seconds": seconds, "seed": seed, "variations": variations,
                                            "fps": fps, "steps": steps}, progress, cancel)
         return [from_wire(m) for m in state["motions"]]
 
-    def edit(self, motion: Motion, start: int, stop: int, text: str = "", seed: int = 0, steps: int = 8,
+    def edit(self, motion: Motion, start: int, stop: int, text: str = "", seed: int = 0, steps: int | None = None,
              progress: Progress = None, cancel: threading.Event | None = None) -> Motion:
         state = self._job("/v1/edit", {"motion": to_wire(motion), "start": start, "stop": stop, "text": text,
                                        "seed": seed, "steps": steps}, progress, cancel)
         return from_wire(state["motions"][0])
 
-    def continue_(self, motion: Motion, text: str, seconds: float, seed: int = 0, steps: int = 8,
+    def continue_(self, motion: Motion, text: str, seconds: float, seed: int = 0, steps: int | None = None,
                   progress: Progress = None, cancel: threading.Event | None = None) -> Motion:
         state = self._job("/v1/continue", {"motion": to_wire(motion), "text": text, "seconds": seconds,
                                            "seed": seed, "steps": steps}, progress, cancel)
         return from_wire(state["motions"][0])
 
-    def inbetween(self, motion: Motion, keys: list[int], text: str = "", seed: int = 0, steps: int = 8,
+    def inbetween(self, motion: Motion, keys: list[int], text: str = "", seed: int = 0, steps: int | None = None,
                   progress: Progress = None, cancel: threading.Event | None = None,
                   partial_keys: dict[int, list[str]] | None = None, loop: bool | None = None) -> Motion:
         state = self._job("/v1/inbetween", {"motion": to_wire(motion), "keys": [int(k) for k in keys],
@@ -187,29 +188,29 @@ class EmbeddedBackend:
             return [from_wire(to_wire(m)) for m in found]
         return from_wire(to_wire(found))
 
-    def _sampling(self, steps: int):
-        from backend.engine import Sampling
+    def _sampling(self, steps: int | None):
+        from backend.sampling import Sampling
 
-        return Sampling(steps=steps)
+        return Sampling() if steps is None else Sampling(steps=steps)
 
     def generate(self, text: str, seconds: float, seed: int = 0, variations: int = 1, fps: float = 30.0,
-                 steps: int = 8, progress: Progress = None, cancel: threading.Event | None = None) -> list[Motion]:
+                 steps: int | None = None, progress: Progress = None, cancel: threading.Event | None = None) -> list[Motion]:
         return self._run(lambda cb: self.engine.generate(text, seconds, seed=seed, variations=variations, fps=fps,
                                                          sampling=self._sampling(steps), on_step=cb), progress, cancel)
 
-    def edit(self, motion: Motion, start: int, stop: int, text: str = "", seed: int = 0, steps: int = 8,
+    def edit(self, motion: Motion, start: int, stop: int, text: str = "", seed: int = 0, steps: int | None = None,
              progress: Progress = None, cancel: threading.Event | None = None) -> Motion:
         m = from_wire(to_wire(motion))
         return self._run(lambda cb: self.engine.edit(m, start, stop, text, seed=seed,
                                                      sampling=self._sampling(steps), on_step=cb), progress, cancel)
 
-    def continue_(self, motion: Motion, text: str, seconds: float, seed: int = 0, steps: int = 8,
+    def continue_(self, motion: Motion, text: str, seconds: float, seed: int = 0, steps: int | None = None,
                   progress: Progress = None, cancel: threading.Event | None = None) -> Motion:
         m = from_wire(to_wire(motion))
         return self._run(lambda cb: self.engine.continue_(m, text, seconds, seed=seed,
                                                           sampling=self._sampling(steps), on_step=cb), progress, cancel)
 
-    def inbetween(self, motion: Motion, keys: list[int], text: str = "", seed: int = 0, steps: int = 8,
+    def inbetween(self, motion: Motion, keys: list[int], text: str = "", seed: int = 0, steps: int | None = None,
                   progress: Progress = None, cancel: threading.Event | None = None,
                   partial_keys: dict[int, list[str]] | None = None, loop: bool | None = None) -> Motion:
         m = from_wire(to_wire(motion))

@@ -109,8 +109,14 @@ def _train_evaluator(args: argparse.Namespace) -> int:
     return 0
 
 
+def _default_sampling():
+    from .sampling import Sampling
+
+    return Sampling()
+
+
 def _sampling_args(p: argparse.ArgumentParser) -> None:
-    from .engine import Sampling
+    from .sampling import Sampling
 
     d = Sampling()
     p.add_argument("--decoding", default=d.decoding, choices=("parallel", "next"))
@@ -399,9 +405,10 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--seconds", type=float, default=4.0)
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--variations", type=int, default=1)
-    gen.add_argument("--steps", type=int, default=8, help="parallel decoding iterations")
+    gen.add_argument("--steps", type=int, default=_default_sampling().steps, help="parallel decoding iterations")
     gen.add_argument("--temperature", type=float, default=1.0)
-    gen.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale (1: off)")
+    gen.add_argument("--guidance", type=float, default=_default_sampling().guidance,
+                     help="classifier-free guidance scale (1: off)")
     gen.add_argument("--top-k", type=int, default=0)
     gen.add_argument("--decoding", choices=("parallel", "next"), default="parallel",
                      help="parallel passes (MMM) or token by token with a KV cache")
@@ -446,7 +453,7 @@ def build_parser() -> argparse.ArgumentParser:
     eg.add_argument("--cache", help="dataset cache folder (default: cache/)")
     eg.add_argument("--json", help="also write the figures here")
     eg.add_argument("--decoding", choices=("parallel", "next"), default="parallel")
-    eg.add_argument("--steps", type=int, default=8, help="parallel decoding passes")
+    eg.add_argument("--steps", type=int, default=_default_sampling().steps, help="parallel decoding passes")
     eg.set_defaults(func=_eval_generator)
     et = esub.add_parser("t2m", help="FID, R-precision and the rest on the test split (HumanML3D protocol)")
     et.add_argument("--runs", type=int, default=3, help="repeated runs for the confidence interval")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import platform
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +15,7 @@ from motioncore import rotations as rot
 from motioncore.clip import Motion
 
 from . import __version__
+from .sampling import Sampling  # noqa: F401  (part of the engine's API)
 from .generator import INFILL, MotionLM
 from .paths import default_weights_dir
 from .tokenizer import MotionTokenizer
@@ -34,27 +34,6 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device("cpu")
 
 
-@dataclass
-class Sampling:
-    """Decoding controls."""
-
-    steps: int = 8            # parallel decoding iterations
-    temperature: float = 1.0
-    top_k: int = 0            # 0: no top-k filter
-    decoding: str = "parallel"  # or "next": token by token with a KV cache
-    guidance: float = 1.0     # classifier-free guidance scale; 1 is off (one pass per step)
-
-    def __post_init__(self) -> None:
-        if self.decoding not in ("parallel", "next"):
-            raise ValueError(f"decoding must be 'parallel' or 'next', got {self.decoding!r}")
-        if not 1 <= self.steps <= 64:
-            raise ValueError(f"steps must be 1..64, got {self.steps}")
-        if not 0 <= self.temperature <= 10:
-            raise ValueError(f"temperature must be 0..10, got {self.temperature}")
-        if not 0 <= self.guidance <= 10:
-            raise ValueError(f"guidance must be 0..10, got {self.guidance}")
-        if self.top_k < 0:
-            raise ValueError(f"top_k must be >= 0, got {self.top_k}")
 
 
 class Engine:

@@ -15,6 +15,9 @@ from motioncore.clip import Motion
 from motioncore.wire import WIRE_FORMAT, from_wire
 
 from .engine import MAX_SECONDS, MAX_TEXT
+from .sampling import Sampling
+
+DEFAULT_SAMPLING = Sampling()
 
 API_VERSION = WIRE_FORMAT
 MAX_FPS = 120.0
@@ -62,10 +65,11 @@ class GenerateRequest(Strict):
     seconds: float = Field(gt=0, le=MAX_SECONDS)
     seed: int = Field(0, ge=0, le=2**31 - 1)
     variations: int = Field(1, ge=1, le=16)
-    steps: int = Field(8, ge=1, le=64, description="parallel decoding passes")
+    steps: int = Field(DEFAULT_SAMPLING.steps, ge=1, le=64, description="parallel decoding passes")
     temperature: float = Field(1.0, ge=0, le=10)
     top_k: int = Field(0, ge=0, le=4096)
-    guidance: float = Field(1.0, ge=0, le=10, description="classifier-free guidance scale (1: off)")
+    guidance: float = Field(DEFAULT_SAMPLING.guidance, ge=0, le=10,
+                            description="classifier-free guidance scale (1: off)")
     decoding: Literal["parallel", "next"] = Field("parallel", description="parallel passes or token by token")
     fps: float = Field(30.0, gt=0, le=MAX_FPS)
     wait: bool = Field(True, description="answer with the result; false: answer with a job id at once")
@@ -74,10 +78,11 @@ class GenerateRequest(Strict):
 class InfillOptions(Strict):
     text: str = Field("", max_length=MAX_TEXT)
     seed: int = Field(0, ge=0, le=2**31 - 1)
-    steps: int = Field(8, ge=1, le=64, description="parallel decoding passes")
+    steps: int = Field(DEFAULT_SAMPLING.steps, ge=1, le=64, description="parallel decoding passes")
     temperature: float = Field(1.0, ge=0, le=10)
     top_k: int = Field(0, ge=0, le=4096)
-    guidance: float = Field(1.0, ge=0, le=10, description="classifier-free guidance scale (1: off)")
+    guidance: float = Field(DEFAULT_SAMPLING.guidance, ge=0, le=10,
+                            description="classifier-free guidance scale (1: off)")
     wait: bool = Field(True, description="answer with the result; false: answer with a job id at once")
 
 
