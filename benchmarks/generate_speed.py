@@ -1,7 +1,8 @@
-"""Seconds to generate an 8 s clip at 30 fps (median of 10 after warm-up), parallel decoding
-against token-by-token decoding with a KV cache, beside the memory-bandwidth bound.
+"""Seconds to generate an 8 s clip at 30 fps (median of 10 after warm-up): the default
+(parallel passes with classifier-free guidance, two model passes per step), parallel without
+guidance, and token-by-token decoding with a KV cache, each beside its memory-bandwidth bound.
 
-    python benchmarks/generate_speed.py [--device cpu|cuda] [--seconds 8] [--steps 8]
+    python benchmarks/generate_speed.py [--device cpu|cuda] [--seconds 8]
 """
 from __future__ import annotations
 
@@ -48,7 +49,6 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="auto")
     p.add_argument("--seconds", type=float, default=8.0)
-    p.add_argument("--steps", type=int, default=8)
     p.add_argument("--runs", type=int, default=10)
     p.add_argument("--weights", default=None)
     args = p.parse_args()
@@ -56,9 +56,10 @@ def main() -> int:
     text = "a person walks forward, then waves with the right hand."
     frames = int(round(args.seconds * canonical.MODEL_FPS))
     n = -(-frames // engine.down)
-    sampling = Sampling(steps=args.steps)
-
-    parallel = median_time(lambda: engine.generate(text, args.seconds, seed=1, sampling=sampling), args.runs)
+    default = Sampling()
+    plain = Sampling(steps=default.steps, guidance=1.0)
+    guided = median_time(lambda: engine.generate(text, args.seconds, seed=1, sampling=default), args.runs)
+    parallel = median_time(lambda: engine.generate(text, args.seconds, seed=1, sampling=plain), args.runs)
 
     def token_by_token():
         codes = engine.model.next_token(text, n, generator=torch.Generator().manual_seed(1))
@@ -70,8 +71,11 @@ def main() -> int:
     bw = memory_bandwidth_gb_s() if engine.device.type == "cpu" else float("nan")
     print(f"device {engine.device}, {engine.dtype}, {params / 1e6:.0f}M parameters "
           f"({weight_bytes / 1e6:.0f} MB), {n} motion tokens for {args.seconds:g} s")
-    print(f"parallel decoding, {args.steps} passes:   {parallel:.3f} s  "
-          f"(memory bound {args.steps * weight_bytes / bw / 1e9:.3f} s at {bw:.1f} GB/s)")
+    forwards = default.steps * (2 if default.guidance != 1 else 1)
+    print(f"default: {default.steps} parallel passes, guidance {default.guidance:g} ({forwards} forwards): "
+          f"{guided:.3f} s  (memory bound {forwards * weight_bytes / bw / 1e9:.3f} s at {bw:.1f} GB/s)")
+    print(f"parallel decoding, {default.steps} passes, no guidance: {parallel:.3f} s  "
+          f"(memory bound {default.steps * weight_bytes / bw / 1e9:.3f} s)")
     print(f"token by token, KV cache, {n} passes: {sequential:.3f} s  "
           f"(memory bound {n * weight_bytes / bw / 1e9:.3f} s)")
     print(f"ratio token-by-token / parallel: {sequential / parallel:.2f}x")
