@@ -110,7 +110,7 @@ class DYNAMICPOSE_PT_retarget(_Panel, bpy.types.Panel):
     bl_options = {"DEFAULT_CLOSED"}
 
     def draw(self, context):
-        from .motioncore.retarget import detect
+        from .motioncore.rigs import detect
         from .rig.read import rig_from_armature
 
         layout = self.layout

@@ -8,7 +8,7 @@ from bpy.props import StringProperty
 from bpy_extras.io_utils import ExportHelper, ImportHelper
 
 from .motioncore.canonical import CANONICAL_JOINTS
-from .motioncore.retarget import detect, load_mapping, save_mapping
+from .motioncore.rigs import detect, load_mapping, save_mapping
 from .rig import read
 
 

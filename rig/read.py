@@ -4,7 +4,8 @@ from __future__ import annotations
 import bpy
 import numpy as np
 
-from ..motioncore.retarget import CONTROL_RIGS, PRESETS, Retarget, Rig, detect
+from ..motioncore.retarget import Retarget
+from ..motioncore.rigs import CONTROL_RIGS, PRESETS, Rig, detect
 
 MIN_CONFIDENCE = 0.75  # below this share of a preset's bones, ask the user for a mapping
 

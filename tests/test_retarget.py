@@ -5,7 +5,8 @@ import pytest
 from motioncore import rotations as rot
 from motioncore.bvh import read_bvh
 from motioncore.canonical import CANONICAL_JOINTS, canonical_skeleton, to_canonical
-from motioncore.retarget import PRESETS, Retarget, Rig, detect_preset
+from motioncore.retarget import Retarget
+from motioncore.rigs import PRESETS, Rig, detect_preset
 
 
 def rig_like_canonical(scale=1.0, arm_down_deg=0.0, seed=0, extra_spine=False, prefix=""):
@@ -152,7 +153,7 @@ def test_split_keys_tells_whole_poses_from_keys_on_some_bones():
 
 @pytest.mark.parametrize("kw", [{}, {"arm_down_deg": 45.0}, {"extra_spine": True, "scale": 0.01}])
 def test_hierarchy_alone_maps_a_rig_with_meaningless_names(walk, kw):
-    from motioncore.retarget import detect, guess_from_hierarchy
+    from motioncore.rigs import detect, guess_from_hierarchy
 
     named = rig_like_canonical(**kw)
     anonymous = Rig([f"bone_{i:02d}" for i in range(len(named.names))], named.parents, named.rest)
@@ -167,7 +168,7 @@ def test_hierarchy_alone_maps_a_rig_with_meaningless_names(walk, kw):
 
 
 def test_hierarchy_guess_passes_by_hip_joints_twist_bones_and_end_bones():
-    from motioncore.retarget import guess_from_hierarchy
+    from motioncore.rigs import guess_from_hierarchy
 
     base = rig_like_canonical()
     names, parents, rest = list(base.names), list(base.parents), list(base.rest)

@@ -56,7 +56,7 @@ def evaluated_heads(bpy, obj, names, frame):
 def test_motion_onto_rig_and_back(addon, walk, kind, preset):
     import bpy
 
-    from dynamic_pose.motioncore.retarget import detect_preset
+    from dynamic_pose.motioncore.rigs import detect_preset
     from dynamic_pose.rig import motion_io, read
 
     obj = make_rig(bpy, kind)
@@ -168,7 +168,7 @@ def test_blender_euler_modes_match_mathutils(blender, mode):
 def scripted_rig(bpy, preset: str, a_pose: bool, scale: float):
     """An armature named like a Mixamo or UE5 skeleton on the canonical proportions (scaled),
     bones with assorted rolls, arms lowered 45 degrees for the A-pose."""
-    from dynamic_pose.motioncore.retarget import PRESETS
+    from dynamic_pose.motioncore.rigs import PRESETS
 
     sk = canonical.canonical_skeleton()
     rest = sk.rest_positions() * scale
@@ -212,7 +212,7 @@ def test_scripted_rigs_detected_round_trip_and_follow_the_source(addon, walk, pr
     """"hierarchy": bones named Bone.000.. so that only the skeleton's shape can tell them."""
     import bpy
 
-    from dynamic_pose.motioncore.retarget import detect
+    from dynamic_pose.motioncore.rigs import detect
     from dynamic_pose.rig import motion_io, read
 
     obj = scripted_rig(bpy, preset, a_pose, scale=1.3)
@@ -283,7 +283,7 @@ def test_generated_rigify_rig_keyed_on_its_fk_controls(addon, walk, generated_ri
     joints (extra spine bones held, as the canonical skeleton has none) on every frame."""
     import bpy
 
-    from dynamic_pose.motioncore.retarget import PRESETS, detect
+    from dynamic_pose.motioncore.rigs import PRESETS, detect
     from dynamic_pose.rig import motion_io, read
 
     meta, obj = generated_rigify
