@@ -172,7 +172,7 @@ def _train_generator(args: argparse.Namespace) -> int:
     tokenizer = MotionTokenizer.from_pretrained(Path(args.tokenizer) if args.tokenizer else out)
     config = GeneratorConfig(base=args.base, lora_r=args.lora_r, lora_alpha=2 * args.lora_r)
     training = GeneratorTraining(steps=args.steps, batch=args.batch, seed=args.seed,
-                                 minutes=args.minutes, threads=args.threads)
+                                 minutes=args.minutes, threads=args.threads, device=args.device)
     _, result = train(ds, tokenizer, config, training, out, resume=not args.restart)
     print(json.dumps({k: result[k] for k in ("steps", "train_seconds", "tokens_per_second", "final_loss")}))
     print(f"wrote {out / 'adapter'}, {out / 'new_tokens.safetensors'} and {out / 'generator_loss.png'}")
@@ -203,7 +203,8 @@ def _train_adapter(args: argparse.Namespace) -> int:
               f"(add NAME.txt or NAME.json beside them): {unlabelled[:5]}")
     tokenizer = MotionTokenizer.from_pretrained(base)
     training = GeneratorTraining(steps=args.steps, batch=args.batch, warmup=min(20, args.steps),
-                                 save_every=max(1, args.steps // 4), minutes=args.minutes, lr=args.lr)
+                                 save_every=max(1, args.steps // 4), minutes=args.minutes, lr=args.lr,
+                                 device=args.device)
     _, result = train(ds, tokenizer, None, training, out, init_from=base, splits=("train", "val", "test"))
     shutil.copy(base / "tokenizer.json", out / "tokenizer.json")
     shutil.copy(base / "tokenizer.safetensors", out / "tokenizer.safetensors")
@@ -365,6 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--minutes", type=float, default=0.0, help="stop after this many minutes")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--threads", type=int, default=0)
+    g.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, mps")
     g.add_argument("--cache", help="dataset cache folder (default: cache/)")
     g.add_argument("--tokenizer", help="folder of the trained tokenizer (default: --out)")
     g.add_argument("--out", help="output folder (default: weights/default)")
@@ -397,6 +399,7 @@ def build_parser() -> argparse.ArgumentParser:
     ad.add_argument("--batch", type=int, default=8)
     ad.add_argument("--lr", type=float, default=3e-4)
     ad.add_argument("--minutes", type=float, default=0.0, help="stop after this many minutes")
+    ad.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, mps")
     ad.add_argument("--base-model", help="model to start from (default: weights/default)")
     ad.set_defaults(func=_train_adapter)
 

@@ -34,8 +34,6 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device("cpu")
 
 
-
-
 class Engine:
     def __init__(self, weights: Path | None = None, device: str = "auto", dtype: str = "auto",
                  base: str | None = None, cache_dir: Path | None = None):

@@ -5,7 +5,7 @@ import json
 import math
 import random
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, astuple, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +15,7 @@ from tqdm import tqdm
 from . import captions as cap
 from . import checkpoint
 from .dataset import Dataset
-from .generator import CAPTION, INFILL, NEXT, T2M, GeneratorConfig, MotionLM
+from .generator import CAPTION, INFILL, NEXT, T2M, Batch, GeneratorConfig, MotionLM
 from .llm import load_base
 from .plots import save_loss_curve
 from .tokenizer import MotionTokenizer
@@ -43,6 +43,7 @@ class GeneratorTraining:
     save_every: int = 250
     minutes: float = 0.0         # stop early after this long (0: no limit)
     threads: int = 0
+    device: str = "auto"         # CUDA, then MPS, then the CPU
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch < 1:
@@ -147,6 +148,10 @@ def train(ds: Dataset, tokenizer: MotionTokenizer, config: GeneratorConfig, trai
     clips = [c for split in splits for c in tokenize_split(ds, tokenizer, split, training.mirror)]
     if not clips:
         raise ValueError("no training clips to learn from")
+    from .engine import pick_device
+
+    device = pick_device(training.device)
+    model.to(device)
     lora = [p for n, p in model.lm.named_parameters() if p.requires_grad]
     opt = torch.optim.AdamW([{"params": lora, "lr": training.lr},
                              {"params": model.new_tokens.parameters(), "lr": training.new_token_lr}],
@@ -172,8 +177,9 @@ def train(ds: Dataset, tokenizer: MotionTokenizer, config: GeneratorConfig, trai
         length = rng.randint(training.min_tokens, training.max_tokens)
         batch = model.collate([make_example(model, rng.choice(clips), training, rng, length)
                                for _ in range(training.batch)])
+        batch = Batch(*(t.to(device) for t in astuple(batch)))
         tokens_seen += int(batch.valid.sum())
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=training.bf16):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=training.bf16 and device.type != "mps"):
             loss, logs = model.loss(batch)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -195,6 +201,7 @@ def train(ds: Dataset, tokenizer: MotionTokenizer, config: GeneratorConfig, trai
             checkpoint.save(ckpt, trainable, opt, sched, step, {"history": history})
     bar.close()
     model.eval()
+    model.to("cpu")  # saved and handed back on the CPU, where the engine decides the device
     seconds = time.perf_counter() - t0
     result = {"steps": step, "train_seconds": round(seconds, 1),
               "tokens_per_second": round(tokens_seen / max(seconds, 1e-9)), "training": asdict(training),
