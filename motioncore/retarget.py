@@ -82,11 +82,10 @@ class Retarget:
                 written.add(b)
                 # A control rig's other bones are driven by its constraints: keys there are noise.
                 b = rig.parents[b] if self.drivers is None else -1
-        self.written = sorted(written)
         self.bone_joint = {b: self.skeleton.index(j) for j, b in self.joint_bone.items()}
         self.between = self._torso_between() if self.drivers is None else {}
         self.twist = self._twist_bones() if self.drivers is None else {}
-        self.written = sorted(set(self.written) | set(self.twist))
+        self.written = sorted(written | set(self.twist))
 
     TWIST_SHARE = 0.5  # of the next joint's twist about the limb, as game rigs' twist bones take
 
@@ -226,29 +225,30 @@ class Retarget:
     def _to_control_rig(self, G, P, basis, loc, in_place):
         # A bone following driver d turns as d does, then by its own basis:
         #   W_b = (G_d Q_d) R_b basis_b  and  W_b = G_j Q_j R_b  give  basis_b.
+        # A control turns about its pivot, its joint about itself: the control is shifted by
+        # what that difference swings, so the joint stays where its driver (or the root
+        # travel, for the hips) carries it.
         R = self.rest_rot
+        travel = self.scale * (P[:, 0] - self.canon_rest[0])
+        if in_place:
+            travel[:, :2] = 0.0
         for joint, b in self.joint_bone.items():
             turned = self._turn(G, joint)
             d = self.drivers.get(joint)
             if d is not None:
                 turned = rot.multiply(rot.conjugate(self._turn(G, d)), turned)
             basis[:, b] = rot.multiply(rot.multiply(rot.conjugate(R[b]), turned), R[b])
-            pivot = self.joint_pos[joint] - self.pivots.get(joint, self.heads[b])
-            if d is not None and np.linalg.norm(pivot) > 1e-6:
-                # The control turns about its head, the joint about itself: shift the control
-                # so that the joint stays where its driver carries it.
-                swing = pivot - rot.rotate(turned, np.broadcast_to(pivot, (len(turned), 3)))
-                loc[:, b] = rot.rotate(np.broadcast_to(rot.conjugate(R[b]), (len(turned), 4)), swing)
-        basis = rot.make_continuous(basis)
-        # The root control's head is a pivot, not the hips joint: place it so the joint lands.
-        h = self.hips_bone
-        travel = self.scale * (P[:, 0] - self.canon_rest[0])
-        if in_place:
-            travel[:, :2] = 0.0
-        offset = self.joint_pos["Hips"] - self.heads[h]
-        moved = travel + offset - rot.rotate(self._turn(G, "Hips"), np.broadcast_to(offset, travel.shape))
-        loc[:, h] = rot.rotate(rot.conjugate(R[h]), moved)
-        return basis, loc
+            arm = self._pivot_arm(joint)
+            shift = travel if b == self.hips_bone else 0.0
+            if b == self.hips_bone or np.linalg.norm(arm) > 1e-6:
+                shift = shift + arm - rot.rotate(turned, np.broadcast_to(arm, (len(turned), 3)))
+                loc[:, b] = rot.rotate(np.broadcast_to(rot.conjugate(R[b]), (len(turned), 4)), shift)
+        return rot.make_continuous(basis), loc
+
+    def _pivot_arm(self, joint: str) -> np.ndarray:
+        """From where a joint's control turns things (its measured pivot, or its head) to the joint."""
+        b = self.joint_bone[joint]
+        return self.joint_pos[joint] - self.pivots.get(joint, self.heads[b])
 
     def _from_control_rig(self, basis: np.ndarray, loc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The inverse of _to_control_rig -> (G (T, J, 4), root joint position (T, 3) in rig units)."""
@@ -267,10 +267,10 @@ class Retarget:
                 turned = rot.multiply(turns[d], turned)
             turns[name] = turned
             G[:, j] = rot.multiply(turned, rot.conjugate(self.align[j]))
-        h = self.hips_bone
-        offset = self.joint_pos["Hips"] - self.heads[h]
-        head = self.heads[h] + rot.rotate(np.broadcast_to(R[h], (T, 4)), loc[:, h])
-        return G, head + rot.rotate(turns["Hips"], np.broadcast_to(offset, (T, 3)))
+        h, arm = self.hips_bone, self._pivot_arm("Hips")
+        moved = rot.rotate(np.broadcast_to(R[h], (T, 4)), loc[:, h])  # travel + arm - turn(arm)
+        travel = moved - arm + rot.rotate(turns["Hips"], np.broadcast_to(arm, (T, 3)))
+        return G, self.joint_pos["Hips"] + travel
 
     def travel(self, motion: Motion) -> np.ndarray:
         """(T, 3) the root's horizontal travel in armature space (z = 0): what to_rig leaves out
