@@ -61,6 +61,17 @@ def windows(clips: Iterator[tuple[str, Motion]], limit: int = 0) -> list[Motion]
     return out
 
 
+def loop_cut(motion: Motion, shortest: int = 15) -> Motion:
+    """A real clip made a loop, for measuring seams: cut at the frame (at least `shortest` in)
+    whose pose is nearest the first, that frame given the first pose (and its root height)."""
+    q = motion.local_rotations
+    t = shortest + int(np.argmin([rot.angle_between(q[k], q[0]).mean() for k in range(shortest, motion.num_frames)]))
+    cut = motion.trim(0, t + 1)
+    lq, lp = cut.local_rotations.copy(), cut.root_position.copy()
+    lq[-1], lp[-1, 2] = lq[0], lp[0, 2]
+    return Motion(cut.skeleton, cut.fps, lp, lq)
+
+
 def zero_velocity(window: Motion) -> Motion:
     n = window.num_frames - CONTEXT - 1
     idx = np.concatenate([np.arange(CONTEXT), np.full(n, CONTEXT - 1), [window.num_frames - 1]])

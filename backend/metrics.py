@@ -59,3 +59,26 @@ def body_speed(motion: Motion) -> float:
     rel = local_positions(motion)
     rel = rel - rel[:, :1]
     return float(np.linalg.norm(np.diff(rel, axis=0), axis=-1).mean() * motion.fps)
+
+
+def joint_acceleration(motion: Motion) -> np.ndarray:
+    """(T - 2,) mean second difference of joint positions (m/frame^2) at frames 1..T-2."""
+    p = motion.positions()
+    return np.linalg.norm(p[2:] - 2 * p[1:-1] + p[:-2], axis=-1).mean(axis=-1)
+
+
+def key_pop(motion: Motion, keys: np.ndarray) -> tuple[float, float]:
+    """(acceleration at the inner keys, acceleration at the other frames between the keys): a
+    pop at the keys shows as the first well above the second."""
+    keys = np.asarray(keys)
+    a = joint_acceleration(motion)
+    between = np.setdiff1d(np.arange(1, keys[-1]), keys)
+    return float(a[keys[1:-1] - 1].mean()), float(a[between - 1].mean())
+
+
+def wrap_jump(motion: Motion) -> float:
+    """Velocity jump across a loop's wrap (last frame into the first), over the clip's mean
+    joint acceleration: near or below 1 is seamless."""
+    p = motion.positions()
+    jump = np.linalg.norm((p[1] - p[0]) - (p[-1] - p[-2]), axis=-1).mean()
+    return float(jump / joint_acceleration(motion).mean())

@@ -46,6 +46,12 @@ def job_state(job: Job) -> dict:
     return {k: v for k, v in state.items() if v is not None}
 
 
+def sampling_of(body, **more) -> Sampling:
+    """The decoding controls a request carries."""
+    return Sampling(steps=body.steps, temperature=body.temperature, top_k=body.top_k, guidance=body.guidance,
+                    **more)
+
+
 def create_app(engine: Engine, token: str, jobs: JobQueue | None = None, on_ready=None) -> FastAPI:
     """The API. on_ready() runs once the server is up and handles SIGTERM (where serve()
     announces itself), so a client that reads the announcement can always stop it cleanly."""
@@ -91,8 +97,7 @@ def create_app(engine: Engine, token: str, jobs: JobQueue | None = None, on_read
 
     @app.post("/v1/generate", response_model=JobState, response_model_exclude_none=True)
     async def generate(body: GenerateRequest):
-        sampling = Sampling(steps=body.steps, temperature=body.temperature, top_k=body.top_k,
-                            decoding=body.decoding, guidance=body.guidance)
+        sampling = sampling_of(body, decoding=body.decoding)
         job = jobs.submit("generate", lambda j: engine.generate(
             body.text, body.seconds, seed=body.seed, variations=body.variations, sampling=sampling,
             fps=body.fps, on_step=j.on_step))
@@ -109,8 +114,7 @@ def create_app(engine: Engine, token: str, jobs: JobQueue | None = None, on_read
         motion = motion_of(body)
         if isinstance(motion, JSONResponse):
             return motion
-        sampling = Sampling(steps=body.steps, temperature=body.temperature, top_k=body.top_k,
-                            guidance=body.guidance)
+        sampling = sampling_of(body)
         job = jobs.submit(task, lambda j: call(motion, sampling, j.on_step))
         return answer(await wait_for(job, body.wait))
 

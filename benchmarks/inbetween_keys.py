@@ -19,28 +19,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from backend.bench_inbetween import loop_cut  # noqa: E402
 from backend.inbetweener import Inbetweener  # noqa: E402
+from backend.metrics import key_pop, wrap_jump  # noqa: E402
 from backend.paths import default_weights_dir  # noqa: E402
 from motioncore import blend, canonical, read_bvh  # noqa: E402
-from motioncore import rotations as rot  # noqa: E402
-from motioncore.clip import Motion  # noqa: E402
 
 CLIPS = sorted((ROOT / "tests" / "data").glob("bandai-*/*.bvh"))
-
-
-def acceleration(m: Motion) -> np.ndarray:
-    p = m.positions()
-    return np.linalg.norm(p[2:] - 2 * p[1:-1] + p[:-2], axis=-1).mean(-1)  # frames 1..T-2
-
-
-def looped(m: Motion) -> Motion:
-    """Cut at the frame whose pose is nearest the first; that frame set to the first pose."""
-    q = m.local_rotations
-    t = 15 + int(np.argmin([rot.angle_between(q[k], q[0]).mean() for k in range(15, m.num_frames)]))
-    cut = m.trim(0, t + 1)
-    lq, lp = cut.local_rotations.copy(), cut.root_position.copy()
-    lq[-1], lp[-1, 2] = lq[0], lp[0, 2]
-    return Motion(cut.skeleton, cut.fps, lp, lq)
 
 
 def main() -> int:
@@ -56,12 +41,10 @@ def main() -> int:
             keys = np.arange(0, m.num_frames, step)
             if len(keys) < 3:
                 continue
-            inner, others = keys[1:-1], np.setdiff1d(np.arange(1, keys[-1]), keys)
             raw = ib.inbetween(m, keys)
             for name, out in (("real clip", m), ("interpolation", blend.interpolate_keys(m, keys)),
                               ("in-betweener", raw), ("+ matched velocities", blend.match_velocities(raw, keys))):
-                a = acceleration(out)
-                rows.setdefault(name, []).append((a[inner - 1].mean(), a[others - 1].mean()))
+                rows.setdefault(name, []).append(key_pop(out, keys))
     print("acceleration (mm/frame^2)   at keys   between keys")
     for name, v in rows.items():
         at, between = np.mean(v, axis=0) * 1000
@@ -71,15 +54,10 @@ def main() -> int:
     for path, m in zip(CLIPS, clips):
         if m.num_frames < 31:
             continue
-        lm = looped(m)
+        lm = loop_cut(m)
         keys = np.unique(np.linspace(0, lm.num_frames - 1, 3).round().astype(int))
         raw = ib.inbetween(lm, keys)
-        ratios = []
-        for loop in (False, True):
-            out = blend.match_velocities(raw, keys, loop=loop)
-            pos = out.positions()
-            jump = np.linalg.norm((pos[1] - pos[0]) - (pos[-1] - pos[-2]), axis=-1).mean()
-            ratios.append(jump / acceleration(out).mean())
+        ratios = [wrap_jump(blend.match_velocities(raw, keys, loop=loop)) for loop in (False, True)]
         print(f"  {path.stem[:34]:34s} {lm.num_frames:3d} frames: "
               f"not looped {ratios[0]:.2f}, looped {ratios[1]:.2f}")
 

@@ -175,6 +175,13 @@ def read_channels(obj: bpy.types.Object, names: tuple[str, ...], frames: np.ndar
     return basis, loc
 
 
+def bone_of(data_path: str) -> str | None:
+    """'pose.bones["name"].rotation_quaternion' (or ...["prop"]) -> "name"; None for other paths."""
+    if not data_path.startswith('pose.bones["'):
+        return None
+    return data_path[len('pose.bones["'):].split('"]', 1)[0]
+
+
 def animates_bones(action: bpy.types.Action, obj: bpy.types.Object) -> bool:
     """Whether the action holds keys on any of the armature's pose bones."""
     fcurves = _channelbag(action, obj, create=False)
@@ -188,9 +195,9 @@ def selected_keys_by_bone(obj: bpy.types.Object) -> dict[str, set[float]]:
     fcurves = _channelbag(action, obj, create=False) if action is not None else None
     by_bone: dict[str, set[float]] = {}
     for fc in fcurves or []:
-        if not fc.data_path.startswith('pose.bones["'):
+        bone = bone_of(fc.data_path)
+        if bone is None:
             continue
-        bone = fc.data_path[len('pose.bones["'):].split('"]', 1)[0]
         n = len(fc.keyframe_points)
         sel = np.zeros(n, dtype=bool)
         co = np.empty(2 * n, dtype=np.float32)

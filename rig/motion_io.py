@@ -36,8 +36,7 @@ def put_motion(obj: bpy.types.Object, motion: Motion, name: str, rt: Retarget, f
     located |= {b for b in rt.written if np.any(loc[:, b])}  # controls shifted onto their joints
     channels = act.pose_channels(obj, rt.written, rt.rig.names, basis, loc, located)
     for path, value in rt.switches.items():  # a control rig's switches (FK on) go with the keys
-        bone = path[len('pose.bones["'):].split('"]', 1)[0]
-        channels[(path, 0, bone)] = np.full(m.num_frames, value)
+        channels[(path, 0, act.bone_of(path))] = np.full(m.num_frames, value)
     if root == "OBJECT":  # armature-space travel through the object's own rotation and scale
         moved = np.array(obj.location) + rt.travel(m) @ np.array(obj.matrix_basis.to_3x3()).T
         for axis in (0, 1):

@@ -6,6 +6,7 @@ import numpy as np
 
 from ..motioncore.retarget import Retarget
 from ..motioncore.rigs import CONTROL_RIGS, PRESETS, Rig, detect
+from . import action as act
 
 MIN_CONFIDENCE = 0.75  # below this share of a preset's bones, ask the user for a mapping
 
@@ -62,19 +63,18 @@ _MEASURED: dict[tuple, tuple] = {}  # the last control rig measured (a rig's res
 
 def _resolve(obj: bpy.types.Object, path: str):
     """'pose.bones["b"]["prop"]' -> (pose bone, prop), or None where the rig lacks it."""
-    bone, _, prop = path[len('pose.bones["'):].partition('"]["')
-    pb = obj.pose.bones.get(bone)
-    prop = prop.rstrip('"]')
+    pb = obj.pose.bones.get(act.bone_of(path) or "")
+    prop = path.rsplit('["', 1)[-1].rstrip('"]')
     return (pb, prop) if pb is not None and prop in pb.keys() else None
 
 
 def measure_drivers(obj: bpy.types.Object, mapping: dict[str, str], switches: dict[str, float]
-                    ) -> tuple[dict[str, str], dict[str, np.ndarray]]:
-    """(drivers, rest pose) of a control rig. Drivers: which mapped control's turn each mapped
-    control follows, found by turning each one in Blender and watching which others' parents
-    turn with it rigidly; the nearest such control (the one fewest others follow) is the
-    driver. Rest pose: each mapped control's matrix as evaluated at rest, switches on. The
-    rig's pose, action and switches are put back afterwards."""
+                    ) -> tuple[dict[str, str], dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """(drivers, rest pose, pivots) of a control rig, measured by turning each mapped control
+    in Blender. Drivers: which mapped control's turn each one follows (its parent turns with it
+    rigidly; of several, the one fewest others follow). Rest pose: each control's matrix as
+    evaluated at rest, switches on. Pivots: the point each control turns what it drives about.
+    The rig's pose, action and switches are put back afterwards."""
     from mathutils import Matrix, Quaternion
 
     anim = obj.animation_data

@@ -72,12 +72,6 @@ def test_engine_inbetween_hits_every_key(engine, run_clip):
     assert np.all(np.isfinite(out.local_rotations))
 
 
-def acceleration(motion):
-    """Mean second difference of joint positions (metres per frame squared) at frames 1..T-2."""
-    p = motion.positions()
-    return np.linalg.norm(p[2:] - 2 * p[1:-1] + p[:-2], axis=-1).mean(axis=-1)
-
-
 def clips():
     return [canonical.to_canonical(read_bvh(p)).resample(30) for p in sorted(DATA.glob("bandai-*/*.bvh"))]
 
@@ -88,6 +82,8 @@ def test_no_pop_at_keys_with_the_shipped_inbetweener():
     from backend.inbetweener import Inbetweener
     from backend.paths import default_weights_dir
 
+    from backend.metrics import key_pop
+
     ib = Inbetweener.from_pretrained(default_weights_dir())
     at_keys, between, raw_keys, lerp_keys = [], [], [], []
     for m in clips():
@@ -95,37 +91,25 @@ def test_no_pop_at_keys_with_the_shipped_inbetweener():
             keys = np.arange(0, m.num_frames, step)
             if len(keys) < 3:
                 continue
-            inner, others = keys[1:-1], np.setdiff1d(np.arange(1, keys[-1]), keys)
             raw = ib.inbetween(m, keys)
             out = blend.match_velocities(raw, keys)
             assert np.array_equal(out.local_rotations[keys], raw.local_rotations[keys])
-            a = acceleration(out)
-            at_keys.append(a[inner - 1].mean())
-            between.append(a[others - 1].mean())
-            raw_keys.append(acceleration(raw)[inner - 1].mean())
-            lerp_keys.append(acceleration(blend.interpolate_keys(m, keys))[inner - 1].mean())
+            at, off = key_pop(out, keys)
+            at_keys.append(at)
+            between.append(off)
+            raw_keys.append(key_pop(raw, keys)[0])
+            lerp_keys.append(key_pop(blend.interpolate_keys(m, keys), keys)[0])
     assert np.mean(at_keys) < 0.5 * np.mean(between)
     assert np.mean(raw_keys) > np.mean(between) and np.mean(lerp_keys) > 3 * np.mean(at_keys)
 
 
-def looped(m):
-    """The clip cut at the frame whose pose is nearest its first, that frame set to the first pose."""
-    q = m.local_rotations
-    t = 15 + int(np.argmin([rot.angle_between(q[k], q[0]).mean() for k in range(15, m.num_frames)]))
-    cut = m.trim(0, t + 1)
-    lq, lp = cut.local_rotations.copy(), cut.root_position.copy()
-    lq[-1], lp[-1, 2] = lq[0], lp[0, 2]
-    return type(m)(cut.skeleton, cut.fps, lp, lq)
-
-
 def test_a_loop_comes_out_seamless(engine):
-    m = looped(canonical.to_canonical(read_bvh(DATA / "bandai-1" / "dataset-1_walk_normal_002.bvh")).resample(30))
+    from backend.bench_inbetween import loop_cut
+    from backend.metrics import wrap_jump as seam
+
+    m = loop_cut(canonical.to_canonical(read_bvh(DATA / "bandai-1" / "dataset-1_walk_normal_002.bvh")).resample(30))
     T = m.num_frames
     keys = [0, T // 2, T - 1]
-
-    def seam(out):  # the velocity jump across the wrap, against the clip's own acceleration
-        p = out.positions()
-        return np.linalg.norm((p[1] - p[0]) - (p[-1] - p[-2]), axis=-1).mean() / acceleration(out).mean()
 
     auto = engine.inbetween(m, keys)  # same pose at both ends: a loop without asking
     plain = engine.inbetween(m, keys, loop=False)
