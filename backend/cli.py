@@ -109,20 +109,24 @@ def _train_evaluator(args: argparse.Namespace) -> int:
     return 0
 
 
-def _default_sampling():
-    from .sampling import Sampling
-
-    return Sampling()
-
-
 def _sampling_args(p: argparse.ArgumentParser) -> None:
     from .sampling import Sampling
 
     d = Sampling()
-    p.add_argument("--decoding", default=d.decoding, choices=("parallel", "next"))
+    p.add_argument("--decoding", default=d.decoding, choices=("parallel", "next"),
+                   help="parallel passes (MMM) or token by token with a KV cache")
     p.add_argument("--steps", type=int, default=d.steps, help="parallel decoding passes")
     p.add_argument("--temperature", type=float, default=d.temperature)
+    p.add_argument("--top-k", type=int, default=d.top_k)
     p.add_argument("--guidance", type=float, default=d.guidance, help="classifier-free guidance scale (1: off)")
+
+
+def _sampling(args: argparse.Namespace):
+    """The decoding controls the command line was given."""
+    from .sampling import Sampling
+
+    return Sampling(steps=args.steps, temperature=args.temperature, top_k=args.top_k, decoding=args.decoding,
+                    guidance=args.guidance)
 
 
 def _eval_t2m(args: argparse.Namespace) -> int:
@@ -131,7 +135,7 @@ def _eval_t2m(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from . import dataset, eval_t2m
-    from .engine import Engine, Sampling
+    from .engine import Engine
     from .evaluator import Evaluator
     from .paths import default_weights_dir
 
@@ -139,7 +143,7 @@ def _eval_t2m(args: argparse.Namespace) -> int:
     ds = dataset.load(Path(args.cache) if args.cache else None)
     evaluator = Evaluator.from_pretrained(Path(args.evaluator) if args.evaluator else default_weights_dir() / "evaluator")
     engine = None if args.no_model else Engine(weights, device=args.device)
-    sampling = Sampling(steps=args.steps, temperature=args.temperature, decoding=args.decoding, guidance=args.guidance)
+    sampling = _sampling(args)
     run = eval_t2m.Run(ds, evaluator, engine, sampling=sampling)
     bar = tqdm(total=args.runs * min(args.clips, len(run.test)) if engine else 0, desc="generating", unit="clip")
     runs = [run.once(args.seed + r, args.clips, args.mm_texts, args.mm_variations, bar.update) for r in range(args.runs)]
@@ -217,15 +221,14 @@ def _generate(args: argparse.Namespace) -> int:
     from motioncore import write_bvh
     from motioncore.npz import save_npz
 
-    from .engine import Engine, Sampling
+    from .engine import Engine
     from .preview import save_strip
 
     out = Path(args.out)
     if out.suffix not in (".bvh", ".npz"):
         raise ValueError(f"--out must end in .bvh or .npz, got {out.name!r}")
     engine = Engine(Path(args.weights) if args.weights else None, device=args.device)
-    sampling = Sampling(steps=args.steps, temperature=args.temperature, top_k=args.top_k, decoding=args.decoding,
-                        guidance=args.guidance)
+    sampling = _sampling(args)
     motions = engine.generate(args.text, args.seconds, seed=args.seed, variations=args.variations,
                               sampling=sampling, fps=args.fps)
     for k, motion in enumerate(motions):
@@ -310,10 +313,7 @@ def _eval_generator(args: argparse.Namespace) -> int:
 
     ds = dataset.load(Path(args.cache) if args.cache else None)
     engine = Engine(Path(args.weights) if args.weights else None, device=args.device)
-    from .engine import Sampling
-
-    result = evaluate(engine, ds, clips=args.clips, seed=args.seed,
-                      sampling=Sampling(steps=args.steps, decoding=args.decoding))
+    result = evaluate(engine, ds, clips=args.clips, seed=args.seed, sampling=_sampling(args))
     text = json.dumps(result, indent=1)
     print(text)
     if args.json:
@@ -408,13 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--seconds", type=float, default=4.0)
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--variations", type=int, default=1)
-    gen.add_argument("--steps", type=int, default=_default_sampling().steps, help="parallel decoding iterations")
-    gen.add_argument("--temperature", type=float, default=1.0)
-    gen.add_argument("--guidance", type=float, default=_default_sampling().guidance,
-                     help="classifier-free guidance scale (1: off)")
-    gen.add_argument("--top-k", type=int, default=0)
-    gen.add_argument("--decoding", choices=("parallel", "next"), default="parallel",
-                     help="parallel passes (MMM) or token by token with a KV cache")
+    _sampling_args(gen)
     gen.add_argument("--fps", type=float, default=30.0)
     gen.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, mps")
     gen.add_argument("--weights", help="model folder (default: weights/default)")
@@ -455,8 +449,7 @@ def build_parser() -> argparse.ArgumentParser:
     eg.add_argument("--weights", help="model folder (default: weights/default)")
     eg.add_argument("--cache", help="dataset cache folder (default: cache/)")
     eg.add_argument("--json", help="also write the figures here")
-    eg.add_argument("--decoding", choices=("parallel", "next"), default="parallel")
-    eg.add_argument("--steps", type=int, default=_default_sampling().steps, help="parallel decoding passes")
+    _sampling_args(eg)
     eg.set_defaults(func=_eval_generator)
     et = esub.add_parser("t2m", help="FID, R-precision and the rest on the test split (HumanML3D protocol)")
     et.add_argument("--runs", type=int, default=3, help="repeated runs for the confidence interval")
