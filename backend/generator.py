@@ -201,27 +201,40 @@ class MotionLM(nn.Module):
             codes = probs.argmax(-1)
         return codes, probs.gather(-1, codes[..., None])[..., 0]
 
-    def _prefix_cache(self, task: int, text: str, batch: int):
-        """Run [task] text <|mot|> once; every decoding pass reuses its keys and values."""
-        seq, start = self.sequence(task, text, [])
-        ids = torch.tensor([seq[:start]] * batch, device=self.new_tokens.weight.device)
-        none = torch.zeros_like(ids, dtype=torch.bool)
-        out = self.hidden(ids, none, torch.ones_like(none), use_cache=True)
-        return out.past_key_values, start, out.last_hidden_state[:, -1]
+    def _prefix_cache(self, task: int, texts: list[str]):
+        """Run [task] text <|mot|> once per row; every decoding pass reuses its keys and values.
+
+        Rows of different lengths are right-padded: -> (cache, starts (R,) where each row's
+        motion begins, keep (R, P) the prefix keys that are not padding, last hidden (R, H))."""
+        device = self.new_tokens.weight.device
+        heads = []
+        for text in texts:
+            seq, start = self.sequence(task, text, [])
+            heads.append(seq[:start])
+        P = max(len(h) for h in heads)
+        ids = torch.full((len(heads), P), self.eos_id, dtype=torch.long, device=device)
+        keep = torch.zeros((len(heads), P), dtype=torch.bool, device=device)
+        for r, head in enumerate(heads):
+            ids[r, : len(head)] = torch.tensor(head, device=device)
+            keep[r, : len(head)] = True
+        out = self.hidden(ids, torch.zeros_like(keep), keep, use_cache=True)
+        starts = keep.sum(1)
+        last = out.last_hidden_state[torch.arange(len(heads), device=device), starts - 1]
+        return out.past_key_values, starts, keep, last
 
     def _guided(self, task: int, text: str, batch: int, guidance: float):
-        """Prefix caches for the text and, with guidance, for no text (the model saw captions
-        dropped in training, so it knows the unconditional distribution too)."""
-        prefixes = [self._prefix_cache(task, text, batch)]
-        if guidance != 1.0:
-            prefixes.append(self._prefix_cache(task, "", batch))
-        return prefixes
+        """The prefix cache for `batch` rows with the text and, with guidance, `batch` more with
+        no text (the model saw captions dropped in training, so it knows the unconditional
+        distribution too). Both halves run as one batch: on this CPU a forward of 2 x 40 motion
+        tokens costs about 1.4x one of 40, not 2x."""
+        texts = [text] * batch + ([""] * batch if guidance != 1.0 else [])
+        return self._prefix_cache(task, texts)
 
-    def _mix(self, logits: list[torch.Tensor], guidance: float) -> torch.Tensor:
-        """Classifier-free guidance: unconditional + g * (conditional - unconditional)."""
-        if len(logits) == 1:
-            return logits[0]
-        cond, uncond = (x.float() for x in logits)
+    def _mix(self, logits: torch.Tensor, batch: int, guidance: float) -> torch.Tensor:
+        """Classifier-free guidance over rows [with text; without]: uncond + g * (cond - uncond)."""
+        if logits.shape[0] == batch:
+            return logits
+        cond, uncond = logits.float().split(batch)
         return uncond + guidance * (cond - uncond)
 
     @torch.no_grad()
@@ -233,30 +246,30 @@ class MotionLM(nn.Module):
         Each pass predicts every masked code at once, keeps the most confident and re-masks the
         rest on a cosine schedule, so N codes take `steps` passes, not N. The text prefix is
         encoded once and cached; each pass runs only the N motion positions. guidance > 1 runs
-        each pass a second time without the text and pushes the logits away from that
-        (classifier-free guidance). on_step(done, total) is called after every pass (it may
-        raise to cancel).
+        each pass also without the text and pushes the logits away from that (classifier-free
+        guidance). on_step(done, total) is called after every pass (it may raise to cancel).
         """
         device = self.new_tokens.weight.device
         codes = codes.clone().to(device)
         B, N = codes.shape
-        prefixes = self._guided(task, text, B, guidance)
+        past, starts, keep, _ = self._guided(task, text, B, guidance)
+        R = len(starts)
+        # Motion queries see their row's prefix and every motion position (the training mask).
+        allow = torch.cat([keep, torch.ones((R, N), dtype=torch.bool, device=device)], 1)[:, None, None]
+        allow = allow.expand(R, 1, N, allow.shape[-1])
+        positions = starts[:, None] + torch.arange(N, device=device)
         total = (codes < 0).sum(1)
         for s in range(1, steps + 1):
             masked = codes < 0
             if not masked.any():
                 break
             body = self.embed(torch.where(masked, self.special(MASK), self.motion_id(codes.clamp(min=0))))
-            logits = []
-            for past, start, _ in prefixes:
-                # Motion queries see the whole prefix and each other (the training mask, restricted).
-                allow = torch.ones((B, 1, N, start + N), dtype=torch.bool, device=device)
-                positions = torch.arange(start, start + N, device=device).expand(B, N)
-                h = self.decoder(inputs_embeds=body, attention_mask=allow, past_key_values=past,
-                                 use_cache=True, position_ids=positions).last_hidden_state
-                past.crop(-N)  # drop this pass's N motion keys; the prefix stays
-                logits.append(self.motion_logits(h))
-            sample, conf = self._sample(self._mix(logits, guidance), temperature, top_k, generator)
+            body = body.repeat(R // B, 1, 1)
+            h = self.decoder(inputs_embeds=body, attention_mask=allow, past_key_values=past,
+                             use_cache=True, position_ids=positions).last_hidden_state
+            past.crop(-N)  # drop this pass's N motion keys; the prefix stays
+            sample, conf = self._sample(self._mix(self.motion_logits(h), B, guidance),
+                                        temperature, top_k, generator)
             conf = torch.where(masked, conf, torch.full_like(conf, float("inf")))
             keep_masked = torch.floor(total.float() * math.cos(math.pi / 2 * s / steps)).long()
             rank = torch.empty_like(codes)
@@ -271,18 +284,18 @@ class MotionLM(nn.Module):
                    generator: torch.Generator | None = None, on_step=None, guidance: float = 1.0) -> torch.Tensor:
         """Token-by-token decoding with a KV cache (the <|next|> task) -> (batch, n) codes.
         guidance > 1 as in fill. on_step(done, n) after every token (it may raise to cancel)."""
-        streams = [list(p) for p in self._guided(NEXT, text, batch, guidance)]  # [past, start, h]
+        past, starts, keep, h = self._guided(NEXT, text, batch, guidance)
+        R = len(starts)
         codes = []
         for i in range(n):
-            code, _ = self._sample(self._mix([self.motion_logits(h) for _, _, h in streams], guidance),
+            code, _ = self._sample(self._mix(self.motion_logits(h), batch, guidance),
                                    temperature, top_k, generator)
             codes.append(code)
-            step = self.embed(self.motion_id(code)[:, None])
-            for stream in streams:
-                past, start, _ = stream
-                o = self.decoder(inputs_embeds=step, past_key_values=past, use_cache=True,
-                                 position_ids=torch.full((batch, 1), start + i, device=code.device))
-                stream[0], stream[2] = o.past_key_values, o.last_hidden_state[:, -1]
+            keep = torch.cat([keep, torch.ones((R, 1), dtype=torch.bool, device=keep.device)], 1)
+            o = self.decoder(inputs_embeds=self.embed(self.motion_id(code)[:, None]).repeat(R // batch, 1, 1),
+                             attention_mask=keep[:, None, None], past_key_values=past, use_cache=True,
+                             position_ids=(starts + i)[:, None])
+            past, h = o.past_key_values, o.last_hidden_state[:, -1]
             if on_step is not None:
                 on_step(i + 1, n)
         return torch.stack(codes, dim=1)

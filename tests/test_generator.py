@@ -140,7 +140,8 @@ def test_cached_prefix_pass_equals_the_full_sequence(tiny_base):
     codes = torch.tensor([[3, -1, 5, -1, -1, 7]])
     n = codes.shape[1]
     with torch.no_grad():
-        past, start, _ = model._prefix_cache(T2M, "a person walks", 1)
+        past, starts, _, _ = model._prefix_cache(T2M, ["a person walks"])
+        start = int(starts[0])
         body = torch.where(codes < 0, model.special(MASK), model.motion_id(codes.clamp(min=0)))
         cached = model.decoder(inputs_embeds=model.embed(body), past_key_values=past, use_cache=True,
                                attention_mask=torch.ones((1, 1, n, start + n), dtype=torch.bool),
@@ -152,6 +153,28 @@ def test_cached_prefix_pass_equals_the_full_sequence(tiny_base):
         full = model.hidden(ids, seg, torch.ones_like(seg)).last_hidden_state[:, st: st + n]
     assert st == start
     assert torch.allclose(cached, full, atol=1e-5)
+
+
+def test_rows_of_different_prefixes_pass_as_one_padded_batch(tiny_base):
+    """Guided decoding runs the text row and the no-text row as one batch, the shorter prefix
+    padded: each row must see exactly what it would see alone."""
+    model = _model(tiny_base).eval()
+    codes = torch.tensor([[3, -1, 5, -1]])
+    n = codes.shape[1]
+    texts = ["a person walks slowly to the left", ""]
+
+    def motion_pass(rows):
+        past, starts, keep, _ = model._prefix_cache(T2M, rows)
+        body = model.embed(torch.where(codes < 0, model.special(MASK), model.motion_id(codes.clamp(min=0))))
+        allow = torch.cat([keep, torch.ones((len(rows), n), dtype=torch.bool)], 1)[:, None, None]
+        return model.decoder(inputs_embeds=body.repeat(len(rows), 1, 1), past_key_values=past, use_cache=True,
+                             attention_mask=allow.expand(-1, 1, n, -1),
+                             position_ids=starts[:, None] + torch.arange(n)).last_hidden_state
+
+    with torch.no_grad():
+        together = motion_pass(texts)
+        alone = torch.cat([motion_pass([t]) for t in texts])
+    assert torch.allclose(together, alone, atol=1e-5)
 
 
 def test_user_adapter_trains_from_a_folder_of_bvh(tiny_weights, tmp_path):
