@@ -87,12 +87,13 @@ class Retarget:
         self.twist = self._twist_bones() if self.drivers is None else {}
         self.written = sorted(written | set(self.twist))
 
-    TWIST_SHARE = 0.5  # of the next joint's twist about the limb, as game rigs' twist bones take
-
-    def _twist_bones(self) -> dict[int, tuple[int, int]]:
+    def _twist_bones(self) -> dict[int, tuple[int, int, float]]:
         """Unmapped bones named *twist* under a mapped limb bone: bone -> (that bone, the
-        mapped joint after it), so that a forearm twist bone turns with part of the wrist's
-        twist instead of staying put (the candy-wrapper wrist)."""
+        mapped joint after it, share), so that a forearm twist bone turns with part of the
+        wrist's twist instead of staying put (the candy-wrapper wrist). The twist spreads along
+        the limb, so each bone takes the fraction of the way it sits from the limb's start to
+        the next joint (two twist bones at a third and two thirds: 1/3 and 2/3); bones that all
+        sit at the start, as some rigs place them, take half."""
         out = {}
         for b, name in enumerate(self.rig.names):
             a = self.rig.parents[b]
@@ -100,7 +101,9 @@ class Retarget:
                 continue
             after = [c for c in self.skeleton.children(self.bone_joint[a]) if self.skeleton.names[c] in self.joint_bone]
             if after:
-                out[b] = (a, after[0])
+                limb = self.joint_pos[self.skeleton.names[after[0]]] - self.heads[a]
+                along = float(np.dot(self.heads[b] - self.heads[a], limb) / max(np.dot(limb, limb), 1e-12))
+                out[b] = (a, after[0], float(np.clip(along, 0.0, 1.0)) if along > 0.05 else 0.5)
         return out
 
     def _torso_between(self) -> dict[int, tuple[int, int, float]]:
@@ -187,14 +190,14 @@ class Retarget:
             j = self.bone_joint.get(b)
             if j is None:
                 if b in self.twist:  # a share of the next joint's twist about this limb's axis
-                    a, k = self.twist[b]
+                    a, k, share = self.twist[b]
                     turn = rot.multiply(rot.conjugate(self._turn(G, self.skeleton.names[self.bone_joint[a]])),
                                         self._turn(G, self.skeleton.names[k]))
                     axis = rot.rotate(R[a], np.array([0.0, 1.0, 0.0]))  # a Blender bone points along its Y
                     twist = np.concatenate([turn[:, :1], (turn[:, 1:] @ axis)[:, None] * axis], axis=-1)
                     twist = rot.normalize(np.where(np.linalg.norm(twist, axis=-1, keepdims=True) < 1e-9,
                                                    rot.identity(), twist))
-                    share = rot.slerp(rot.identity((T,)), twist, self.TWIST_SHARE)
+                    share = rot.slerp(rot.identity((T,)), twist, share)
                     basis[:, b] = rot.multiply(rot.multiply(rot.conjugate(R[b]), share), R[b])
                     W[:, b] = rot.multiply(at_rest, basis[:, b])
                 elif b in self.between:  # a share of the turn from the bone above to the one below

@@ -191,31 +191,39 @@ def test_hierarchy_guess_passes_by_hip_joints_twist_bones_and_end_bones():
     assert guess_from_hierarchy(rig) == {j: j for j in CANONICAL_JOINTS}
 
 
-def test_a_forearm_twist_bone_takes_half_the_wrists_twist(walk):
+@pytest.mark.parametrize("places", [(0.5,), (1 / 3, 2 / 3), (0.0, 0.0)])
+def test_forearm_twist_bones_share_the_wrists_twist_along_the_forearm(walk, places):
+    """A twist bone takes the fraction of the wrist's twist given by where it sits between
+    elbow and wrist (UE5 has two per forearm); bones all at the elbow take half."""
     base = rig_like_canonical(seed=5)
     names, parents, rest = list(base.names), list(base.parents), [m.copy() for m in base.rest]
     fore, hand = names.index("LowerArm_L"), names.index("Hand_L")
     along = rest[hand][:3, 3] - rest[fore][:3, 3]
     rest[fore][:3, :3] = rot.to_matrix(rot.shortest_arc(np.array([0.0, 1.0, 0.0]), along))  # Y down the bone
-    twist_rest = rest[fore].copy()
-    twist_rest[:3, 3] += 0.5 * along
-    names.append("lowerarm_twist_01_l")
-    parents.append(fore)
-    rest.append(twist_rest)
+    for k, place in enumerate(places):
+        twist_rest = rest[fore].copy()
+        twist_rest[:3, 3] += place * along
+        names.append(f"lowerarm_twist_0{k + 1}_l")
+        parents.append(fore)
+        rest.append(twist_rest)
     rig = Rig(names, parents, np.array(rest))
     rt = Retarget(rig, {j: j for j in CANONICAL_JOINTS})
-    t_bone = names.index("lowerarm_twist_01_l")
-    assert t_bone in rt.written and rt.twist[t_bone] == (fore, CANONICAL_JOINTS.index("Hand_L"))
     basis, loc = rt.to_rig(walk)
     W, _ = rt.pose(basis, loc)
     turn = lambda b: rot.multiply(W[:, b], rot.conjugate(rt.rest_rot[b]))  # noqa: E731
     axis = along / np.linalg.norm(along)
     wrist = rot.multiply(rot.conjugate(turn(fore)), turn(hand))
     twist_angle = 2 * np.arctan2(wrist[:, 1:] @ axis, wrist[:, 0])
-    own = rot.multiply(rot.conjugate(turn(fore)), turn(t_bone))
-    own_angle = 2 * np.arctan2(own[:, 1:] @ axis, own[:, 0])
-    assert np.abs(np.cross(own[:, 1:], axis)).max() < 1e-6  # turns about the forearm only
     wrap = lambda a: (a + np.pi) % (2 * np.pi) - np.pi  # noqa: E731
-    assert np.abs(wrap(own_angle - 0.5 * twist_angle)).max() < 1e-6 and np.abs(twist_angle).max() > 0.05
-    back = rt.from_rig(basis, loc, walk.fps)  # the mapped joints are untouched by it
+    assert np.abs(twist_angle).max() > 0.05
+    for k, place in enumerate(places):
+        t_bone = names.index(f"lowerarm_twist_0{k + 1}_l")
+        want = place if place > 0 else 0.5
+        assert t_bone in rt.written and rt.twist[t_bone][:2] == (fore, CANONICAL_JOINTS.index("Hand_L"))
+        assert rt.twist[t_bone][2] == pytest.approx(want)
+        own = rot.multiply(rot.conjugate(turn(fore)), turn(t_bone))
+        own_angle = 2 * np.arctan2(own[:, 1:] @ axis, own[:, 0])
+        assert np.abs(np.cross(own[:, 1:], axis)).max() < 1e-6  # turns about the forearm only
+        assert np.abs(wrap(own_angle - want * twist_angle)).max() < 1e-6
+    back = rt.from_rig(basis, loc, walk.fps)  # the mapped joints are untouched by them
     assert rot.angle_between(back.local_rotations, walk.local_rotations).max() < 1e-6
