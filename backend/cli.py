@@ -164,6 +164,7 @@ def _eval_t2m(args: argparse.Namespace) -> int:
 
 def _train_generator(args: argparse.Namespace) -> int:
     import json
+    import shutil
 
     from . import dataset
     from .generator import GeneratorConfig
@@ -172,12 +173,20 @@ def _train_generator(args: argparse.Namespace) -> int:
     from .train_generator import GeneratorTraining, train
 
     out = Path(args.out) if args.out else default_weights_dir()
+    init = Path(args.init_from) if args.init_from else None
+    if init is not None and init.resolve() == out.resolve():
+        raise ValueError("--out must differ from --init-from; a trained model is never overwritten in place")
     ds = dataset.load(Path(args.cache) if args.cache else None)
-    tokenizer = MotionTokenizer.from_pretrained(Path(args.tokenizer) if args.tokenizer else out)
+    tokenizer = MotionTokenizer.from_pretrained(Path(args.tokenizer) if args.tokenizer else init or out)
     config = GeneratorConfig(base=args.base, lora_r=args.lora_r, lora_alpha=2 * args.lora_r)
-    training = GeneratorTraining(steps=args.steps, batch=args.batch, seed=args.seed,
-                                 minutes=args.minutes, threads=args.threads, device=args.device)
-    _, result = train(ds, tokenizer, config, training, out, resume=not args.restart)
+    rates = {"lr": args.lr, "new_token_lr": 4 * args.lr} if args.lr else {}
+    training = GeneratorTraining(steps=args.steps, batch=args.batch, seed=args.seed, minutes=args.minutes,
+                                 threads=args.threads, device=args.device, **rates)
+    _, result = train(ds, tokenizer, config, training, out, resume=not args.restart, init_from=init)
+    if init is not None:  # the folder must load on its own
+        for name in ("tokenizer.json", "tokenizer.safetensors"):
+            if not (out / name).exists():
+                shutil.copy(init / name, out / name)
     print(json.dumps({k: result[k] for k in ("steps", "train_seconds", "tokens_per_second", "final_loss")}))
     print(f"wrote {out / 'adapter'}, {out / 'new_tokens.safetensors'} and {out / 'generator_loss.png'}")
     return 0
@@ -371,6 +380,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--tokenizer", help="folder of the trained tokenizer (default: --out)")
     g.add_argument("--out", help="output folder (default: weights/default)")
     g.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
+    g.add_argument("--init-from", help="go on from this trained generator folder (a fresh optimizer and "
+                   "schedule; its tokenizer is used unless --tokenizer is given)")
+    g.add_argument("--lr", type=float, default=None,
+                   help="LoRA learning rate (new token rows: 4x); default 5e-4")
     g.set_defaults(func=_train_generator)
 
     ib = tsub.add_parser("inbetweener", help="train the in-betweener (residual over interpolation)")

@@ -13,7 +13,7 @@ from .basemodel import GGUF_FILE, GGUF_SHA256, verify_gguf
 from .paths import default_cache_dir
 
 DEFAULT_BASE = "embedded:smollm2-135m-instruct"
-_CACHE_FORMAT = 1
+_CACHE_FORMAT = 2  # 2: config.json without the GGUF quantization_config
 
 
 def _cache_is_complete(folder: Path) -> bool:
@@ -59,6 +59,11 @@ def embedded_base_dir(cache_dir: Path | None = None) -> Path:
         model.hf_quantizer = None  # GGUF-loaded models refuse save_pretrained while it is set
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
+        # The weights saved are plain floats; a config still naming the GGUF file would send every
+        # later load through the GGUF quantizer (and its float32 warning) for nothing.
+        config = json.loads((tmp / "config.json").read_text())
+        config.pop("quantization_config", None)
+        (tmp / "config.json").write_text(json.dumps(config, indent=2))
         files = {f.name: f.stat().st_size for f in tmp.iterdir() if f.is_file()}
         (tmp / "dynamicpose_cache.json").write_text(json.dumps(
             {"format": _CACHE_FORMAT, "source": GGUF_FILE, "source_sha256": GGUF_SHA256, "files": files}))

@@ -1,6 +1,7 @@
-"""Seconds to generate an 8 s clip at 30 fps (median of 10 after warm-up): the default
-(parallel passes with classifier-free guidance, two model passes per step), parallel without
-guidance, and token-by-token decoding with a KV cache, each beside its memory-bandwidth bound.
+"""Seconds to generate an 8 s clip at 30 fps (median of 10 after warm-up), all in one run: the
+default (parallel passes with classifier-free guidance), the previous default (5 guided
+passes), parallel without guidance, and token-by-token decoding with a KV cache, each beside
+its memory-bandwidth bound.
 
     python benchmarks/generate_speed.py [--device cpu|cuda] [--seconds 8]
 """
@@ -33,8 +34,24 @@ def memory_bandwidth_gb_s(mb: int = 512) -> float:
     return best / 1e9
 
 
+def matmul_gflops(dtype: torch.dtype, device: torch.device) -> float:
+    """Best throughput of the model's widest layer shape (80 tokens x 576 -> 1536)."""
+    a = torch.randn(80, 576, dtype=dtype, device=device)
+    w = torch.randn(1536, 576, dtype=dtype, device=device)
+    best = float("inf")
+    for _ in range(5):
+        t = time.perf_counter()
+        for _ in range(50):
+            torch.nn.functional.linear(a, w)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        best = min(best, (time.perf_counter() - t) / 50)
+    return 2 * 80 * 576 * 1536 / best / 1e9
+
+
 def median_time(fn, runs: int = 10) -> float:
-    fn()  # warm-up
+    for _ in range(3):  # warm-up: the first calls at new shapes also build the matmul kernels
+        fn()
     times = []
     for _ in range(runs):
         t = time.perf_counter()
@@ -57,27 +74,32 @@ def main() -> int:
     frames = int(round(args.seconds * canonical.MODEL_FPS))
     n = -(-frames // engine.down)
     default = Sampling()
-    plain = Sampling(steps=default.steps, guidance=1.0)
-    guided = median_time(lambda: engine.generate(text, args.seconds, seed=1, sampling=default), args.runs)
-    parallel = median_time(lambda: engine.generate(text, args.seconds, seed=1, sampling=plain), args.runs)
-
-    def token_by_token():
-        codes = engine.model.next_token(text, n, generator=torch.Generator().manual_seed(1))
-        engine._decode(codes[0].cpu().numpy(), frames, 30.0)
-
-    sequential = median_time(token_by_token, args.runs)
+    runs = {  # name: (sampling, forwards of the motion tokens)
+        f"default: {default.steps} parallel passes, guidance {default.guidance:g}":
+            (default, default.steps * (2 if default.guidance != 1 else 1)),
+        "5 parallel passes, guidance 3 (the previous default)": (Sampling(steps=5, guidance=3.0), 10),
+        f"{default.steps} parallel passes, no guidance": (Sampling(steps=default.steps, guidance=1.0), default.steps),
+        "token by token, KV cache": (Sampling(decoding="next", guidance=1.0), n),
+    }
+    times = {name: median_time(lambda s=s: engine.generate(text, args.seconds, seed=1, sampling=s), args.runs)
+             for name, (s, _) in runs.items()}
     params = sum(p.numel() for p in engine.model.parameters())
     weight_bytes = params * torch.finfo(engine.dtype).bits / 8
     bw = memory_bandwidth_gb_s() if engine.device.type == "cpu" else float("nan")
     print(f"device {engine.device}, {engine.dtype}, {params / 1e6:.0f}M parameters "
           f"({weight_bytes / 1e6:.0f} MB), {n} motion tokens for {args.seconds:g} s")
-    forwards = default.steps * (2 if default.guidance != 1 else 1)
-    print(f"default: {default.steps} parallel passes, guidance {default.guidance:g} ({forwards} forwards): "
-          f"{guided:.3f} s  (memory bound {forwards * weight_bytes / bw / 1e9:.3f} s at {bw:.1f} GB/s)")
-    print(f"parallel decoding, {default.steps} passes, no guidance: {parallel:.3f} s  "
-          f"(memory bound {default.steps * weight_bytes / bw / 1e9:.3f} s)")
-    print(f"token by token, KV cache, {n} passes: {sequential:.3f} s  "
-          f"(memory bound {n * weight_bytes / bw / 1e9:.3f} s)")
+    # Compute: 2 FLOP per weight per token, embeddings aside (they are looked up, not multiplied).
+    flop_per_token = 2 * sum(p.numel() for n_, p in engine.model.named_parameters() if "embed" not in n_)
+    gflops = matmul_gflops(engine.dtype, engine.device)
+    print(f"best matmul throughput {gflops:.0f} GFLOP/s; memory {bw:.1f} GB/s")
+    # A guided pass runs the text and no-text rows as one batch: the weights are read once.
+    for name, (s, forwards) in runs.items():
+        reads = forwards // 2 if s.guidance != 1 else forwards
+        tokens = forwards * (n if s.decoding == "parallel" else 1)
+        print(f"{name}: {times[name]:.3f} s  ({tokens} token passes; memory bound "
+              f"{reads * weight_bytes / bw / 1e9:.3f} s, compute bound {tokens * flop_per_token / gflops / 1e9:.3f} s)")
+    names = list(runs)
+    parallel, sequential = times[names[2]], times[names[3]]
     print(f"ratio token-by-token / parallel: {sequential / parallel:.2f}x")
     return 0
 

@@ -25,4 +25,5 @@ def test_cache_is_reused_and_a_damaged_one_is_rebuilt(tmp_path):
     assert rebuilt == folder and llm._cache_is_complete(folder) and weights.stat().st_size == size
     model, tok = llm.load_base(str(folder))
     assert model.config.model_type == "llama" and tok("hello").input_ids
+    assert getattr(model, "hf_quantizer", None) is None  # plain weights, not the GGUF loader's
     assert not [p for p in os.listdir(tmp_path / "base") if p.startswith("smollm2.")]  # no temp folders left

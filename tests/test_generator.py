@@ -205,6 +205,10 @@ def test_user_adapter_trains_from_a_folder_of_bvh(tiny_weights, tmp_path):
                            "--out", str(tiny_weights), "--base-model", str(tiny_weights)],
                           capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
     assert same.returncode == 2 and "never overwritten" in same.stderr
+    again = subprocess.run([sys.executable, "-m", "backend", "train", "generator", "--init-from", str(tiny_weights),
+                            "--out", str(tiny_weights)], capture_output=True, text=True, env=env, cwd=tmp_path,
+                           timeout=120)
+    assert again.returncode == 2 and "never overwritten" in again.stderr
 
 
 def test_engine_decodes_token_by_token_too(tiny_weights):
