@@ -162,9 +162,16 @@ def _eval_t2m(args: argparse.Namespace) -> int:
     return 0
 
 
+def _copy_tokenizer(source: Path, out: Path) -> None:
+    """A generator trained on top of another keeps its tokenizer, so the folder loads on its own."""
+    import shutil
+
+    for name in ("tokenizer.json", "tokenizer.safetensors"):
+        shutil.copy(source / name, out / name)
+
+
 def _train_generator(args: argparse.Namespace) -> int:
     import json
-    import shutil
 
     from . import dataset
     from .generator import GeneratorConfig
@@ -177,16 +184,15 @@ def _train_generator(args: argparse.Namespace) -> int:
     if init is not None and init.resolve() == out.resolve():
         raise ValueError("--out must differ from --init-from; a trained model is never overwritten in place")
     ds = dataset.load(Path(args.cache) if args.cache else None)
-    tokenizer = MotionTokenizer.from_pretrained(Path(args.tokenizer) if args.tokenizer else init or out)
+    tokenizer_dir = Path(args.tokenizer) if args.tokenizer else init or out
+    tokenizer = MotionTokenizer.from_pretrained(tokenizer_dir)
     config = GeneratorConfig(base=args.base, lora_r=args.lora_r, lora_alpha=2 * args.lora_r)
     rates = {"lr": args.lr, "new_token_lr": 4 * args.lr} if args.lr else {}
     training = GeneratorTraining(steps=args.steps, batch=args.batch, seed=args.seed, minutes=args.minutes,
                                  threads=args.threads, device=args.device, **rates)
     _, result = train(ds, tokenizer, config, training, out, resume=not args.restart, init_from=init)
-    if init is not None:  # the folder must load on its own
-        for name in ("tokenizer.json", "tokenizer.safetensors"):
-            if not (out / name).exists():
-                shutil.copy(init / name, out / name)
+    if tokenizer_dir.resolve() != out.resolve():
+        _copy_tokenizer(tokenizer_dir, out)
     print(json.dumps({k: result[k] for k in ("steps", "train_seconds", "tokens_per_second", "final_loss")}))
     print(f"wrote {out / 'adapter'}, {out / 'new_tokens.safetensors'} and {out / 'generator_loss.png'}")
     return 0
@@ -195,7 +201,6 @@ def _train_generator(args: argparse.Namespace) -> int:
 def _train_adapter(args: argparse.Namespace) -> int:
     """A user's own LoRA adapter, trained on their BVH files on top of the default model."""
     import json
-    import shutil
 
     from . import dataset
     from .paths import default_cache_dir, default_weights_dir
@@ -219,8 +224,7 @@ def _train_adapter(args: argparse.Namespace) -> int:
                                  save_every=max(1, args.steps // 4), minutes=args.minutes, lr=args.lr,
                                  device=args.device)
     _, result = train(ds, tokenizer, None, training, out, init_from=base, splits=("train", "val", "test"))
-    shutil.copy(base / "tokenizer.json", out / "tokenizer.json")
-    shutil.copy(base / "tokenizer.safetensors", out / "tokenizer.safetensors")
+    _copy_tokenizer(base, out)
     print(json.dumps({k: result[k] for k in ("steps", "train_seconds", "final_loss")}))
     print(f"adapter written to {out}; use it with --weights {out} or pick it in the add-on's Backend panel")
     return 0

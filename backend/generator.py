@@ -207,16 +207,9 @@ class MotionLM(nn.Module):
         Rows of different lengths are right-padded: -> (cache, starts (R,) where each row's
         motion begins, keep (R, P) the prefix keys that are not padding, last hidden (R, H))."""
         device = self.new_tokens.weight.device
-        heads = []
-        for text in texts:
-            seq, start = self.sequence(task, text, [])
-            heads.append(seq[:start])
-        P = max(len(h) for h in heads)
-        ids = torch.full((len(heads), P), self.eos_id, dtype=torch.long, device=device)
-        keep = torch.zeros((len(heads), P), dtype=torch.bool, device=device)
-        for r, head in enumerate(heads):
-            ids[r, : len(head)] = torch.tensor(head, device=device)
-            keep[r, : len(head)] = True
+        heads = [self.sequence(task, text, [])[0][:-1] for text in texts]  # all but <|/mot|>
+        batch = self.collate([(head, 0, 0, [], -1) for head in heads])  # right-padded, as in training
+        ids, keep = batch.ids.to(device), batch.valid.to(device)
         out = self.hidden(ids, torch.zeros_like(keep), keep, use_cache=True)
         starts = keep.sum(1)
         last = out.last_hidden_state[torch.arange(len(heads), device=device), starts - 1]

@@ -197,8 +197,8 @@ class Retarget:
                     twist = np.concatenate([turn[:, :1], (turn[:, 1:] @ axis)[:, None] * axis], axis=-1)
                     twist = rot.normalize(np.where(np.linalg.norm(twist, axis=-1, keepdims=True) < 1e-9,
                                                    rot.identity(), twist))
-                    share = rot.slerp(rot.identity((T,)), twist, share)
-                    basis[:, b] = rot.multiply(rot.multiply(rot.conjugate(R[b]), share), R[b])
+                    part = rot.slerp(rot.identity((T,)), twist, share)
+                    basis[:, b] = rot.multiply(rot.multiply(rot.conjugate(R[b]), part), R[b])
                     W[:, b] = rot.multiply(at_rest, basis[:, b])
                 elif b in self.between:  # a share of the turn from the bone above to the one below
                     a, c, share = self.between[b]
