@@ -128,6 +128,18 @@ def mirror_content(content: str) -> str:
     return content
 
 
+def mirror_labels(content: str, style: str, captions: list[str], name: str) -> tuple[str, list[str]] | None:
+    """The content label and captions of a clip's left/right mirror, or None where a free-text
+    caption names a side its label does not carry (the mirror would be captioned wrongly)."""
+    mirrored = mirror_content(content)
+    relabel = bool(captions) and mirrored != content and content != "unlabelled"
+    texts = captions_for(mirrored, style, seed=name) if relabel else list(captions)
+    sided = any(w.strip(".,;!?") in ("left", "right") for t in texts for w in t.lower().split())
+    if sided and not relabel:
+        return None
+    return mirrored, texts
+
+
 def _words(text: str) -> set[str]:
     return {w.strip(".,!?;:").lower() for w in text.replace("-", " ").split()} - {"a", "the", "with", "to", "and", "in"}
 

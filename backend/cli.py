@@ -103,7 +103,8 @@ def _train_evaluator(args: argparse.Namespace) -> int:
 
     ds = dataset.load(Path(args.cache) if args.cache else None)
     out = Path(args.out) if args.out else default_weights_dir() / "evaluator"
-    _, result = train(ds, out, EvaluatorTraining(steps=args.steps, seed=args.seed, threads=args.threads))
+    _, result = train(ds, out, EvaluatorTraining(steps=args.steps, seed=args.seed, threads=args.threads,
+                                                      mirror=not args.no_mirror))
     print(json.dumps(result, indent=1))
     print(f"wrote {out / 'evaluator.safetensors'}")
     return 0
@@ -404,6 +405,7 @@ def build_parser() -> argparse.ArgumentParser:
     te.add_argument("--steps", type=int, default=1500)
     te.add_argument("--seed", type=int, default=0)
     te.add_argument("--threads", type=int, default=0)
+    te.add_argument("--no-mirror", action="store_true", help="train on the clips as recorded only")
     te.add_argument("--cache", help="dataset cache folder (default: cache/)")
     te.add_argument("--out", help="output folder (default: weights/default/evaluator)")
     te.set_defaults(func=_train_evaluator)

@@ -65,7 +65,8 @@ def frechet(a: np.ndarray, b: np.ndarray) -> float:
     s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
     # tr sqrt(s1 s2) from the eigenvalues of s1 s2 (real and >= 0 for covariances).
     eig = np.clip(np.linalg.eigvals(s1 @ s2).real, 0, None)
-    return float(np.sum((mu1 - mu2) ** 2) + np.trace(s1) + np.trace(s2) - 2 * np.sqrt(eig).sum())
+    d = np.sum((mu1 - mu2) ** 2) + np.trace(s1) + np.trace(s2) - 2 * np.sqrt(eig).sum()
+    return max(float(d), 0.0)  # a set against itself lands a hair below 0 from round-off
 
 
 def r_precision(text: np.ndarray, motion: np.ndarray, rng: np.random.Generator, batch: int = 32):

@@ -70,14 +70,10 @@ def tokenize_split(ds: Dataset, tokenizer: MotionTokenizer, split: str, mirror: 
     for c in tqdm(ds.split(split), desc=f"tokenizing {split}", unit="clip"):
         f = ds.clip_features(c)
         out.append(TokenClip(tokenizer.encode(f), c.captions or [""], c.content, c.style))
-        if mirror:
-            content = cap.mirror_content(c.content)
-            relabel = c.captions and content != c.content and c.content != "unlabelled"
-            texts = cap.captions_for(content, c.style, seed=c.name) if relabel else (c.captions or [""])
-            sided = any(w.strip(".,;!?") in ("left", "right") for t in texts for w in t.lower().split())
-            if sided and not relabel:
-                continue  # a free-text caption that names a side would be wrong for the mirror
-            out.append(TokenClip(tokenizer.encode(mirrored_features(f)), texts, content, c.style))
+        labels = cap.mirror_labels(c.content, c.style, c.captions, c.name) if mirror else None
+        if labels is not None:
+            content, texts = labels
+            out.append(TokenClip(tokenizer.encode(mirrored_features(f)), texts or [""], content, c.style))
     return out
 
 

@@ -90,6 +90,15 @@ def test_captions_are_varied_and_deterministic():
     assert captions.captions_for("moonwalk", "sleepy", n=2)  # unknown labels still caption
 
 
+def test_mirror_labels_swap_sides_and_keep_the_rest():
+    content, texts = captions.mirror_labels("wave-left-hand", "elderly", ["An old man waves the left hand."], "c1")
+    assert content == "wave-right-hand"
+    assert all("right" in t and "left" not in t for t in texts)
+    assert captions.mirror_labels("walk", "happy", ["A happy person walks."], "c2") == ("walk", ["A happy person walks."])
+    # A free caption naming a side on a label without one cannot be mirrored truthfully.
+    assert captions.mirror_labels("walk", "normal", ["someone limps on the left leg"], "c3") is None
+
+
 def test_cli_builds_and_prints_the_summary(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     run = subprocess.run([sys.executable, "-m", "backend", "data", "build", "--source",
