@@ -77,6 +77,53 @@ STYLE_ADVERBS: dict[str, tuple[str, ...]] = {
     "chimpira": ("like a thug", "with a swagger", "menacingly"),
 }
 
+# More wordings, used only to widen the generator's training captions (the dataset's captions,
+# and so the evaluation's test captions, come from the tables above). Kept free of the words that
+# the out-of-template prompts (backend/eval_t2m.py) use, so those stay a test of free wording.
+MORE_CONTENT_PHRASES: dict[str, tuple[str, ...]] = {
+    "walk": ("walks", "goes for a walk", "paces forward", "ambles forward",
+             "steps forward one foot after the other", "makes their way forward on foot"),
+    "run": ("runs", "runs steadily", "moves forward running", "starts running",
+            "goes jogging"),
+    "dash": ("sprints", "bolts forward", "runs as hard as possible"),
+    "walk-back": ("backs away", "retreats one step at a time", "walks in reverse"),
+    "walk-left": ("sidesteps to the left", "moves sideways leftward", "crosses to the left with side steps"),
+    "walk-right": ("sidesteps to the right", "moves sideways rightward", "crosses to the right with side steps"),
+    "walk-turn-left": ("walks and then turns left", "makes a left turn on foot", "walks, taking a left turn",
+                       "heads to the left on foot"),
+    "walk-turn-right": ("walks and then turns right", "makes a right turn on foot",
+                        "walks, taking a right turn", "heads to the right on foot"),
+    "wave-both-hands": ("waves hi with both hands", "gives a wave with two hands", "waves both hands side to side"),
+    "wave-left-hand": ("waves hi with the left hand", "waves the left hand side to side",
+                       "signals with a wave of the left hand"),
+    "wave-right-hand": ("waves hi with the right hand", "waves the right hand side to side",
+                        "signals with a wave of the right hand"),
+    "raise-up-both-hands": ("raises both arms overhead", "lifts both hands above the head", "holds both arms up",
+                            "reaches up with both hands", "stretches both arms upward"),
+    "raise-up-left-hand": ("raises the left arm overhead", "holds the left hand up", "reaches up with the left hand",
+                           "lifts the left hand above the head"),
+    "raise-up-right-hand": ("raises the right arm overhead", "holds the right hand up",
+                            "reaches up with the right hand", "lifts the right hand above the head"),
+}
+MORE_STYLE_SUBJECTS: dict[str, tuple[str, ...]] = {
+    "normal": ("an ordinary person", "an adult"),
+    "active": ("a sporty person", "a vigorous person", "someone brimming with energy"),
+    "elderly": ("a senior", "an aged person", "an old person"),
+    "exhausted": ("a fatigued person", "a drained person", "someone out of breath"),
+    "feminine": ("an elegant woman", "a poised woman"),
+    "masculine": ("a manly man", "a rugged man", "a strong man"),
+    "youthful": ("a young child", "a small child", "a schoolchild"),
+}
+MORE_STYLE_ADVERBS: dict[str, tuple[str, ...]] = {
+    "normal": ("in an ordinary way", "calmly"),
+    "active": ("vigorously", "briskly", "with vigour"),
+    "elderly": ("stiffly", "carefully, like an aged person", "with slow, stiff movements"),
+    "exhausted": ("sluggishly", "with heavy fatigue", "limply"),
+    "feminine": ("delicately", "with feminine grace", "softly"),
+    "masculine": ("in a manly way", "ruggedly", "with broad, strong movements"),
+    "youthful": ("childishly", "with childlike energy", "in a childlike way"),
+}
+
 TEMPLATES = (
     "{subject} {verb}.",
     "{subject} {verb} {adverb}.",
@@ -95,8 +142,9 @@ def normalize_style(name: str) -> str:
     return STYLE_ALIASES.get(name, name)
 
 
-def captions_for(content: str, style: str, n: int = 6, seed: int | str = 0) -> list[str]:
-    """n distinct paraphrases for a clip of `content` in `style` (normalised names).
+def captions_for(content: str, style: str, n: int = 6, seed: int | str = 0, wide: bool = False) -> list[str]:
+    """n distinct paraphrases for a clip of `content` in `style` (normalised names); `wide`
+    draws on the MORE_* wordings too.
 
     Unknown labels still give a caption built from the label text itself, so a user's own
     labels work without editing this table.
@@ -105,6 +153,10 @@ def captions_for(content: str, style: str, n: int = 6, seed: int | str = 0) -> l
     verbs = CONTENT_PHRASES.get(content, (content.replace("-", " "),))
     subjects = STYLE_SUBJECTS.get(style, (f"a {style.replace('-', ' ')} person",))
     adverbs = STYLE_ADVERBS.get(style, (f"in a {style.replace('-', ' ')} way",))
+    if wide:
+        verbs += MORE_CONTENT_PHRASES.get(content, ())
+        subjects += MORE_STYLE_SUBJECTS.get(style, ())
+        adverbs += MORE_STYLE_ADVERBS.get(style, ())
     rng = random.Random(f"{content}|{style}|{seed}")
     pool = []
     for t in TEMPLATES:

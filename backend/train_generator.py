@@ -37,6 +37,7 @@ class GeneratorTraining:
     next_share: float = 0.15     # fraction that are causal next-token text-to-motion
     span_share: float = 0.3      # fraction of masked examples masked as spans (in-betweening)
     text_dropout: float = 0.1
+    wide_captions: int = 12      # more paraphrases per labelled clip, from the wider wordings (0: none)
     mirror: bool = True
     bf16: bool = True
     seed: int = 0
@@ -63,16 +64,28 @@ class TokenClip:
     style: str
 
 
-def tokenize_split(ds: Dataset, tokenizer: MotionTokenizer, split: str, mirror: bool) -> list[TokenClip]:
+def widen(captions: list[str], content: str, style: str, name: str, n: int) -> list[str]:
+    """A labelled clip's template captions plus n paraphrases in the wider wordings; a user's
+    own captions are kept as they are."""
+    if not n or content == "unlabelled" or captions != cap.captions_for(content, style, seed=name):
+        return captions
+    more = cap.captions_for(content, style, n=n, seed=f"{name}|wide", wide=True)
+    return captions + [t for t in more if t not in captions]
+
+
+def tokenize_split(ds: Dataset, tokenizer: MotionTokenizer, split: str, mirror: bool,
+                   wide_captions: int = 0) -> list[TokenClip]:
     """Motion tokens for every clip of a split (and its mirror, captions relabelled). Clips
     without captions get an empty text and teach motion infill only."""
     out = []
     for c in tqdm(ds.split(split), desc=f"tokenizing {split}", unit="clip"):
         f = ds.clip_features(c)
-        out.append(TokenClip(tokenizer.encode(f), c.captions or [""], c.content, c.style))
+        texts = widen(c.captions, c.content, c.style, c.name, wide_captions)
+        out.append(TokenClip(tokenizer.encode(f), texts or [""], c.content, c.style))
         labels = cap.mirror_labels(c.content, c.style, c.captions, c.name) if mirror else None
         if labels is not None:
             content, texts = labels
+            texts = widen(texts, content, c.style, c.name, wide_captions)
             out.append(TokenClip(tokenizer.encode(mirrored_features(f)), texts or [""], content, c.style))
     return out
 
@@ -141,7 +154,7 @@ def train(ds: Dataset, tokenizer: MotionTokenizer, config: GeneratorConfig, trai
     if model.config.codebook_size != tokenizer.config.codebook_size:
         raise ValueError(f"the generator has {model.config.codebook_size} motion codes, "
                          f"the tokenizer {tokenizer.config.codebook_size}")
-    clips = [c for split in splits for c in tokenize_split(ds, tokenizer, split, training.mirror)]
+    clips = [c for split in splits for c in tokenize_split(ds, tokenizer, split, training.mirror, training.wide_captions)]
     if not clips:
         raise ValueError("no training clips to learn from")
     from .engine import pick_device

@@ -99,6 +99,30 @@ def test_mirror_labels_swap_sides_and_keep_the_rest():
     assert captions.mirror_labels("walk", "normal", ["someone limps on the left leg"], "c3") is None
 
 
+def _vocabulary(texts):
+    return {w.strip(".,").lower() for t in texts for w in t.replace("-", " ").split()}
+
+
+def test_wide_captions_use_no_new_word_of_the_out_of_template_prompts():
+    from backend.eval_t2m import OUT_OF_TEMPLATE
+
+    pairs = [(c, s) for c in captions.CONTENT_PHRASES for s in captions.STYLE_SUBJECTS]
+    base = _vocabulary(t for c, s in pairs for t in captions.captions_for(c, s, n=10**6))
+    wide = _vocabulary(t for c, s in pairs for t in captions.captions_for(c, s, n=10**6, wide=True))
+    assert len(wide - base) > 50  # the wider wordings do add words...
+    assert not (wide - base) & _vocabulary(p for p, _, _ in OUT_OF_TEMPLATE)  # ...none the prompts use
+
+
+def test_widen_adds_paraphrases_to_template_captions_only():
+    from backend.train_generator import widen
+
+    template = captions.captions_for("walk", "elderly", seed="clip7")
+    wide = widen(template, "walk", "elderly", "clip7", 12)
+    assert wide[: len(template)] == template and len(set(wide)) == len(wide) > len(template)
+    assert widen(["my own words"], "walk", "elderly", "clip7", 12) == ["my own words"]
+    assert widen(template, "walk", "elderly", "clip7", 0) == template
+
+
 def test_cli_builds_and_prints_the_summary(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     run = subprocess.run([sys.executable, "-m", "backend", "data", "build", "--source",
