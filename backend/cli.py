@@ -142,7 +142,8 @@ def _eval_t2m(args: argparse.Namespace) -> int:
 
     weights = Path(args.weights) if args.weights else default_weights_dir()
     ds = dataset.load(Path(args.cache) if args.cache else None)
-    evaluator = Evaluator.from_pretrained(Path(args.evaluator) if args.evaluator else default_weights_dir() / "evaluator")
+    evaluator_dir = Path(args.evaluator) if args.evaluator else default_weights_dir() / "evaluator"
+    evaluator = Evaluator.from_pretrained(evaluator_dir)
     engine = None if args.no_model else Engine(weights, device=args.device)
     sampling = _sampling(args)
     run = eval_t2m.Run(ds, evaluator, engine, sampling=sampling)
@@ -152,7 +153,10 @@ def _eval_t2m(args: argparse.Namespace) -> int:
     result = eval_t2m.summarise(runs)
     result["out_of_template"] = run.out_of_template(args.seed)
     result["protocol"] = {"runs": args.runs, "clips_per_run": min(args.clips, len(run.test)), "r_precision_batch": 32,
-                          "weights": str(weights), "sampling": vars(sampling)}
+                          "weights": str(weights), "sampling": vars(sampling), "evaluator": str(evaluator_dir),
+                          # how far the judge itself can be trusted: its accuracy on unseen clips
+                          "evaluator_validation": json.loads((evaluator_dir / "evaluator.json").read_text())
+                          .get("training", {}).get("validation")}
     print(eval_t2m.table(result))
     print("out of template prompts:", json.dumps(result["out_of_template"]))
     if args.json:
