@@ -151,7 +151,7 @@ def _eval_t2m(args: argparse.Namespace) -> int:
     runs = [run.once(args.seed + r, args.clips, args.mm_texts, args.mm_variations, bar.update) for r in range(args.runs)]
     bar.close()
     result = eval_t2m.summarise(runs)
-    result["out_of_template"] = run.out_of_template(args.seed)
+    result["out_of_template"] = run.out_of_template(tuple(args.seed + r for r in range(args.runs)))
     result["protocol"] = {"runs": args.runs, "clips_per_run": min(args.clips, len(run.test)), "r_precision_batch": 32,
                           "weights": str(weights), "sampling": vars(sampling), "evaluator": str(evaluator_dir),
                           # how far the judge itself can be trusted: its accuracy on unseen clips

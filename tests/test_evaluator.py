@@ -65,8 +65,10 @@ def test_protocol_rows_metrics_and_plot(chunked, trained, tiny_weights, tmp_path
             assert np.isfinite(result[row][m]) and np.isfinite(result[row][m + "_ci95"])
     assert result["real"]["fid"] < 1e-6 < result["model"]["fid"]  # the real set against itself
     assert result["model"]["multimodality"] > 0
-    ood = run.out_of_template()
+    ood = run.out_of_template(seeds=(0, 1))
     assert ood["prompts"] >= 30 and 0 <= ood["model"]["content_accuracy"] <= 1
+    assert len(ood["model"]["per_seed"]) == 2 and ood["model"]["content_accuracy"] == pytest.approx(
+        np.mean([r["content_accuracy"] for r in ood["model"]["per_seed"]]), abs=1e-4)
     eval_t2m.plot(result, tmp_path / "t2m.png")
     assert (tmp_path / "t2m.png").stat().st_size > 5_000
     json.dumps(result)

@@ -180,6 +180,7 @@ def test_rows_of_different_prefixes_pass_as_one_padded_batch(tiny_base):
 def test_user_adapter_trains_from_a_folder_of_bvh(tiny_weights, tmp_path):
     """`dynamicpose train adapter` on two labelled clips, on top of a model folder."""
     import os
+    import shutil
     import subprocess
     import sys
 
@@ -188,10 +189,14 @@ def test_user_adapter_trains_from_a_folder_of_bvh(tiny_weights, tmp_path):
     from backend.engine import Engine
     from conftest import DATA, ROOT
 
-    out = tmp_path / "studio"
+    out, base = tmp_path / "studio", tmp_path / "base"
+    shutil.copytree(tiny_weights, base)
+    meta = json.loads((base / "generator.json").read_text())
+    meta["training"] = {"steps": 3, "init_from": {"steps": 5}}  # a base with a lineage of its own
+    (base / "generator.json").write_text(json.dumps(meta))
     env = dict(os.environ, PYTHONPATH=str(ROOT), DYNAMICPOSE_CACHE=str(tmp_path / "cache"))
     run = subprocess.run([sys.executable, "-m", "backend", "train", "adapter", "--data", str(DATA / "bandai-1"),
-                          "--out", str(out), "--steps", "8", "--batch", "4", "--base-model", str(tiny_weights)],
+                          "--out", str(out), "--steps", "8", "--batch", "4", "--base-model", str(base)],
                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
     assert run.returncode == 0, run.stderr[-2000:]
     assert "adapter written to" in run.stdout
@@ -199,6 +204,8 @@ def test_user_adapter_trains_from_a_folder_of_bvh(tiny_weights, tmp_path):
     after = load_file(str(out / "adapter" / "adapter_model.safetensors"))
     assert before.keys() == after.keys()
     assert any(not torch.equal(before[k], after[k]) for k in before)
+    record = json.loads((out / "generator.json").read_text())["training"]
+    assert record["steps"] == 8 and record["init_from"] == {"steps": 3, "init_from": {"steps": 5}}
     clip = Engine(out, device="cpu").generate("a person bows", 1.0, seed=0)[0]
     assert clip.num_frames == 29  # 1 s = 20 model frames, 0.95 s span, 29 frames at 30 fps
     same = subprocess.run([sys.executable, "-m", "backend", "train", "adapter", "--data", str(DATA / "bandai-1"),
