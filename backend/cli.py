@@ -188,13 +188,14 @@ def _train_generator(args: argparse.Namespace) -> int:
     init = Path(args.init_from) if args.init_from else None
     if init is not None and init.resolve() == out.resolve():
         raise ValueError("--out must differ from --init-from; a trained model is never overwritten in place")
+    rates = {"lr": args.lr, "new_token_lr": 4 * args.lr} if args.lr else {}
+    training = GeneratorTraining(steps=args.steps, batch=args.batch, seed=args.seed, minutes=args.minutes,
+                                 threads=args.threads, device=args.device, wide_captions=args.wide_captions,
+                                 **rates)
     ds = dataset.load(Path(args.cache) if args.cache else None)
     tokenizer_dir = Path(args.tokenizer) if args.tokenizer else init or out
     tokenizer = MotionTokenizer.from_pretrained(tokenizer_dir)
     config = GeneratorConfig(base=args.base, lora_r=args.lora_r, lora_alpha=2 * args.lora_r)
-    rates = {"lr": args.lr, "new_token_lr": 4 * args.lr} if args.lr else {}
-    training = GeneratorTraining(steps=args.steps, batch=args.batch, seed=args.seed, minutes=args.minutes,
-                                 threads=args.threads, device=args.device, **rates)
     _, result = train(ds, tokenizer, config, training, out, resume=not args.restart, init_from=init)
     if tokenizer_dir.resolve() != out.resolve():
         _copy_tokenizer(tokenizer_dir, out)
@@ -393,6 +394,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "schedule; its tokenizer is used unless --tokenizer is given)")
     g.add_argument("--lr", type=float, default=None,
                    help="LoRA learning rate (new token rows: 4x); default 5e-4")
+    g.add_argument("--wide-captions", type=int, default=12,
+                   help="paraphrases per clip from the wider wordings, besides the template ones (0: none)")
     g.set_defaults(func=_train_generator)
 
     ib = tsub.add_parser("inbetweener", help="train the in-betweener (residual over interpolation)")

@@ -24,7 +24,8 @@ from .train_tokenizer import mirrored_features
 
 @dataclass
 class GeneratorTraining:
-    """How the generator is trained. Defaults reproduce the shipped weights."""
+    """How the generator is trained. The shipped weights came in sittings; each one's settings
+    are in their generator.json (`training`, then `init_from` for the one before)."""
 
     steps: int = 1500
     batch: int = 16
@@ -49,6 +50,8 @@ class GeneratorTraining:
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch < 1:
             raise ValueError("steps and batch must be at least 1")
+        if self.wide_captions < 0:
+            raise ValueError(f"wide_captions must be 0 or more, got {self.wide_captions}")
         if not 1 <= self.min_tokens <= self.max_tokens:
             raise ValueError(f"need 1 <= min_tokens <= max_tokens, got {self.min_tokens}, {self.max_tokens}")
         for name in ("caption_share", "next_share", "span_share", "text_dropout"):

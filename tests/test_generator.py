@@ -216,6 +216,11 @@ def test_user_adapter_trains_from_a_folder_of_bvh(tiny_weights, tmp_path):
                             "--out", str(tiny_weights)], capture_output=True, text=True, env=env, cwd=tmp_path,
                            timeout=120)
     assert again.returncode == 2 and "never overwritten" in again.stderr
+    bad = subprocess.run([sys.executable, "-m", "backend", "train", "generator", "--init-from", str(tiny_weights),
+                          "--out", str(tmp_path / "new"), "--wide-captions", "-1"], capture_output=True, text=True,
+                         env=env, cwd=tmp_path, timeout=120)
+    assert bad.returncode == 2 and "wide_captions must be 0 or more" in bad.stderr
+    assert not (tmp_path / "new").exists()  # refused before anything was written
 
 
 def test_engine_decodes_token_by_token_too(tiny_weights):
