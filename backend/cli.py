@@ -155,8 +155,7 @@ def _eval_t2m(args: argparse.Namespace) -> int:
     result["protocol"] = {"runs": args.runs, "clips_per_run": min(args.clips, len(run.test)), "r_precision_batch": 32,
                           "weights": str(weights), "sampling": vars(sampling), "evaluator": str(evaluator_dir),
                           # how far the judge itself can be trusted: its accuracy on unseen clips
-                          "evaluator_validation": json.loads((evaluator_dir / "evaluator.json").read_text())
-                          .get("training", {}).get("validation")}
+                          "evaluator_validation": (evaluator.training_record or {}).get("validation")}
     print(eval_t2m.table(result))
     print("out of template prompts:", json.dumps(result["out_of_template"]))
     if args.json:
@@ -188,10 +187,12 @@ def _train_generator(args: argparse.Namespace) -> int:
     init = Path(args.init_from) if args.init_from else None
     if init is not None and init.resolve() == out.resolve():
         raise ValueError("--out must differ from --init-from; a trained model is never overwritten in place")
-    rates = {"lr": args.lr, "new_token_lr": 4 * args.lr} if args.lr else {}
+    given = {"wide_captions": args.wide_captions}  # left out when not given: GeneratorTraining's defaults
+    if args.lr:
+        given.update(lr=args.lr, new_token_lr=4 * args.lr)
     training = GeneratorTraining(steps=args.steps, batch=args.batch, seed=args.seed, minutes=args.minutes,
-                                 threads=args.threads, device=args.device, wide_captions=args.wide_captions,
-                                 **rates)
+                                 threads=args.threads, device=args.device,
+                                 **{k: v for k, v in given.items() if v is not None})
     ds = dataset.load(Path(args.cache) if args.cache else None)
     tokenizer_dir = Path(args.tokenizer) if args.tokenizer else init or out
     tokenizer = MotionTokenizer.from_pretrained(tokenizer_dir)
@@ -394,8 +395,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "schedule; its tokenizer is used unless --tokenizer is given)")
     g.add_argument("--lr", type=float, default=None,
                    help="LoRA learning rate (new token rows: 4x); default 5e-4")
-    g.add_argument("--wide-captions", type=int, default=12,
-                   help="paraphrases per clip from the wider wordings, besides the template ones (0: none)")
+    g.add_argument("--wide-captions", type=int, default=None,
+                   help="paraphrases per clip from the wider wordings, besides the template ones "
+                        "(0: none); default 12")
     g.set_defaults(func=_train_generator)
 
     ib = tsub.add_parser("inbetweener", help="train the in-betweener (residual over interpolation)")

@@ -61,6 +61,7 @@ class Evaluator(nn.Module):
     def __init__(self, config: EvaluatorConfig):
         super().__init__()
         self.config = config
+        self.training_record: dict | None = None  # what training wrote in evaluator.json, once loaded
         self.motion = MotionEncoder(config)
         self.text = nn.Sequential(nn.Linear(config.text_size, config.width), nn.GELU(),
                                   nn.Linear(config.width, config.embed))
@@ -113,6 +114,7 @@ class Evaluator(nn.Module):
             raise ValueError(f"{meta_file} has format_version {meta.get('format_version')}, expected {FORMAT_VERSION}")
         model = cls(EvaluatorConfig(**meta["config"]))
         model.load_state_dict(load_file(str(Path(directory) / "evaluator.safetensors")))
+        model.training_record = meta.get("training")  # what training measured, its validation included
         return model.eval()
 
 

@@ -74,6 +74,7 @@ class MotionLM(nn.Module):
 
         self.config = config
         self.text_tokenizer = text_tokenizer
+        self.training_record: dict | None = None  # what training wrote in generator.json, once loaded
         base_model.requires_grad_(False)
         emb = base_model.get_input_embeddings().weight
         self.base_vocab = emb.shape[0]
@@ -347,6 +348,7 @@ class MotionLM(nn.Module):
             config.base = base
         model, tok = load_base(config.base, dtype, cache_dir)
         lm = cls(config, model, tok)
+        lm.training_record = meta.get("training")
         if lm.base_vocab != meta["base_vocab"]:
             raise ValueError(f"base model has {lm.base_vocab} tokens, the adapter expects {meta['base_vocab']}")
         rows = load_file(str(directory / "new_tokens.safetensors"))["new_tokens"]

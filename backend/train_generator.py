@@ -220,7 +220,7 @@ def train(ds: Dataset, tokenizer: MotionTokenizer, config: GeneratorConfig, trai
               "final_loss": {k: round(v, 4) for k, v in run.items() if v is not None}}
     if init_from is not None:
         # The parent's own record (and so its parents'), so the shipped weights carry their lineage.
-        result["init_from"] = json.loads((Path(init_from) / "generator.json").read_text()).get("training")
+        result["init_from"] = model.training_record
     model.save_pretrained(Path(out), extra={"training": result})
     save_loss_curve(history, Path(out) / "generator_loss.png", "motion LM (LoRA)")
     (Path(out) / "generator_metrics.json").write_text(json.dumps(result, indent=1))

@@ -48,6 +48,8 @@ def test_evaluator_learns_contents_and_reloads(chunked, trained):
     held = held_out_accuracy(model, chunked, "test")  # each held-out clip as recorded and mirrored
     assert held["mirrored"]["clips"] == held["as_recorded"]["clips"] == len(labelled(chunked, "test"))
     again = Evaluator.from_pretrained(out)
+    assert again.training_record["steps"] == 120  # eval t2m reports its validation accuracy from here
+    assert again.training_record["validation"] == trained[3]["validation"]
     assert np.allclose(again.embed_motions([chunked.clip_features(train[0])]), emb[:1], rtol=1e-4, atol=1e-3)
 
 
