@@ -118,7 +118,7 @@ class HTTPBackend:
     def info(self) -> dict:
         return self._call("GET", "/v1/info")
 
-    def generate(self, text: str, seconds: float, seed: int = 0, variations: int = 1, fps: float = 30.0,
+    def generate(self, text: str, seconds: float | None, seed: int = 0, variations: int = 1, fps: float = 30.0,
                  steps: int | None = None, progress: Progress = None, cancel: threading.Event | None = None) -> list[Motion]:
         state = self._job("/v1/generate", {"text": text, "seconds": seconds, "seed": seed, "variations": variations,
                                            "fps": fps, "steps": steps}, progress, cancel)
@@ -193,7 +193,7 @@ class EmbeddedBackend:
 
         return Sampling() if steps is None else Sampling(steps=steps)
 
-    def generate(self, text: str, seconds: float, seed: int = 0, variations: int = 1, fps: float = 30.0,
+    def generate(self, text: str, seconds: float | None, seed: int = 0, variations: int = 1, fps: float = 30.0,
                  steps: int | None = None, progress: Progress = None, cancel: threading.Event | None = None) -> list[Motion]:
         return self._run(lambda cb: self.engine.generate(text, seconds, seed=seed, variations=variations, fps=fps,
                                                          sampling=self._sampling(steps), on_step=cb), progress, cancel)

@@ -40,7 +40,8 @@ class DYNAMICPOSE_PT_generate(_Panel, bpy.types.Panel):
         layout.prop(s, "prompt", text="")
         row = layout.row(align=True)
         row.prop(s, "length_unit", expand=True)
-        layout.prop(s, "seconds" if s.length_unit == "SECONDS" else "frames")
+        if s.length_unit != "AUTO":
+            layout.prop(s, "seconds" if s.length_unit == "SECONDS" else "frames")
         layout.prop(s, "seed")
         layout.prop(s, "variations")
         layout.prop(s, "target")

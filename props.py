@@ -23,7 +23,9 @@ class DynamicPoseSettings(bpy.types.PropertyGroup):
     # Generate
     prompt: StringProperty(name="Prompt", default="a person walks forward",
                            description="What the character does, in plain words")
-    length_unit: EnumProperty(name="Length in", items=[("SECONDS", "Seconds", ""), ("FRAMES", "Frames", "")])
+    length_unit: EnumProperty(name="Length in", items=[
+        ("AUTO", "Auto", "As long as the prompt suggests (a raised hand is short, a walk long)"),
+        ("SECONDS", "Seconds", ""), ("FRAMES", "Frames", "")], default="SECONDS")
     seconds: FloatProperty(name="Seconds", default=4.0, min=0.1, max=MAX_SECONDS, precision=1)
     frames: IntProperty(name="Frames", default=120, min=2, max=int(MAX_SECONDS * 120))
     seed: IntProperty(name="Seed", default=0, min=0, description="Same seed, same prompt: same motion")
@@ -50,5 +52,8 @@ class DynamicPoseSettings(bpy.types.PropertyGroup):
     # Backend status, shown in the panel
     status: StringProperty(name="Status", default="not started")
 
-    def length_seconds(self, fps: float) -> float:
+    def length_seconds(self, fps: float) -> float | None:
+        """The length asked for; None: let the backend read it from the prompt."""
+        if self.length_unit == "AUTO":
+            return None
         return self.seconds if self.length_unit == "SECONDS" else self.frames / fps

@@ -110,6 +110,22 @@ def _train_evaluator(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_length(args: argparse.Namespace) -> int:
+    import json
+
+    from . import dataset
+    from .length import LengthTraining, train
+    from .paths import default_weights_dir
+
+    training = LengthTraining(steps=args.steps, seed=args.seed)  # bad values stop here, before any loading
+    ds = dataset.load(Path(args.cache) if args.cache else None)
+    out = Path(args.out) if args.out else default_weights_dir() / "length"
+    _, result = train(ds, out, training)
+    print(json.dumps(result, indent=1))
+    print(f"wrote {out / 'length.safetensors'}")
+    return 0
+
+
 def _sampling_args(p: argparse.ArgumentParser) -> None:
     from .sampling import Sampling
 
@@ -140,6 +156,9 @@ def _eval_t2m(args: argparse.Namespace) -> int:
     from .evaluator import Evaluator
     from .paths import default_weights_dir
 
+    for name in ("runs", "clips", "oot_seeds"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
     weights = Path(args.weights) if args.weights else default_weights_dir()
     ds = dataset.load(Path(args.cache) if args.cache else None)
     evaluator_dir = Path(args.evaluator) if args.evaluator else default_weights_dir() / "evaluator"
@@ -151,8 +170,9 @@ def _eval_t2m(args: argparse.Namespace) -> int:
     runs = [run.once(args.seed + r, args.clips, args.mm_texts, args.mm_variations, bar.update) for r in range(args.runs)]
     bar.close()
     result = eval_t2m.summarise(runs)
-    result["out_of_template"] = run.out_of_template(tuple(args.seed + r for r in range(args.runs)))
+    result["out_of_template"] = run.out_of_template(tuple(args.seed + r for r in range(args.oot_seeds)))
     result["protocol"] = {"runs": args.runs, "clips_per_run": min(args.clips, len(run.test)), "r_precision_batch": 32,
+                          "out_of_template_seeds": args.oot_seeds, "out_of_template_lengths": "length estimator",
                           "weights": str(weights), "sampling": vars(sampling), "evaluator": str(evaluator_dir),
                           # how far the judge itself can be trusted: its accuracy on unseen clips
                           "evaluator_validation": (evaluator.training_record or {}).get("validation")}
@@ -419,6 +439,13 @@ def build_parser() -> argparse.ArgumentParser:
     te.add_argument("--out", help="output folder (default: weights/default/evaluator)")
     te.set_defaults(func=_train_evaluator)
 
+    tl = tsub.add_parser("length", help="train the text-to-length estimator (for prompts given without a length)")
+    tl.add_argument("--steps", type=int, default=3000)
+    tl.add_argument("--seed", type=int, default=0)
+    tl.add_argument("--cache", help="dataset cache folder (default: cache/)")
+    tl.add_argument("--out", help="output folder (default: weights/default/length)")
+    tl.set_defaults(func=_train_length)
+
     ad = tsub.add_parser("adapter", help="train your own LoRA adapter from a folder of BVH files")
     ad.add_argument("--data", action="append", required=True, metavar="DIR",
                     help="folder of BVH files (optional NAME.txt captions or NAME.json labels); repeatable")
@@ -433,7 +460,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     gen = sub.add_parser("generate", help="text to motion: write a clip and a preview picture")
     gen.add_argument("--text", required=True)
-    gen.add_argument("--seconds", type=float, default=4.0)
+    gen.add_argument("--seconds", type=float, help="length (default: as long as the text suggests)")
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--variations", type=int, default=1)
     _sampling_args(gen)
@@ -484,6 +511,8 @@ def build_parser() -> argparse.ArgumentParser:
     et.add_argument("--clips", type=int, default=128, help="test clips per run")
     et.add_argument("--mm-texts", type=int, default=8, help="captions used for multimodality")
     et.add_argument("--mm-variations", type=int, default=4, help="variations per caption for multimodality")
+    et.add_argument("--oot-seeds", type=int, default=10,
+                    help="seeds for the out-of-template prompts (32 prompts each, about 10 s a seed)")
     et.add_argument("--seed", type=int, default=0)
     _sampling_args(et)
     et.add_argument("--device", default="auto")

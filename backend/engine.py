@@ -39,6 +39,8 @@ class Engine:
                  base: str | None = None, cache_dir: Path | None = None):
         t0 = time.perf_counter()
         self.weights = Path(weights) if weights else default_weights_dir()
+        self.cache_dir = cache_dir
+        self._length = None  # (estimator, sentence features), loaded on the first prompt without a length
         self.device = pick_device(device)
         if dtype == "auto":  # bf16 halves memory traffic; on this class of CPU it is ~2x faster
             dtype = "bfloat16"
@@ -80,13 +82,32 @@ class Engine:
 
     # -- tasks -------------------------------------------------------------------------------
     @torch.no_grad()
-    def generate(self, text: str, seconds: float, seed: int = 0, variations: int = 1,
+    def length_for(self, text: str) -> float:
+        """Seconds of motion the text suggests, for prompts given without a length: the length
+        estimator (backend/length.py) of these weights, or of the default weights."""
+        if self._length is None:
+            from .length import LengthEstimator
+            from .llm import TextFeatures
+
+            own = self.weights / "length"
+            est = LengthEstimator.from_pretrained(own if own.is_dir() else default_weights_dir() / "length")
+            self._length = est, TextFeatures(est.config.base, self.cache_dir)
+        est, tf = self._length
+        if not text.strip():  # nothing to read a length from: the typical training clip's
+            return float((est.training_record or {}).get("train_median_seconds", 4.0))
+        return float(min(est.seconds(tf([text]))[0], MAX_SECONDS))
+
+    @torch.no_grad()
+    def generate(self, text: str, seconds: float | None = None, seed: int = 0, variations: int = 1,
                  sampling: Sampling | None = None, fps: float = 30.0, on_step=None) -> list[Motion]:
-        """Text to motion: `variations` clips of `seconds` at `fps`. on_step(done, total) reports
-        progress after each decoding pass and may raise to cancel."""
+        """Text to motion: `variations` clips of `seconds` (None: as long as the text suggests)
+        at `fps`. on_step(done, total) reports progress after each decoding pass and may raise
+        to cancel."""
         sampling = sampling or Sampling()
         if not isinstance(text, str) or len(text) > MAX_TEXT:
             raise ValueError(f"text must be a string of at most {MAX_TEXT} characters")
+        if seconds is None:
+            seconds = self.length_for(text)
         if not 1 <= variations <= 16:
             raise ValueError(f"variations must be 1..16, got {variations}")
         frames = self._frames(seconds)

@@ -22,6 +22,7 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from .dataset import Dataset
+from .llm import TextFeatures
 
 FORMAT_VERSION = 1
 
@@ -116,29 +117,6 @@ class Evaluator(nn.Module):
         model.load_state_dict(load_file(str(Path(directory) / "evaluator.safetensors")))
         model.training_record = meta.get("training")  # what training measured, its validation included
         return model.eval()
-
-
-class TextFeatures:
-    """Frozen SmolLM2 sentence features (mean of the last hidden states), memoised."""
-
-    def __init__(self, base: str | None = None, cache_dir: Path | None = None):
-        from .llm import DEFAULT_BASE, load_base
-
-        self.model, self.tok = load_base(base or DEFAULT_BASE, torch.float32, cache_dir)
-        self.size = self.model.config.hidden_size
-        self.memo: dict[str, np.ndarray] = {}
-
-    @torch.no_grad()
-    def __call__(self, texts: list[str], batch: int = 64) -> np.ndarray:
-        todo = sorted({t for t in texts if t not in self.memo})
-        for i in range(0, len(todo), batch):
-            chunk = todo[i: i + batch]
-            enc = self.tok(chunk, return_tensors="pt", padding=True, truncation=True, max_length=64)
-            h = self.model.model(input_ids=enc.input_ids, attention_mask=enc.attention_mask).last_hidden_state
-            m = enc.attention_mask[..., None].float()
-            pooled = ((h * m).sum(1) / m.sum(1)).numpy()
-            self.memo.update(zip(chunk, pooled))
-        return np.stack([self.memo[t] for t in texts])
 
 
 # -- training ------------------------------------------------------------------------------

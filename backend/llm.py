@@ -7,6 +7,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from .basemodel import GGUF_FILE, GGUF_SHA256, verify_gguf
@@ -102,3 +103,26 @@ def load_base(base: str = DEFAULT_BASE, dtype: torch.dtype = torch.float32,
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, use_safetensors=True)
     tokenizer = AutoTokenizer.from_pretrained(folder)
     return model.eval(), tokenizer
+
+
+class TextFeatures:
+    """Frozen base-LLM sentence features (mean of the last hidden states), memoised: what the
+    evaluator and the length estimator read text through."""
+
+    def __init__(self, base: str | None = None, cache_dir: Path | None = None):
+        self.base = base or DEFAULT_BASE
+        self.model, self.tok = load_base(self.base, torch.float32, cache_dir)
+        self.size = self.model.config.hidden_size
+        self.memo: dict[str, np.ndarray] = {}
+
+    @torch.no_grad()
+    def __call__(self, texts: list[str], batch: int = 64) -> np.ndarray:
+        todo = sorted({t for t in texts if t not in self.memo})
+        for i in range(0, len(todo), batch):
+            chunk = todo[i: i + batch]
+            enc = self.tok(chunk, return_tensors="pt", padding=True, truncation=True, max_length=64)
+            h = self.model.model(input_ids=enc.input_ids, attention_mask=enc.attention_mask).last_hidden_state
+            m = enc.attention_mask[..., None].float()
+            pooled = ((h * m).sum(1) / m.sum(1)).numpy()
+            self.memo.update(zip(chunk, pooled))
+        return np.stack([self.memo[t] for t in texts])

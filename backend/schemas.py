@@ -62,7 +62,8 @@ class MotionData(Strict):
 
 class GenerateRequest(Strict):
     text: str = Field(max_length=MAX_TEXT)
-    seconds: float = Field(gt=0, le=MAX_SECONDS)
+    seconds: float | None = Field(None, gt=0, le=MAX_SECONDS,
+                                  description="length; left out or null: as long as the text suggests")
     seed: int = Field(0, ge=0, le=2**31 - 1)
     variations: int = Field(1, ge=1, le=16)
     steps: int = Field(DEFAULT_SAMPLING.steps, ge=1, le=64, description="parallel decoding passes")

@@ -76,6 +76,17 @@ def widen(captions: list[str], content: str, style: str, name: str, n: int) -> l
     return captions + [t for t in more if t not in captions]
 
 
+def clip_texts(clip, mirror: bool, wide_captions: int = 0) -> list[tuple[bool, str, list[str]]]:
+    """What a clip teaches as text: (mirrored, content, captions) for the clip as recorded and,
+    with `mirror`, for its left/right mirror (captions relabelled; left out where unsafe)."""
+    out = [(False, clip.content, widen(clip.captions, clip.content, clip.style, clip.name, wide_captions))]
+    labels = cap.mirror_labels(clip.content, clip.style, clip.captions, clip.name) if mirror else None
+    if labels is not None:
+        content, texts = labels
+        out.append((True, content, widen(texts, content, clip.style, clip.name, wide_captions)))
+    return out
+
+
 def tokenize_split(ds: Dataset, tokenizer: MotionTokenizer, split: str, mirror: bool,
                    wide_captions: int = 0) -> list[TokenClip]:
     """Motion tokens for every clip of a split (and its mirror, captions relabelled). Clips
@@ -83,13 +94,9 @@ def tokenize_split(ds: Dataset, tokenizer: MotionTokenizer, split: str, mirror: 
     out = []
     for c in tqdm(ds.split(split), desc=f"tokenizing {split}", unit="clip"):
         f = ds.clip_features(c)
-        texts = widen(c.captions, c.content, c.style, c.name, wide_captions)
-        out.append(TokenClip(tokenizer.encode(f), texts or [""], c.content, c.style))
-        labels = cap.mirror_labels(c.content, c.style, c.captions, c.name) if mirror else None
-        if labels is not None:
-            content, texts = labels
-            texts = widen(texts, content, c.style, c.name, wide_captions)
-            out.append(TokenClip(tokenizer.encode(mirrored_features(f)), texts or [""], content, c.style))
+        for mirrored, content, texts in clip_texts(c, mirror, wide_captions):
+            codes = tokenizer.encode(mirrored_features(f) if mirrored else f)
+            out.append(TokenClip(codes, texts or [""], content, c.style))
     return out
 
 

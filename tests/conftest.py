@@ -68,7 +68,8 @@ def tiny_model(tiny_base, **kw):
 
 @pytest.fixture(scope="session")
 def tiny_weights(tiny_base, tmp_path_factory):
-    """A complete model folder (tokenizer + generator) with tiny random weights."""
+    """A complete model folder (tokenizer, generator, in-betweener, length estimator) with tiny
+    random weights."""
     import numpy as np
 
     from backend.tokenizer import MotionTokenizer, TokenizerConfig
@@ -86,6 +87,11 @@ def tiny_weights(tiny_base, tmp_path_factory):
     ib = Inbetweener(InbetweenerConfig(width=32, layers=1, heads=2))
     torch.nn.init.normal_(ib.out.weight, std=0.01)  # not plain interpolation: the residual path shows
     ib.save_pretrained(folder)
+    from backend.length import LengthConfig, LengthEstimator
+
+    torch.manual_seed(4)  # untrained: any length it reads is fine, as long as the engine keeps to it
+    LengthEstimator(LengthConfig(base=str(tiny_base), text_size=64)).eval().save_pretrained(
+        folder / "length", extra={"training": {"train_median_seconds": 2.0}})
     return folder
 
 

@@ -347,6 +347,19 @@ def test_generate_follows_the_scene_frame_rate(dp):
         assert (np.sum(q[1:] * q[:-1], axis=1) > 0).all()
 
 
+def test_generate_with_an_automatic_length(dp, tiny_weights):
+    bpy = dp
+    obj = rig(bpy, "bandai")
+    s = bpy.context.scene.dynamicpose
+    s.prompt, s.length_unit, s.start_frame = "a person raises the right hand", "AUTO", 1
+    assert bpy.ops.dynamicpose.generate() == {"FINISHED"}
+    from backend.engine import Engine
+
+    seconds = Engine(tiny_weights, device="cpu", dtype="float32").length_for(s.prompt)
+    first, last = obj.animation_data.action.frame_range
+    assert abs((last - first + 1) - seconds * bpy.context.scene.render.fps) <= 2
+
+
 def test_work_runs_on_a_thread_reports_progress_and_cancels(dp):
     """Background Blender runs execute, which drives the same steps the modal timer drives in the
     UI: the model works on a thread, each step reports progress, and a cancel (Esc, or the panel's

@@ -26,7 +26,8 @@ def chunked(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def trained(chunked, tiny_base, tmp_path_factory):
-    from backend.evaluator import EvaluatorTraining, TextFeatures, train
+    from backend.evaluator import EvaluatorTraining, train
+    from backend.llm import TextFeatures
 
     tf = TextFeatures(str(tiny_base))
     out = tmp_path_factory.mktemp("evaluator")
@@ -58,7 +59,8 @@ def test_protocol_rows_metrics_and_plot(chunked, trained, tiny_weights, tmp_path
     from backend.engine import Engine
 
     model, tf, _, _ = trained
-    run = eval_t2m.Run(chunked, model, Engine(tiny_weights, device="cpu", dtype="float32"), text_features=tf)
+    engine = Engine(tiny_weights, device="cpu", dtype="float32")
+    run = eval_t2m.Run(chunked, model, engine, text_features=tf)
     runs = [run.once(seed, clips=50, mm_texts=2, mm_variations=3) for seed in (0, 1)]
     result = eval_t2m.summarise(runs)
     for row in ("real", "retrieval", "model"):
@@ -71,6 +73,9 @@ def test_protocol_rows_metrics_and_plot(chunked, trained, tiny_weights, tmp_path
     assert ood["prompts"] >= 30 and 0 <= ood["model"]["content_accuracy"] <= 1
     assert len(ood["model"]["per_seed"]) == 2 and ood["model"]["content_accuracy"] == pytest.approx(
         np.mean([r["content_accuracy"] for r in ood["model"]["per_seed"]]), abs=1e-4)
+    # No recorded clip to take a length from: each prompt runs as long as the estimator reads it.
+    assert ood["model"]["seconds"] == [round(min(round(engine.length_for(p) * 20), 200) / 20, 2)
+                                       for p, _, _ in eval_t2m.OUT_OF_TEMPLATE]
     eval_t2m.plot(result, tmp_path / "t2m.png")
     assert (tmp_path / "t2m.png").stat().st_size > 5_000
     json.dumps(result)

@@ -1,0 +1,171 @@
+"""How long a prompt's motion should last, from its text alone.
+
+Text-to-motion models are asked for a length; when the user gives none, T2M (Guo et al. 2022)
+and MoMask predict it from the text with a small classifier over length bins. This is that
+estimator, read through the same frozen base-LLM sentence features as the evaluator and trained
+on the generator's own training captions (train split only). It matters: our clips' lengths
+follow their action (a raised hand lasts about 2.5 s, a wave about 7 s), and the generator,
+asked for 6 s of "lifts the right arm", drifts into the longer action (out-of-template content
+0.69 at a fixed 6 s, 0.77 at each action's median length).
+"""
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+from torch.nn import functional as F
+from tqdm import tqdm
+
+from motioncore import canonical
+
+from .dataset import Dataset
+from .llm import DEFAULT_BASE, TextFeatures
+
+FORMAT_VERSION = 1
+WEIGHTS = "length.safetensors"
+META = "length.json"
+
+
+@dataclass
+class LengthConfig:
+    base: str = DEFAULT_BASE      # the LLM whose sentence features it reads
+    text_size: int = 576          # SmolLM2-135M hidden size
+    width: int = 256
+    bin_frames: int = 4           # 0.2 s bins at the model's 20 fps, as MoMask's 4-frame bins
+    bins: int = 100               # up to 20 s, the longest motion the engine makes
+
+    @property
+    def fps(self) -> float:
+        return float(canonical.MODEL_FPS)
+
+
+class LengthEstimator(nn.Module):
+    def __init__(self, config: LengthConfig):
+        super().__init__()
+        self.config = config
+        self.training_record: dict | None = None
+        self.net = nn.Sequential(nn.Linear(config.text_size, config.width), nn.GELU(), nn.Dropout(0.1),
+                                 nn.Linear(config.width, config.bins))
+
+    def bin_of(self, frames: np.ndarray) -> np.ndarray:
+        return np.clip(np.asarray(frames) // self.config.bin_frames, 0, self.config.bins - 1).astype(np.int64)
+
+    @torch.no_grad()
+    def frames(self, text_features: np.ndarray) -> np.ndarray:
+        """The median of the predicted length distribution, in frames at the model's fps: a
+        prompt gets one length, not a draw, so the same prompt and seed give the same motion."""
+        p = self.net(torch.from_numpy(np.asarray(text_features, dtype=np.float32))).softmax(-1)
+        median_bin = (p.cumsum(-1) < 0.5).sum(-1).clamp(max=self.config.bins - 1)
+        return ((median_bin.numpy() + 0.5) * self.config.bin_frames).astype(np.int64)
+
+    def seconds(self, text_features: np.ndarray) -> np.ndarray:
+        return self.frames(text_features) / self.config.fps
+
+    def save_pretrained(self, directory: Path, extra: dict | None = None) -> None:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        save_file({k: v.contiguous() for k, v in self.state_dict().items()}, str(directory / WEIGHTS))
+        meta = {"format_version": FORMAT_VERSION, "config": asdict(self.config), **(extra or {})}
+        (directory / META).write_text(json.dumps(meta, indent=1))
+
+    @classmethod
+    def from_pretrained(cls, directory: Path) -> "LengthEstimator":
+        meta_file = Path(directory) / META
+        if not meta_file.is_file():
+            raise FileNotFoundError(f"no length estimator in {directory} (train one: dynamicpose train length)")
+        meta = json.loads(meta_file.read_text())
+        if meta.get("format_version") != FORMAT_VERSION:
+            raise ValueError(f"{meta_file} has format_version {meta.get('format_version')}, expected {FORMAT_VERSION}")
+        model = cls(LengthConfig(**meta["config"]))
+        model.load_state_dict(load_file(str(Path(directory) / WEIGHTS)))
+        model.training_record = meta.get("training")
+        return model.eval()
+
+
+# -- training ------------------------------------------------------------------------------
+@dataclass
+class LengthTraining:
+    steps: int = 3000
+    batch: int = 256
+    lr: float = 1e-3
+    # Soft targets over neighbouring bins: a 3.0 s clip is nearly as right at 3.2 s, and
+    # lengths are ordinal, which one-hot targets ignore.
+    sigma_bins: float = 2.0
+    wide_captions: int = 12       # the generator's own training captions (see train_generator)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.batch < 1 or self.lr <= 0 or self.sigma_bins <= 0 or self.wide_captions < 0:
+            raise ValueError("steps and batch must be >= 1, lr and sigma_bins > 0, wide_captions >= 0")
+
+
+def examples(ds: Dataset, split: str, wide_captions: int) -> list[tuple[str, int]]:
+    """(caption, frames) for every captioned clip of a split, mirrors included: the texts the
+    generator learns from, each with the length of the motion it describes."""
+    from .train_generator import clip_texts
+
+    out = []
+    for c in ds.split(split):
+        frames = int(c.length)
+        for _, _, texts in clip_texts(c, mirror=True, wide_captions=wide_captions):
+            out += [(t, frames) for t in texts if t]
+    return out
+
+
+def validate(model: LengthEstimator, tf: TextFeatures, pairs: list[tuple[str, int]]) -> dict:
+    """Error of the predicted length against the clip's own, beside always guessing the
+    training median."""
+    if not pairs:
+        return {}
+    fps = model.config.fps
+    truth = np.array([f for _, f in pairs]) / fps
+    guess = model.seconds(tf([t for t, _ in pairs]))
+    train_median = (model.training_record or {}).get("train_median_seconds", float(np.median(truth)))
+    return {"captions": len(pairs), "mae_seconds": round(float(np.abs(guess - truth).mean()), 3),
+            "within_25_percent": round(float(np.mean(np.abs(guess - truth) <= 0.25 * truth)), 3),
+            "median_guess_mae_seconds": round(float(np.abs(train_median - truth).mean()), 3)}
+
+
+def train(ds: Dataset, out: Path, training: LengthTraining | None = None, text_features: TextFeatures | None = None,
+          progress: bool = True) -> tuple[LengthEstimator, dict]:
+    training = training or LengthTraining()
+    torch.manual_seed(training.seed)
+    rng = random.Random(training.seed)
+    pairs = examples(ds, "train", training.wide_captions)
+    if not pairs:
+        raise ValueError("no captioned training clips to learn lengths from")
+    tf = text_features or TextFeatures()
+    model = LengthEstimator(LengthConfig(base=tf.base, text_size=tf.size))
+    texts = sorted({t for t, _ in pairs})
+    feats = torch.from_numpy(tf(texts))
+    row = {t: i for i, t in enumerate(texts)}
+    x_idx = torch.tensor([row[t] for t, _ in pairs])
+    y = torch.from_numpy(model.bin_of(np.array([f for _, f in pairs])))
+    centres = torch.arange(model.config.bins, dtype=torch.float32)
+    opt = torch.optim.AdamW(model.parameters(), lr=training.lr, weight_decay=1e-4)
+    t0, run = time.perf_counter(), None
+    bar = tqdm(range(training.steps), desc="length", unit="step", disable=not progress)
+    for _ in bar:
+        pick = torch.tensor(rng.sample(range(len(pairs)), min(training.batch, len(pairs))))
+        target = (-0.5 * ((centres[None] - y[pick, None].float()) / training.sigma_bins) ** 2).softmax(-1)
+        loss = -(target * F.log_softmax(model.net(feats[x_idx[pick]]), -1)).sum(-1).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        run = loss.item() if run is None else 0.98 * run + 0.02 * loss.item()
+        bar.set_postfix(loss=f"{run:.3f}")
+    model.eval()
+    model.training_record = {"train_median_seconds": round(float(np.median([f for _, f in pairs])) / model.config.fps, 3)}
+    record = {"steps": training.steps, "train_seconds": round(time.perf_counter() - t0, 1), "final_loss": round(run, 4),
+              "training": asdict(training), "train_captions": len(pairs), **model.training_record}
+    record["validation"] = validate(model, tf, examples(ds, "val", 0))
+    model.training_record = record
+    model.save_pretrained(out, extra={"training": record})
+    return model, record
