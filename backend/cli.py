@@ -170,7 +170,9 @@ def _eval_t2m(args: argparse.Namespace) -> int:
     runs = [run.once(args.seed + r, args.clips, args.mm_texts, args.mm_variations, bar.update) for r in range(args.runs)]
     bar.close()
     result = eval_t2m.summarise(runs)
-    result["out_of_template"] = run.out_of_template(tuple(args.seed + r for r in range(args.oot_seeds)))
+    bar = tqdm(total=args.oot_seeds if engine else 0, desc="out-of-template prompts", unit="seed")
+    result["out_of_template"] = run.out_of_template(tuple(args.seed + r for r in range(args.oot_seeds)), bar.update)
+    bar.close()
     result["protocol"] = {"runs": args.runs, "clips_per_run": min(args.clips, len(run.test)), "r_precision_batch": 32,
                           "out_of_template_seeds": args.oot_seeds, "out_of_template_lengths": "length estimator",
                           "weights": str(weights), "sampling": vars(sampling), "evaluator": str(evaluator_dir),

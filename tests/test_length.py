@@ -66,3 +66,20 @@ def test_engine_and_server_keep_to_the_estimated_length(tiny_weights, server):
     assert status == 200 and len(answer["motions"][0]["local_rotations"]) == m.num_frames
     status, answer = call(server, "POST", "/v1/generate", {"text": text, "seconds": 0})
     assert status == 422 and "seconds" in json.dumps(answer["detail"])
+
+
+def test_commands_refuse_bad_settings_before_loading_anything(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    for args, message in ((["train", "length", "--steps", "0", "--out", str(tmp_path / "new")], "steps and batch"),
+                          (["eval", "t2m", "--oot-seeds", "0", "--cache", str(tmp_path / "none")], "--oot-seeds"),
+                          (["eval", "t2m", "--runs", "0", "--cache", str(tmp_path / "none")], "--runs")):
+        run = subprocess.run([sys.executable, "-m", "backend", *args], capture_output=True, text=True, env=env,
+                             cwd=tmp_path, timeout=120)
+        assert run.returncode == 2 and message in run.stderr, run.stderr
+    assert not (tmp_path / "new").exists()
