@@ -514,7 +514,7 @@ def build_parser() -> argparse.ArgumentParser:
     et.add_argument("--mm-texts", type=int, default=8, help="captions used for multimodality")
     et.add_argument("--mm-variations", type=int, default=4, help="variations per caption for multimodality")
     et.add_argument("--oot-seeds", type=int, default=10,
-                    help="seeds for the out-of-template prompts (32 prompts each, about 10 s a seed)")
+                    help="seeds for the out-of-template prompts (64 prompts, about 20 s a seed)")
     et.add_argument("--seed", type=int, default=0)
     _sampling_args(et)
     et.add_argument("--device", default="auto")

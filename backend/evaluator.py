@@ -8,7 +8,6 @@ The motion side is a 1D convolutional encoder over the normalised model features
 """
 from __future__ import annotations
 
-import json
 import random
 import time
 from dataclasses import asdict, dataclass, field
@@ -16,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.nn import functional as F
 from tqdm import tqdm
 
+from . import weights_file
 from .dataset import Dataset
 from .llm import TextFeatures
 
@@ -99,22 +98,15 @@ class Evaluator(nn.Module):
         return [self.config.contents[i] for i in c], [self.config.styles[i] for i in s]
 
     def save_pretrained(self, directory: Path, extra: dict | None = None) -> None:
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        save_file({k: v.contiguous() for k, v in self.state_dict().items()}, str(directory / "evaluator.safetensors"))
-        meta = {"format_version": FORMAT_VERSION, "config": asdict(self.config), **(extra or {})}
-        (directory / "evaluator.json").write_text(json.dumps(meta, indent=1))
+        weights_file.save(directory, "evaluator", self.state_dict(),
+                          {"format_version": FORMAT_VERSION, "config": asdict(self.config), **(extra or {})})
 
     @classmethod
     def from_pretrained(cls, directory: Path) -> "Evaluator":
-        meta_file = Path(directory) / "evaluator.json"
-        if not meta_file.is_file():
-            raise FileNotFoundError(f"no evaluator in {directory} (train one: dynamicpose train evaluator)")
-        meta = json.loads(meta_file.read_text())
-        if meta.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"{meta_file} has format_version {meta.get('format_version')}, expected {FORMAT_VERSION}")
+        meta = weights_file.read_meta(directory, "evaluator", FORMAT_VERSION, "evaluator",
+                                      "train one: dynamicpose train evaluator")
         model = cls(EvaluatorConfig(**meta["config"]))
-        model.load_state_dict(load_file(str(Path(directory) / "evaluator.safetensors")))
+        weights_file.load_into(model, directory, "evaluator")
         model.training_record = meta.get("training")  # what training measured, its validation included
         return model.eval()
 

@@ -8,7 +8,6 @@ facing -Y), so the network learns one way round. Trained on the dataset's train 
 """
 from __future__ import annotations
 
-import json
 import math
 import random
 import time
@@ -17,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm import tqdm
 
@@ -26,7 +24,7 @@ from motioncore import rotations as rot
 from motioncore.clip import Motion
 from motioncore.windows import face_forward, restore
 
-from . import checkpoint
+from . import checkpoint, weights_file
 from .kinematics import matrix_from_6d, positions
 
 FORMAT_VERSION = 1
@@ -139,29 +137,15 @@ class Inbetweener(nn.Module):
 
     # -- files -----------------------------------------------------------------------------
     def save_pretrained(self, directory: Path, extra: dict | None = None) -> None:
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        save_file({k: v.contiguous() for k, v in self.state_dict().items() if k != "offsets"},
-                  str(directory / "inbetweener.safetensors"))
-        meta = {"format_version": FORMAT_VERSION, "config": asdict(self.config), **(extra or {})}
-        (directory / "inbetweener.json").write_text(json.dumps(meta, indent=1))
+        # The skeleton offsets come from the config's skeleton, not from training: not stored.
+        weights_file.save(directory, "inbetweener", {k: v for k, v in self.state_dict().items() if k != "offsets"},
+                          {"format_version": FORMAT_VERSION, "config": asdict(self.config), **(extra or {})})
 
     @classmethod
     def from_pretrained(cls, directory: Path) -> "Inbetweener":
-        directory = Path(directory)
-        meta_file = directory / "inbetweener.json"
-        if not meta_file.is_file():
-            raise FileNotFoundError(f"no in-betweener in {directory} (inbetweener.json missing)")
-        meta = json.loads(meta_file.read_text())
-        if meta.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"{meta_file} has format_version {meta.get('format_version')}, expected {FORMAT_VERSION}")
+        meta = weights_file.read_meta(directory, "inbetweener", FORMAT_VERSION, "in-betweener")
         model = cls(InbetweenerConfig(**meta["config"]))
-        state = load_file(str(directory / "inbetweener.safetensors"))
-        state["offsets"] = model.offsets
-        for k, v in model.state_dict().items():
-            if k not in state or state[k].shape != v.shape:
-                raise ValueError(f"inbetweener.safetensors does not fit this model ({k})")
-        model.load_state_dict(state)
+        weights_file.load_into(model, directory, "inbetweener", keep={"offsets": model.offsets})
         return model.eval()
 
 

@@ -6,11 +6,10 @@ estimator, read through the same frozen base-LLM sentence features as the evalua
 on the generator's own training captions (train split only). It matters: our clips' lengths
 follow their action (a raised hand lasts about 2.5 s, a wave about 7 s), and the generator,
 asked for 6 s of "lifts the right arm", drifts into the longer action (out-of-template content
-0.69 at a fixed 6 s, 0.77 at each action's median length).
+0.66 at a fixed 6 s, 0.72 at each action's median length, 0.73 at this estimator's; 10 seeds).
 """
 from __future__ import annotations
 
-import json
 import random
 import time
 from dataclasses import asdict, dataclass
@@ -18,19 +17,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.nn import functional as F
 from tqdm import tqdm
 
 from motioncore import canonical
 
+from . import weights_file
 from .dataset import Dataset
 from .llm import DEFAULT_BASE, TextFeatures
 
 FORMAT_VERSION = 1
-WEIGHTS = "length.safetensors"
-META = "length.json"
 
 
 @dataclass
@@ -69,22 +66,15 @@ class LengthEstimator(nn.Module):
         return self.frames(text_features) / self.config.fps
 
     def save_pretrained(self, directory: Path, extra: dict | None = None) -> None:
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        save_file({k: v.contiguous() for k, v in self.state_dict().items()}, str(directory / WEIGHTS))
-        meta = {"format_version": FORMAT_VERSION, "config": asdict(self.config), **(extra or {})}
-        (directory / META).write_text(json.dumps(meta, indent=1))
+        weights_file.save(directory, "length", self.state_dict(),
+                          {"format_version": FORMAT_VERSION, "config": asdict(self.config), **(extra or {})})
 
     @classmethod
     def from_pretrained(cls, directory: Path) -> "LengthEstimator":
-        meta_file = Path(directory) / META
-        if not meta_file.is_file():
-            raise FileNotFoundError(f"no length estimator in {directory} (train one: dynamicpose train length)")
-        meta = json.loads(meta_file.read_text())
-        if meta.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"{meta_file} has format_version {meta.get('format_version')}, expected {FORMAT_VERSION}")
+        meta = weights_file.read_meta(directory, "length", FORMAT_VERSION, "length estimator",
+                                      "train one: dynamicpose train length")
         model = cls(LengthConfig(**meta["config"]))
-        model.load_state_dict(load_file(str(Path(directory) / WEIGHTS)))
+        weights_file.load_into(model, directory, "length")
         model.training_record = meta.get("training")
         return model.eval()
 

@@ -7,18 +7,18 @@ so they can be compared on the same data; the shipped default is whichever recon
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.nn import functional as F
 
 from motioncore.features import LAYOUT
+
+from . import weights_file
 
 FORMAT_VERSION = 1
 
@@ -209,29 +209,12 @@ class MotionTokenizer(nn.Module):
 
     # -- files: safetensors weights beside a versioned JSON config -------------------------
     def save_pretrained(self, directory: Path, extra: dict | None = None) -> None:
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        tensors = {k: v.detach().contiguous() for k, v in self.state_dict().items()}
-        save_file(tensors, str(directory / "tokenizer.safetensors"))
-        meta = {"format_version": FORMAT_VERSION, "config": asdict(self.config), **(extra or {})}
-        (directory / "tokenizer.json").write_text(json.dumps(meta, indent=1))
+        weights_file.save(directory, "tokenizer", self.state_dict(),
+                          {"format_version": FORMAT_VERSION, "config": asdict(self.config), **(extra or {})})
 
     @classmethod
     def from_pretrained(cls, directory: Path) -> "MotionTokenizer":
-        directory = Path(directory)
-        meta_file = directory / "tokenizer.json"
-        if not meta_file.is_file():
-            raise FileNotFoundError(f"no tokenizer in {directory} (tokenizer.json missing)")
-        meta = json.loads(meta_file.read_text())
-        if meta.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"{meta_file} has format_version {meta.get('format_version')}, "
-                             f"this DynamicPose reads {FORMAT_VERSION}")
+        meta = weights_file.read_meta(directory, "tokenizer", FORMAT_VERSION, "tokenizer")
         model = cls(TokenizerConfig(**meta["config"]))
-        state = load_file(str(directory / "tokenizer.safetensors"))
-        expected = model.state_dict()
-        bad = [k for k in expected if k not in state or state[k].shape != expected[k].shape]
-        if bad or set(state) - set(expected):
-            raise ValueError(f"{directory}/tokenizer.safetensors does not match its config: "
-                             f"mismatched {bad[:5]}, unexpected {sorted(set(state) - set(expected))[:5]}")
-        model.load_state_dict(state)
+        weights_file.load_into(model, directory, "tokenizer")
         return model.eval()
