@@ -57,7 +57,10 @@ class MotionEncoder(nn.Module):
         return self.proj(torch.cat([mean, peak], dim=-1))
 
 
-class Evaluator(nn.Module):
+class Evaluator(weights_file.Stored, nn.Module):
+    stem, config_class, format_version, what = "evaluator", EvaluatorConfig, FORMAT_VERSION, "evaluator"
+    hint = "train one: dynamicpose train evaluator"
+
     def __init__(self, config: EvaluatorConfig):
         super().__init__()
         self.config = config
@@ -96,19 +99,6 @@ class Evaluator(nn.Module):
         c = self.content(e).argmax(-1).tolist()
         s = self.style(e).argmax(-1).tolist()
         return [self.config.contents[i] for i in c], [self.config.styles[i] for i in s]
-
-    def save_pretrained(self, directory: Path, extra: dict | None = None) -> None:
-        weights_file.save(directory, "evaluator", self.state_dict(),
-                          {"format_version": FORMAT_VERSION, "config": asdict(self.config), **(extra or {})})
-
-    @classmethod
-    def from_pretrained(cls, directory: Path) -> "Evaluator":
-        meta = weights_file.read_meta(directory, "evaluator", FORMAT_VERSION, "evaluator",
-                                      "train one: dynamicpose train evaluator")
-        model = cls(EvaluatorConfig(**meta["config"]))
-        weights_file.load_into(model, directory, "evaluator")
-        model.training_record = meta.get("training")  # what training measured, its validation included
-        return model.eval()
 
 
 # -- training ------------------------------------------------------------------------------

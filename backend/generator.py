@@ -28,6 +28,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.nn import functional as F
 
+from . import weights_file
 from .llm import DEFAULT_BASE, load_base
 
 FORMAT_VERSION = 1
@@ -334,15 +335,9 @@ class MotionLM(nn.Module):
         from peft import set_peft_model_state_dict
 
         directory = Path(directory)
-        meta_file = directory / "generator.json"
-        if not meta_file.is_file():
-            raise FileNotFoundError(f"no generator in {directory} (generator.json missing)")
-        meta = json.loads(meta_file.read_text())
-        if meta.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"{meta_file} has format_version {meta.get('format_version')}, "
-                             f"this DynamicPose reads {FORMAT_VERSION}")
+        meta = weights_file.read_meta(directory, "generator", FORMAT_VERSION, "generator")
         if meta.get("special_tokens") != list(SPECIAL_TOKENS):
-            raise ValueError(f"{meta_file} was trained with other special tokens")
+            raise ValueError(f"{directory / 'generator.json'} was trained with other special tokens")
         config = GeneratorConfig(**meta["config"])
         if base:
             config.base = base

@@ -69,7 +69,10 @@ def window_input(window: Motion, context: int) -> tuple[Motion, np.ndarray, floa
     return turned, xy, yaw, known
 
 
-class Inbetweener(nn.Module):
+class Inbetweener(weights_file.Stored, nn.Module):
+    stem, config_class, format_version, what = "inbetweener", InbetweenerConfig, FORMAT_VERSION, "in-betweener"
+    unstored = ('offsets',)  # the skeleton offsets come from the config, not from training
+
     def __init__(self, config: InbetweenerConfig):
         super().__init__()
         self.config = config
@@ -135,18 +138,6 @@ class Inbetweener(nn.Module):
         result = Motion(out.skeleton, motion.fps, root, rot.make_continuous(local))
         return blend.pin_to_keys(result, motion, keys)
 
-    # -- files -----------------------------------------------------------------------------
-    def save_pretrained(self, directory: Path, extra: dict | None = None) -> None:
-        # The skeleton offsets come from the config's skeleton, not from training: not stored.
-        weights_file.save(directory, "inbetweener", {k: v for k, v in self.state_dict().items() if k != "offsets"},
-                          {"format_version": FORMAT_VERSION, "config": asdict(self.config), **(extra or {})})
-
-    @classmethod
-    def from_pretrained(cls, directory: Path) -> "Inbetweener":
-        meta = weights_file.read_meta(directory, "inbetweener", FORMAT_VERSION, "in-betweener")
-        model = cls(InbetweenerConfig(**meta["config"]))
-        weights_file.load_into(model, directory, "inbetweener", keep={"offsets": model.offsets})
-        return model.eval()
 
 
 def _resampled(model: Inbetweener, motion: Motion, keys: np.ndarray) -> Motion:

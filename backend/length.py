@@ -43,7 +43,10 @@ class LengthConfig:
         return float(canonical.MODEL_FPS)
 
 
-class LengthEstimator(nn.Module):
+class LengthEstimator(weights_file.Stored, nn.Module):
+    stem, config_class, format_version, what = "length", LengthConfig, FORMAT_VERSION, "length estimator"
+    hint = "train one: dynamicpose train length"
+
     def __init__(self, config: LengthConfig):
         super().__init__()
         self.config = config
@@ -64,19 +67,6 @@ class LengthEstimator(nn.Module):
 
     def seconds(self, text_features: np.ndarray) -> np.ndarray:
         return self.frames(text_features) / self.config.fps
-
-    def save_pretrained(self, directory: Path, extra: dict | None = None) -> None:
-        weights_file.save(directory, "length", self.state_dict(),
-                          {"format_version": FORMAT_VERSION, "config": asdict(self.config), **(extra or {})})
-
-    @classmethod
-    def from_pretrained(cls, directory: Path) -> "LengthEstimator":
-        meta = weights_file.read_meta(directory, "length", FORMAT_VERSION, "length estimator",
-                                      "train one: dynamicpose train length")
-        model = cls(LengthConfig(**meta["config"]))
-        weights_file.load_into(model, directory, "length")
-        model.training_record = meta.get("training")
-        return model.eval()
 
 
 # -- training ------------------------------------------------------------------------------

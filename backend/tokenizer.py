@@ -8,8 +8,7 @@ so they can be compared on the same data; the shipped default is whichever recon
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -150,9 +149,10 @@ class VQ(nn.Module):
         return self.codebook[idx]
 
 
-class MotionTokenizer(nn.Module):
+class MotionTokenizer(weights_file.Stored, nn.Module):
     """Normalised features (B, T, F) <-> tokens (B, T / down). Also holds the feature
     statistics, so it alone turns raw features into tokens and back."""
+    stem, config_class, format_version, what = "tokenizer", TokenizerConfig, FORMAT_VERSION, "tokenizer"
 
     def __init__(self, config: TokenizerConfig):
         super().__init__()
@@ -207,14 +207,3 @@ class MotionTokenizer(nn.Module):
         q = self.quantizer.from_index(idx)
         return self.denormalize(self.decoder(q.transpose(1, 2)).transpose(1, 2))[0].numpy()
 
-    # -- files: safetensors weights beside a versioned JSON config -------------------------
-    def save_pretrained(self, directory: Path, extra: dict | None = None) -> None:
-        weights_file.save(directory, "tokenizer", self.state_dict(),
-                          {"format_version": FORMAT_VERSION, "config": asdict(self.config), **(extra or {})})
-
-    @classmethod
-    def from_pretrained(cls, directory: Path) -> "MotionTokenizer":
-        meta = weights_file.read_meta(directory, "tokenizer", FORMAT_VERSION, "tokenizer")
-        model = cls(TokenizerConfig(**meta["config"]))
-        weights_file.load_into(model, directory, "tokenizer")
-        return model.eval()

@@ -40,3 +40,31 @@ def load_into(model: torch.nn.Module, directory: Path, stem: str, keep: dict[str
     if bad or extra:
         raise ValueError(f"{path} does not match its config: mismatched {bad[:5]}, unexpected {extra[:5]}")
     model.load_state_dict(state)
+
+
+class Stored:
+    """`save_pretrained` / `from_pretrained` for a small module built from a dataclass `config`.
+    A subclass names its file stem, its config class, its format version and what to call it
+    (and how to get one) when missing; `unstored` names tensors rebuilt from the config."""
+
+    stem: str
+    config_class: type
+    format_version: int
+    what: str
+    hint: str = ""
+    unstored: tuple[str, ...] = ()
+
+    def save_pretrained(self, directory: Path, extra: dict | None = None) -> None:
+        from dataclasses import asdict
+
+        save(directory, self.stem, {k: v for k, v in self.state_dict().items() if k not in self.unstored},
+             {"format_version": self.format_version, "config": asdict(self.config), **(extra or {})})
+
+    @classmethod
+    def from_pretrained(cls, directory: Path):
+        meta = read_meta(directory, cls.stem, cls.format_version, cls.what, cls.hint)
+        model = cls(cls.config_class(**meta["config"]))
+        state = model.state_dict()
+        load_into(model, directory, cls.stem, keep={k: state[k] for k in cls.unstored})
+        model.training_record = meta.get("training")  # what training measured, its validation included
+        return model.eval()
