@@ -64,7 +64,6 @@ class Evaluator(weights_file.Stored, nn.Module):
     def __init__(self, config: EvaluatorConfig):
         super().__init__()
         self.config = config
-        self.training_record: dict | None = None  # what training wrote in evaluator.json, once loaded
         self.motion = MotionEncoder(config)
         self.text = nn.Sequential(nn.Linear(config.text_size, config.width), nn.GELU(),
                                   nn.Linear(config.width, config.embed))

@@ -50,7 +50,6 @@ class LengthEstimator(weights_file.Stored, nn.Module):
     def __init__(self, config: LengthConfig):
         super().__init__()
         self.config = config
-        self.training_record: dict | None = None
         self.net = nn.Sequential(nn.Linear(config.text_size, config.width), nn.GELU(), nn.Dropout(0.1),
                                  nn.Linear(config.width, config.bins))
 
@@ -142,10 +141,10 @@ def train(ds: Dataset, out: Path, training: LengthTraining | None = None, text_f
         run = loss.item() if run is None else 0.98 * run + 0.02 * loss.item()
         bar.set_postfix(loss=f"{run:.3f}")
     model.eval()
-    model.training_record = {"train_median_seconds": round(float(np.median([f for _, f in pairs])) / model.config.fps, 3)}
     record = {"steps": training.steps, "train_seconds": round(time.perf_counter() - t0, 1), "final_loss": round(run, 4),
-              "training": asdict(training), "train_captions": len(pairs), **model.training_record}
+              "training": asdict(training), "train_captions": len(pairs),
+              "train_median_seconds": round(float(np.median([f for _, f in pairs])) / model.config.fps, 3)}
+    model.training_record = record  # validate() compares with its training median
     record["validation"] = validate(model, tf, examples(ds, "val", 0))
-    model.training_record = record
     model.save_pretrained(out, extra={"training": record})
     return model, record

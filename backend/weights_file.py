@@ -4,6 +4,7 @@ evaluator and length estimator are all stored this way."""
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -53,10 +54,9 @@ class Stored:
     what: str
     hint: str = ""
     unstored: tuple[str, ...] = ()
+    training_record: dict | None = None  # what training wrote in the JSON, once loaded
 
     def save_pretrained(self, directory: Path, extra: dict | None = None) -> None:
-        from dataclasses import asdict
-
         save(directory, self.stem, {k: v for k, v in self.state_dict().items() if k not in self.unstored},
              {"format_version": self.format_version, "config": asdict(self.config), **(extra or {})})
 
