@@ -132,6 +132,43 @@ TEMPLATES = (
 )
 
 
+# Words that decide a label by themselves; never used as noise, so noise cannot relabel a caption.
+_LABEL_WORDS = {"left", "right", "up", "down", "both", "back", "backward", "backwards", "forward", "forwards",
+                "ahead", "front", "side", "hand", "hands", "arm", "arms", "turn", "turns", "curve", "around"}
+
+
+def table_words() -> set[str]:
+    """Every word the caption tables (template and wide) use."""
+    tables = (CONTENT_PHRASES, STYLE_SUBJECTS, STYLE_ADVERBS, MORE_CONTENT_PHRASES, MORE_STYLE_SUBJECTS,
+              MORE_STYLE_ADVERBS)
+    return {w for table in tables for phrases in table.values() for p in phrases for w in _words(p)}
+
+
+def noise_words(vocabulary, exclude: set[str] = frozenset()) -> list[str]:
+    """Plain lower-case words (4+ letters) from a text tokenizer's vocabulary, less the words of
+    the caption tables, the label-deciding words and `exclude`: the noise `noisy` draws from."""
+    drop = table_words() | _LABEL_WORDS | {w.lower() for w in exclude}
+    # A word that starts a token carries the tokenizer's space mark: byte-level BPE's or SentencePiece's.
+    words = {t[1:] for t in vocabulary if t[:1] in ("\u0120", "\u2581") and t[1:].isalpha() and t[1:].islower()}
+    return sorted(w for w in words if len(w) >= 4 and w not in drop)
+
+
+def noisy(text: str, rng: random.Random, words: list[str], replace: float = 0.15, drop: float = 0.1) -> str:
+    """`text` with some words swapped for random ones and some dropped (never all).
+
+    Captions from the tables name every motion in a few dozen words; a user's prompt often has
+    a verb or noun the generator never saw. Trained on half-known sentences, it learns to read
+    the words it does know ("... right fist up") instead of falling back on one habitual motion
+    (the random-replacement and deletion of EDA, Wei & Zou 2019)."""
+    out = []
+    for w in text.split():
+        r = rng.random()
+        if r < drop:
+            continue
+        out.append(rng.choice(words) if r < drop + replace else w)
+    return " ".join(out) if out else text
+
+
 def normalize_content(name: str) -> str:
     name = name.strip().lower()
     return CONTENT_ALIASES.get(name, name)

@@ -209,7 +209,7 @@ def _train_generator(args: argparse.Namespace) -> int:
     init = Path(args.init_from) if args.init_from else None
     if init is not None and init.resolve() == out.resolve():
         raise ValueError("--out must differ from --init-from; a trained model is never overwritten in place")
-    given = {"wide_captions": args.wide_captions}  # left out when not given: GeneratorTraining's defaults
+    given = {"wide_captions": args.wide_captions, "word_noise": args.word_noise}  # left out when not given: GeneratorTraining's defaults
     if args.lr:
         given.update(lr=args.lr, new_token_lr=4 * args.lr)
     training = GeneratorTraining(steps=args.steps, batch=args.batch, seed=args.seed, minutes=args.minutes,
@@ -420,6 +420,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--wide-captions", type=int, default=None,
                    help="paraphrases per clip from the wider wordings, besides the template ones "
                         "(0: none); default 12")
+    g.add_argument("--word-noise", type=float, default=None,
+                   help="fraction of text-to-motion examples whose caption has words dropped or swapped "
+                        "for random ones (0: none); default 0")
     g.set_defaults(func=_train_generator)
 
     ib = tsub.add_parser("inbetweener", help="train the in-betweener (residual over interpolation)")

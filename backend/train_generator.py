@@ -39,6 +39,7 @@ class GeneratorTraining:
     span_share: float = 0.3      # fraction of masked examples masked as spans (in-betweening)
     text_dropout: float = 0.1
     wide_captions: int = 12      # more paraphrases per labelled clip, from the wider wordings (0: none)
+    word_noise: float = 0.0      # fraction of text-to-motion examples whose caption is noised (captions.noisy)
     mirror: bool = True
     bf16: bool = True
     seed: int = 0
@@ -54,7 +55,7 @@ class GeneratorTraining:
             raise ValueError(f"wide_captions must be 0 or more, got {self.wide_captions}")
         if not 1 <= self.min_tokens <= self.max_tokens:
             raise ValueError(f"need 1 <= min_tokens <= max_tokens, got {self.min_tokens}, {self.max_tokens}")
-        for name in ("caption_share", "next_share", "span_share", "text_dropout"):
+        for name in ("caption_share", "next_share", "span_share", "text_dropout", "word_noise"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
 
@@ -105,10 +106,20 @@ def cosine_mask_ratio(rng: random.Random) -> float:
     return math.cos(math.pi / 2 * rng.random())
 
 
+def noise_vocabulary(model: MotionLM) -> list[str]:
+    """The words captions are noised with: the base tokenizer's plain words, less the caption
+    tables' and those of the out-of-template prompts (so those stay unseen)."""
+    from .eval_t2m import OUT_OF_TEMPLATE
+
+    prompt_words = {w.strip(".,").lower() for p, _, _ in OUT_OF_TEMPLATE for w in p.replace("-", " ").split()}
+    return cap.noise_words(model.text_tokenizer.get_vocab(), exclude=prompt_words)
+
+
 def make_example(model: MotionLM, clip: TokenClip, training: GeneratorTraining, rng: random.Random,
-                 length: int | None = None):
+                 length: int | None = None, noise: list[str] | None = None):
     """One training example from a random window of the clip (`length` tokens when given,
-    so a batch can share one length and carry little padding)."""
+    so a batch can share one length and carry little padding); text-to-motion captions are
+    noised from `noise` at the rate training.word_noise."""
     n = min(len(clip.codes), training.max_tokens)
     n = min(length, n) if length else rng.randint(min(training.min_tokens, n), n)
     start = rng.randint(0, len(clip.codes) - n)
@@ -118,6 +129,8 @@ def make_example(model: MotionLM, clip: TokenClip, training: GeneratorTraining, 
     if roll < training.caption_share and text:
         seq, mstart = model.sequence(CAPTION, "", codes, caption=text)
         return seq, mstart, n, [-100] * len(seq), mstart + n + 1
+    if noise and text and rng.random() < training.word_noise:  # a condition, never a caption target
+        text = cap.noisy(text, rng, noise)
     if roll < training.caption_share + training.next_share:  # causal: position p predicts code p + 1
         seq, mstart = model.sequence(NEXT, text, codes)
         targets = [-100] * len(seq)
@@ -167,6 +180,7 @@ def train(ds: Dataset, tokenizer: MotionTokenizer, config: GeneratorConfig, trai
     clips = [c for split in splits for c in tokenize_split(ds, tokenizer, split, training.mirror, training.wide_captions)]
     if not clips:
         raise ValueError("no training clips to learn from")
+    noise = noise_vocabulary(model) if training.word_noise else None
     from .engine import pick_device
 
     device = pick_device(training.device)
@@ -194,7 +208,7 @@ def train(ds: Dataset, tokenizer: MotionTokenizer, config: GeneratorConfig, trai
             bar.write(f"stopping at step {step}: the {training.minutes} minute budget is spent")
             break
         length = rng.randint(training.min_tokens, training.max_tokens)
-        batch = model.collate([make_example(model, rng.choice(clips), training, rng, length)
+        batch = model.collate([make_example(model, rng.choice(clips), training, rng, length, noise)
                                for _ in range(training.batch)])
         batch = Batch(*(t.to(device) for t in astuple(batch)))
         tokens_seen += int(batch.valid.sum())

@@ -113,6 +113,60 @@ def test_wide_captions_use_no_new_word_of_the_out_of_template_prompts():
     assert not (wide - base) & _vocabulary(p for p, _, _ in OUT_OF_TEMPLATE)  # ...none the prompts use
 
 
+def test_noise_words_leave_out_table_label_and_excluded_words():
+    vocab = ["\u0120bloom", "\u2581plume", "\u0120walks", "\u0120left", "\u0120toddler", "\u0120ab",
+             "\u0120Upper", "bloom2", "\u0120gl\u00fcck", "\u0120ramp3"]
+    assert captions.noise_words(vocab, exclude={"Toddler"}) == ["bloom", "gl\u00fcck", "plume"]
+
+
+def test_noisy_swaps_and_drops_words_at_the_rates_asked():
+    import random
+
+    text = "A tired person raises the right hand slowly and stiffly."
+    words = ["bloom", "plume", "tile"]
+    rng = random.Random(0)
+    kept = swapped = dropped = 0
+    for _ in range(3000):
+        out = captions.noisy(text, rng, words, replace=0.2, drop=0.1).split()
+        assert out, "never empties a caption"
+        swapped += sum(w in words for w in out)
+        kept += sum(w not in words for w in out)
+    n = 3000 * len(text.split())
+    dropped = n - kept - swapped
+    assert abs(swapped / n - 0.2) < 0.02 and abs(dropped / n - 0.1) < 0.02
+    assert captions.noisy(text, rng, words, replace=0, drop=0) == text
+    assert captions.noisy("walks", random.Random(3), words, replace=0, drop=1) == "walks"
+
+
+def test_word_noise_reaches_text_conditions_but_never_caption_targets(tiny_base):
+    import random
+
+    from backend.generator import CAPTION
+    from backend.train_generator import GeneratorTraining, TokenClip, make_example, noise_vocabulary
+    from conftest import tiny_model
+
+    model = tiny_model(tiny_base)
+    noise = noise_vocabulary(model)
+    assert "toddler" not in noise and "ceiling" not in noise  # words of the out-of-template prompts
+    assert not set(noise) & captions.table_words()
+    text = "A tired person raises the right hand."
+    clip = TokenClip(np.arange(12) % 32, [text], "raise-up-right-hand", "exhausted")
+    training = GeneratorTraining(word_noise=1.0, caption_share=0.5, next_share=0.0, text_dropout=0.0)
+    rng = random.Random(0)
+    conditions, targets = [], []
+    for _ in range(200):
+        seq, _, _, _, caption_start = make_example(model, clip, training, rng, 8, noise)
+        ids = model.text_ids(text)
+        if seq[0] == model.special(CAPTION):
+            targets.append(seq[caption_start: caption_start + len(ids)] == ids)
+        else:
+            conditions.append(seq[1: 1 + len(ids)] == ids)
+    assert targets and all(targets)  # captions the model learns to write stay clean
+    assert conditions and np.mean(conditions) < 0.3  # most noised (some draws change no word)
+    with pytest.raises(ValueError, match="word_noise"):
+        GeneratorTraining(word_noise=1.5)
+
+
 def test_widen_adds_paraphrases_to_template_captions_only():
     from backend.train_generator import widen
 
