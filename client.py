@@ -130,7 +130,7 @@ class HTTPBackend:
                                        "seed": seed, "steps": steps}, progress, cancel)
         return from_wire(state["motions"][0])
 
-    def continue_(self, motion: Motion, text: str, seconds: float, seed: int = 0, steps: int | None = None,
+    def continue_(self, motion: Motion, text: str, seconds: float | None = None, seed: int = 0, steps: int | None = None,
                   progress: Progress = None, cancel: threading.Event | None = None) -> Motion:
         state = self._job("/v1/continue", {"motion": to_wire(motion), "text": text, "seconds": seconds,
                                            "seed": seed, "steps": steps}, progress, cancel)
@@ -204,7 +204,7 @@ class EmbeddedBackend:
         return self._run(lambda cb: self.engine.edit(m, start, stop, text, seed=seed,
                                                      sampling=self._sampling(steps), on_step=cb), progress, cancel)
 
-    def continue_(self, motion: Motion, text: str, seconds: float, seed: int = 0, steps: int | None = None,
+    def continue_(self, motion: Motion, text: str, seconds: float | None = None, seed: int = 0, steps: int | None = None,
                   progress: Progress = None, cancel: threading.Event | None = None) -> Motion:
         m = from_wire(to_wire(motion))
         return self._run(lambda cb: self.engine.continue_(m, text, seconds, seed=seed,

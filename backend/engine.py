@@ -189,11 +189,14 @@ class Engine:
         return blend.splice(pinned, motion, start, stop)
 
     @torch.no_grad()
-    def continue_(self, motion: Motion, text: str, seconds: float, seed: int = 0,
+    def continue_(self, motion: Motion, text: str, seconds: float | None = None, seed: int = 0,
                   sampling: Sampling | None = None, on_step=None) -> Motion:
-        """`motion` followed by `seconds` more, generated from `text` and the motion so far; the
-        given frames come back bit-identical and the join is continuous."""
+        """`motion` followed by `seconds` more (None: as long as the text suggests, within what
+        a motion may hold), generated from `text` and the motion so far; the given frames come
+        back bit-identical and the join is continuous."""
         self._check_motion(motion)
+        if seconds is None:
+            seconds = min(self.length_for(text), MAX_SECONDS - motion.duration)
         if not (np.isfinite(seconds) and 0 < seconds <= MAX_SECONDS - motion.duration):
             raise ValueError(f"continue by more than 0 and at most {MAX_SECONDS - motion.duration:.1f} s "
                              f"(a motion holds {MAX_SECONDS:g} s in all), got {seconds}")

@@ -95,7 +95,8 @@ class EditRequest(InfillOptions):
 
 class ContinueRequest(InfillOptions):
     motion: MotionData
-    seconds: float = Field(gt=0, le=MAX_SECONDS, description="how much to add")
+    seconds: float | None = Field(None, gt=0, le=MAX_SECONDS,
+                                  description="how much to add; left out or null: as long as the text suggests")
 
 
 JointName = Literal[canonical.CANONICAL_JOINTS]

@@ -66,6 +66,22 @@ def test_engine_and_server_keep_to_the_estimated_length(tiny_weights, server):
     assert status == 200 and len(answer["motions"][0]["local_rotations"]) == m.num_frames
     status, answer = call(server, "POST", "/v1/generate", {"text": text, "seconds": 0})
     assert status == 422 and "seconds" in json.dumps(answer["detail"])
+    # Continuing takes the estimate too, as far as a motion may run.
+    from backend.engine import MAX_SECONDS
+    from motioncore.clip import Motion
+    from motioncore.wire import to_wire
+
+    short = m.trim(0, 30)
+    longer = engine.continue_(short, text, seed=2)
+    assert abs(longer.duration - short.duration - seconds) < 0.1
+    assert np.array_equal(longer.local_rotations[:30], short.local_rotations)
+    frames = int(round((MAX_SECONDS - 0.5) * m.fps))
+    full = Motion(m.skeleton, m.fps, np.resize(m.root_position, (frames, 3)),
+                  np.resize(m.local_rotations, (frames, *m.local_rotations.shape[1:])))
+    assert engine.continue_(full, text, seed=2).duration <= MAX_SECONDS + 1e-6
+    status, answer = call(server, "POST", "/v1/continue", {"motion": to_wire(short), "text": text, "seed": 2})
+    assert status == 200, answer
+    assert len(answer["motions"][0]["local_rotations"]) == longer.num_frames
 
 
 def test_commands_refuse_bad_settings_before_loading_anything(tmp_path):
