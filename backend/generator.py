@@ -198,7 +198,10 @@ class MotionLM(nn.Module):
         probs = logits.softmax(-1)
         if temperature > 0:
             flat = probs.reshape(-1, probs.shape[-1])
-            codes = torch.multinomial(flat, 1, generator=generator).view(probs.shape[:-1])
+            # Drawn where the seeded generator lives (the engine's is on the CPU), so a seed gives
+            # the same codes on any device and CUDA does not refuse a CPU generator.
+            where = generator.device if generator is not None else flat.device
+            codes = torch.multinomial(flat.to(where), 1, generator=generator).to(flat.device).view(probs.shape[:-1])
         else:
             codes = probs.argmax(-1)
         return codes, probs.gather(-1, codes[..., None])[..., 0]
@@ -236,7 +239,8 @@ class MotionLM(nn.Module):
     def fill(self, text: str, codes: torch.Tensor, steps: int = 8, temperature: float = 1.0,
              top_k: int = 0, generator: torch.Generator | None = None, task: int = T2M,
              on_step=None, guidance: float = 1.0) -> torch.Tensor:
-        """MMM-style parallel decoding. codes (B, N) long, -1 where masked -> (B, N) all filled.
+        """MMM-style parallel decoding. codes (B, N) long, -1 where masked -> (B, N) all filled,
+        on the CPU.
 
         Each pass predicts every masked code at once, keeps the most confident and re-masks the
         rest on a cosine schedule, so N codes take `steps` passes, not N. The text prefix is
@@ -272,12 +276,12 @@ class MotionLM(nn.Module):
             codes = torch.where(masked & (rank >= keep_masked[:, None]), sample, codes)
             if on_step is not None:
                 on_step(s, steps)
-        return codes
+        return codes.cpu()
 
     @torch.no_grad()
     def next_token(self, text: str, n: int, batch: int = 1, temperature: float = 1.0, top_k: int = 0,
                    generator: torch.Generator | None = None, on_step=None, guidance: float = 1.0) -> torch.Tensor:
-        """Token-by-token decoding with a KV cache (the <|next|> task) -> (batch, n) codes.
+        """Token-by-token decoding with a KV cache (the <|next|> task) -> (batch, n) codes on the CPU.
         guidance > 1 as in fill. on_step(done, n) after every token (it may raise to cancel)."""
         past, starts, keep, h = self._guided(NEXT, text, batch, guidance)
         R = len(starts)
@@ -293,13 +297,14 @@ class MotionLM(nn.Module):
             past, h = o.past_key_values, o.last_hidden_state[:, -1]
             if on_step is not None:
                 on_step(i + 1, n)
-        return torch.stack(codes, dim=1)
+        return torch.stack(codes, dim=1).cpu()
 
     @torch.no_grad()
     def caption(self, codes: list[int], max_new: int = 32) -> str:
         """Greedy motion-to-text with a KV cache."""
         seq, start = self.sequence(CAPTION, "", codes)
-        ids = torch.tensor([seq])
+        device = self.new_tokens.weight.device
+        ids = torch.tensor([seq], device=device)
         segment = torch.zeros_like(ids, dtype=torch.bool)
         segment[:, start: start + len(codes)] = True
         out = self.hidden(ids, segment, torch.ones_like(segment), use_cache=True)
@@ -311,8 +316,8 @@ class MotionLM(nn.Module):
             if nxt == self.eos_id:
                 break
             words.append(nxt)
-            o = self.decoder(inputs_embeds=self.embed(torch.tensor([[nxt]])), past_key_values=past,
-                             use_cache=True, position_ids=torch.tensor([[pos]]))
+            o = self.decoder(inputs_embeds=self.embed(torch.tensor([[nxt]], device=device)), past_key_values=past,
+                             use_cache=True, position_ids=torch.tensor([[pos]], device=device))
             past, h, pos = o.past_key_values, o.last_hidden_state[:, -1], pos + 1
         return self.text_tokenizer.decode(words, skip_special_tokens=True).strip()
 

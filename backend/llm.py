@@ -102,6 +102,8 @@ def load_base(base: str = DEFAULT_BASE, dtype: torch.dtype = torch.float32,
         raise ValueError(f"{folder} has no .safetensors weights (pickled weights are refused)")
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, use_safetensors=True)
     tokenizer = AutoTokenizer.from_pretrained(folder)
+    if tokenizer.pad_token is None:  # some transformers releases read none from the GGUF; batches need one
+        tokenizer.pad_token = tokenizer.eos_token
     return model.eval(), tokenizer
 
 
