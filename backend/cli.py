@@ -422,7 +422,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(0: none); default 12")
     g.add_argument("--word-noise", type=float, default=None,
                    help="fraction of text-to-motion examples whose caption has words dropped or swapped "
-                        "for random ones (0: none); default 0")
+                        "for random ones (0: none); default 0.5")
     g.set_defaults(func=_train_generator)
 
     ib = tsub.add_parser("inbetweener", help="train the in-betweener (residual over interpolation)")

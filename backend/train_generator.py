@@ -39,7 +39,7 @@ class GeneratorTraining:
     span_share: float = 0.3      # fraction of masked examples masked as spans (in-betweening)
     text_dropout: float = 0.1
     wide_captions: int = 12      # more paraphrases per labelled clip, from the wider wordings (0: none)
-    word_noise: float = 0.0      # fraction of text-to-motion examples whose caption is noised (captions.noisy)
+    word_noise: float = 0.5      # fraction of text-to-motion examples whose caption is noised (captions.noisy)
     mirror: bool = True
     bf16: bool = True
     seed: int = 0
