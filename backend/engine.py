@@ -3,6 +3,7 @@ and behind the HTTP server. Motion in and out is canonical (motioncore: metres, 
 wxyz local rotations on the canonical skeleton)."""
 from __future__ import annotations
 
+import math
 import platform
 import time
 from pathlib import Path
@@ -32,6 +33,17 @@ def pick_device(name: str = "auto") -> torch.device:
     if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def exactly(motion: Motion, frames: int) -> Motion:
+    """`motion` cut or held on its last pose to `frames` frames: resampling between frame rates
+    can come a frame short of a length."""
+    if motion.num_frames < frames:
+        pad = frames - motion.num_frames
+        motion = Motion(motion.skeleton, motion.fps,
+                        np.concatenate([motion.root_position, motion.root_position[-1:].repeat(pad, 0)]),
+                        np.concatenate([motion.local_rotations, motion.local_rotations[-1:].repeat(pad, 0)]))
+    return motion.trim(0, frames)
 
 
 class Engine:
@@ -71,9 +83,9 @@ class Engine:
     def _tokens_for(self, frames: int) -> int:
         return -(-frames // self.down)
 
-    def _decode(self, codes: np.ndarray, frames: int, fps: float) -> Motion:
+    def _decode(self, codes: np.ndarray, frames: int, fps: float, wanted: int) -> Motion:
         feats = self.tokenizer.decode(codes)[:frames]
-        return features.from_features(feats, canonical.MODEL_FPS).resample(fps)
+        return exactly(features.from_features(feats, canonical.MODEL_FPS).resample(fps), wanted)
 
     def _frames(self, seconds: float) -> int:
         if not (np.isfinite(seconds) and 0 < seconds <= MAX_SECONDS):
@@ -111,6 +123,12 @@ class Engine:
         if not 1 <= variations <= 16:
             raise ValueError(f"variations must be 1..16, got {variations}")
         frames = self._frames(seconds)
+        # seconds x fps frames, as a timeline counts them: enough model frames that resampling
+        # reaches the last one (a clip of N frames spans N - 1 intervals).
+        wanted = max(2, int(round(seconds * fps)))
+        if fps != canonical.MODEL_FPS:
+            frames = min(math.ceil((wanted - 1) * canonical.MODEL_FPS / fps) + 1,
+                         self.model.config.max_motion_tokens * self.down)
         n = self._tokens_for(frames)
         gen = torch.Generator().manual_seed(int(seed))
         if sampling.decoding == "next":
@@ -122,7 +140,7 @@ class Engine:
             filled = self.model.fill(text, codes, steps=sampling.steps, temperature=sampling.temperature,
                                      top_k=sampling.top_k, generator=gen, on_step=on_step,
                                      guidance=sampling.guidance)
-        return [self._decode(row.numpy(), frames, fps) for row in filled]
+        return [self._decode(row.numpy(), frames, fps, wanted) for row in filled]
 
     @torch.no_grad()
     def caption(self, motion: Motion) -> str:
@@ -163,12 +181,7 @@ class Engine:
         xy, yaw = features.start_pose(m)
         feats = self.tokenizer.decode(filled.numpy())[: m.num_frames]
         out = features.from_features(feats, canonical.MODEL_FPS, start_xy=xy, start_yaw=yaw).resample(motion.fps)
-        T = motion.num_frames
-        if out.num_frames < T:  # resampling can come one frame short; hold the last
-            pad = T - out.num_frames
-            out = Motion(out.skeleton, out.fps, np.concatenate([out.root_position, out.root_position[-1:].repeat(pad, 0)]),
-                         np.concatenate([out.local_rotations, out.local_rotations[-1:].repeat(pad, 0)]))
-        return out.trim(0, T)
+        return exactly(out, motion.num_frames)
 
     @torch.no_grad()
     def edit(self, motion: Motion, start: int, stop: int, text: str = "", seed: int = 0,

@@ -118,7 +118,11 @@ def test_engine_generates_valid_clips_deterministically(tiny_weights):
     engine = Engine(tiny_weights, device="cpu", dtype="float32")
     a = engine.generate("a person waves", seconds=2.0, seed=3, variations=2, fps=30)
     b = engine.generate("a person waves", seconds=2.0, seed=3, variations=2, fps=30)
-    assert len(a) == 2 and a[0].fps == 30 and a[0].num_frames == 2 * 30 - 1
+    assert len(a) == 2 and a[0].fps == 30 and a[0].num_frames == 2 * 30
+    # Seconds x fps frames, as a timeline counts them, at any rate and up to the longest clip.
+    for seconds, fps in ((2.5, 24), (1.0, 20), (3.0, 60), (20.0, 30), (0.7, 29.97)):
+        [m] = engine.generate("a person waves", seconds=seconds, seed=1, fps=fps)
+        assert m.num_frames == round(seconds * fps), (seconds, fps)
     assert all(np.array_equal(x.local_rotations, y.local_rotations) for x, y in zip(a, b))
     assert not np.array_equal(a[0].local_rotations, a[1].local_rotations)  # variations differ
     assert all(np.all(np.isfinite(m.positions())) for m in a)
@@ -207,7 +211,7 @@ def test_user_adapter_trains_from_a_folder_of_bvh(tiny_weights, tmp_path):
     record = json.loads((out / "generator.json").read_text())["training"]
     assert record["steps"] == 8 and record["init_from"] == {"steps": 3, "init_from": {"steps": 5}}
     clip = Engine(out, device="cpu").generate("a person bows", 1.0, seed=0)[0]
-    assert clip.num_frames == 29  # 1 s = 20 model frames, 0.95 s span, 29 frames at 30 fps
+    assert clip.num_frames == 30  # 1 s at 30 fps
     same = subprocess.run([sys.executable, "-m", "backend", "train", "adapter", "--data", str(DATA / "bandai-1"),
                            "--out", str(tiny_weights), "--base-model", str(tiny_weights)],
                           capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
