@@ -329,7 +329,8 @@ class MotionLM(nn.Module):
         save_file({"new_tokens": self.new_tokens.weight.detach().float().contiguous()},
                   str(directory / "new_tokens.safetensors"))
         meta = {"format_version": FORMAT_VERSION, "config": asdict(self.config),
-                "special_tokens": list(SPECIAL_TOKENS), "base_vocab": self.base_vocab, **(extra or {})}
+                "special_tokens": list(SPECIAL_TOKENS), "base_vocab": self.base_vocab, "eos_id": self.eos_id,
+                **(extra or {})}
         (directory / "generator.json").write_text(json.dumps(meta, indent=1))
 
     @classmethod
@@ -351,6 +352,13 @@ class MotionLM(nn.Module):
         lm.training_record = meta.get("training")
         if lm.base_vocab != meta["base_vocab"]:
             raise ValueError(f"base model has {lm.base_vocab} tokens, the adapter expects {meta['base_vocab']}")
+        # The end of a caption is the token it was trained with: transformers releases read the
+        # GGUF's end-of-text token differently (5.17 <|im_start|>, 5.23 <|im_end|>).
+        eos = meta.get("eos_id", lm.eos_id)
+        if not (isinstance(eos, int) and 0 <= eos < lm.base_vocab):
+            raise ValueError(f"{directory / 'generator.json'} names end-of-text token {eos!r}, "
+                             f"not one of the base's {lm.base_vocab}")
+        lm.eos_id = eos
         rows = load_file(str(directory / "new_tokens.safetensors"))["new_tokens"]
         if rows.shape != lm.new_tokens.weight.shape:
             raise ValueError(f"new_tokens.safetensors is {tuple(rows.shape)}, expected "

@@ -92,6 +92,14 @@ def test_save_and_reload_reproduce_logits(tiny_base, tmp_path):
     size = sum(f.stat().st_size for f in tmp_path.rglob("*.safetensors"))
     assert size < 2_000_000  # the base vocabulary is not copied into the adapter
     meta = json.loads((tmp_path / "generator.json").read_text())
+    assert meta["eos_id"] == model.eos_id == again.eos_id
+    # A caption ends on the token the model was trained with, whatever this transformers
+    # release reads as the base's end of text; a token the base lacks is refused.
+    (tmp_path / "generator.json").write_text(json.dumps({**meta, "eos_id": 1}))
+    assert MotionLM.from_pretrained(tmp_path).eos_id == 1 != model.eos_id
+    (tmp_path / "generator.json").write_text(json.dumps({**meta, "eos_id": 10**7}))
+    with pytest.raises(ValueError, match="end-of-text token"):
+        MotionLM.from_pretrained(tmp_path)
     meta["format_version"] = 7
     (tmp_path / "generator.json").write_text(json.dumps(meta))
     with pytest.raises(ValueError, match="format_version 7"):
