@@ -35,17 +35,6 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device("cpu")
 
 
-def exactly(motion: Motion, frames: int) -> Motion:
-    """`motion` cut or held on its last pose to `frames` frames: resampling between frame rates
-    can come a frame short of a length."""
-    if motion.num_frames < frames:
-        pad = frames - motion.num_frames
-        motion = Motion(motion.skeleton, motion.fps,
-                        np.concatenate([motion.root_position, motion.root_position[-1:].repeat(pad, 0)]),
-                        np.concatenate([motion.local_rotations, motion.local_rotations[-1:].repeat(pad, 0)]))
-    return motion.trim(0, frames)
-
-
 class Engine:
     def __init__(self, weights: Path | None = None, device: str = "auto", dtype: str = "auto",
                  base: str | None = None, cache_dir: Path | None = None):
@@ -85,7 +74,7 @@ class Engine:
 
     def _decode(self, codes: np.ndarray, frames: int, fps: float, wanted: int) -> Motion:
         feats = self.tokenizer.decode(codes)[:frames]
-        return exactly(features.from_features(feats, canonical.MODEL_FPS).resample(fps), wanted)
+        return features.from_features(feats, canonical.MODEL_FPS).resample(fps).fit(wanted)
 
     def _frames(self, seconds: float) -> int:
         if not (np.isfinite(seconds) and 0 < seconds <= MAX_SECONDS):
@@ -181,7 +170,7 @@ class Engine:
         xy, yaw = features.start_pose(m)
         feats = self.tokenizer.decode(filled.numpy())[: m.num_frames]
         out = features.from_features(feats, canonical.MODEL_FPS, start_xy=xy, start_yaw=yaw).resample(motion.fps)
-        return exactly(out, motion.num_frames)
+        return out.fit(motion.num_frames)
 
     @torch.no_grad()
     def edit(self, motion: Motion, start: int, stop: int, text: str = "", seed: int = 0,
@@ -214,9 +203,7 @@ class Engine:
             raise ValueError(f"continue by more than 0 and at most {MAX_SECONDS - motion.duration:.1f} s "
                              f"(a motion holds {MAX_SECONDS:g} s in all), got {seconds}")
         T, extra = motion.num_frames, max(1, int(round(seconds * motion.fps)))
-        held = Motion(motion.skeleton, motion.fps,
-                      np.concatenate([motion.root_position, motion.root_position[-1:].repeat(extra, 0)]),
-                      np.concatenate([motion.local_rotations, motion.local_rotations[-1:].repeat(extra, 0)]))
+        held = motion.fit(T + extra)
         regen = np.zeros(T + extra, dtype=bool)
         regen[T:] = True
         gen = self._infill(held, regen, text, seed, sampling, on_step)

@@ -146,12 +146,7 @@ def _resampled(model: Inbetweener, motion: Motion, keys: np.ndarray) -> Motion:
     m = motion.resample(fps)
     scaled = np.unique(np.clip(np.round(keys * fps / motion.fps).astype(int), 0, m.num_frames - 1))
     filled = model.inbetween(m, scaled).resample(motion.fps)
-    T = motion.num_frames
-    if filled.num_frames < T:
-        pad = T - filled.num_frames
-        filled = Motion(filled.skeleton, filled.fps, np.concatenate([filled.root_position, filled.root_position[-1:].repeat(pad, 0)]),
-                        np.concatenate([filled.local_rotations, filled.local_rotations[-1:].repeat(pad, 0)]))
-    return blend.pin_to_keys(filled.trim(0, T), motion, keys)
+    return blend.pin_to_keys(filled.fit(motion.num_frames), motion, keys)
 
 
 # -- training ------------------------------------------------------------------------------

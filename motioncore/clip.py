@@ -71,6 +71,21 @@ class Motion:
         return self.world()[1]
 
     # -- editing -----------------------------------------------------------------------------
+    def fit(self, frames: int) -> "Motion":
+        """Exactly `frames` frames: cut, or held on the last pose (resampling between frame
+        rates can come a frame short of a length)."""
+        if frames < 1:
+            raise ValueError(f"a motion needs at least 1 frame, got {frames}")
+        pad = frames - self.num_frames
+        if pad <= 0:
+            return self.trim(0, frames)
+
+        def held(a):
+            return None if a is None else np.concatenate([a, np.repeat(a[-1:], pad, axis=0)])
+
+        return replace(self, root_position=held(self.root_position), local_rotations=held(self.local_rotations),
+                       local_translations=held(self.local_translations))
+
     def trim(self, start: int, stop: int | None = None) -> "Motion":
         """Frames [start, stop) as a new motion."""
         stop = self.num_frames if stop is None else stop

@@ -126,6 +126,16 @@ def test_trim_and_concatenate(canonical_clip):
         concatenate([a, b.resample(24)])
 
 
+def test_fit_cuts_or_holds_the_last_pose(canonical_clip):
+    n = canonical_clip.num_frames
+    assert np.array_equal(canonical_clip.fit(n - 3).local_rotations, canonical_clip.local_rotations[: n - 3])
+    longer = canonical_clip.fit(n + 2)
+    assert longer.num_frames == n + 2 and np.array_equal(longer.local_rotations[:n], canonical_clip.local_rotations)
+    assert np.array_equal(longer.root_position[n:], np.repeat(canonical_clip.root_position[-1:], 2, axis=0))
+    with pytest.raises(ValueError, match="at least 1 frame"):
+        canonical_clip.fit(0)
+
+
 def test_motion_rejects_bad_arrays(canonical_clip):
     q = canonical_clip.local_rotations.copy()
     q[3, 2, 0] = np.nan
