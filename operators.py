@@ -151,22 +151,24 @@ class DYNAMICPOSE_OT_generate(_BackendOperator, bpy.types.Operator):
         text = s.prompt.strip()
         if not text:
             raise ValueError("write a prompt first")
+        if s.root_motion == "ROOT" and rt.root_bone is None:
+            raise ValueError(f"{obj.name} has no root bone above its hips; pick Hips, Object or In place")
         fps = motion_io.scene_fps(context.scene)
         seconds = s.length_seconds(fps)
         seed, variations = s.seed, s.variations
-        self._put = (obj.name, rt, text, s.start_frame, fps, s.root_motion)
+        self._put = (obj.name, rt, text, s.start_frame, fps, s.root_motion, s.floor_setting(), s.start_facing)
         return lambda b, p, c: b.generate(text, seconds, seed=seed, variations=variations, fps=fps,
                                           progress=p, cancel=c)
 
     def finish(self, context, motions) -> None:
-        name, rt, text, start, fps, root = self._put
+        name, rt, text, start, fps, root, floor, facing = self._put
         obj = bpy.data.objects.get(name)
         if obj is None:
             raise ValueError(f"the armature {name!r} is gone")
         for i, m in reversed(list(enumerate(motions))):  # the first take ends up active
             suffix = f" #{i + 1}" if len(motions) > 1 else ""
             motion_io.put_motion(obj, m, _action_name(text, suffix), rt, frame_start=start, fps=fps,
-                                 root=root)
+                                 root=root, floor=floor, start=facing)
         self.report({"INFO"}, f"{len(motions)} action(s) from {start} to {start + motions[0].num_frames - 1}")
 
 

@@ -47,6 +47,11 @@ class DYNAMICPOSE_PT_generate(_Panel, bpy.types.Panel):
         layout.prop(s, "target")
         layout.prop(s, "start_frame")
         layout.prop(s, "root_motion")
+        layout.prop(s, "start_facing")
+        row = layout.row(align=True)
+        row.prop(s, "floor")
+        if s.floor == "HEIGHT":
+            row.prop(s, "floor_height", text="")
         busy = _running(layout)
         row = layout.row()
         row.enabled = (s.target or _active_armature(context)) is not None and not busy
@@ -111,15 +116,14 @@ class DYNAMICPOSE_PT_retarget(_Panel, bpy.types.Panel):
     bl_options = {"DEFAULT_CLOSED"}
 
     def draw(self, context):
-        from .motioncore.rigs import detect
-        from .rig.read import rig_from_armature
+        from .rig.read import detection
 
         layout = self.layout
         obj = _active_armature(context)
         if obj is None:
             layout.label(text="Select an armature", icon="INFO")
             return
-        preset, confidence, _ = detect(rig_from_armature(obj))
+        preset, confidence, _ = detection(obj, update=False)
         layout.label(text=f"Detected: {preset or 'none'} ({confidence:.0%})", icon="ARMATURE_DATA")
         layout.prop(obj, "dynamicpose_use_custom")
         row = layout.row(align=True)

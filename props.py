@@ -35,9 +35,20 @@ class DynamicPoseSettings(bpy.types.PropertyGroup):
                             description="Rig to put the motion on (empty: the active armature)")
     start_frame: IntProperty(name="Start frame", default=1)
     root_motion: EnumProperty(name="Root motion", default="BONE", items=(
-        ("BONE", "Root bone", "The hips bone travels"),
+        ("BONE", "Hips", "The hips bone travels"),
+        ("ROOT", "Root bone", "The rig's root bone (UE and Rigify root, Auto-Rig Pro c_traj) carries the ground "
+                              "track; the hips keep their own height and sway"),
         ("IN_PLACE", "In place", "Keep the hips over the rig's rest spot"),
-        ("OBJECT", "Object", "The armature object travels; the hips stay over it")))
+        ("OBJECT", "Object", "The armature object travels (Mixamo-style); the hips stay over it")))
+    start_facing: EnumProperty(name="Start", default="CHARACTER", items=(
+        ("CHARACTER", "Where it stands", "Start where the character stands and faces at the start frame"),
+        ("REST", "Rest facing", "Start where the character stands, facing the way its rest pose faces")))
+    floor: EnumProperty(name="Floor", default="AUTO", items=(
+        ("AUTO", "Rest pose", "Planted feet stand where the rest pose's feet are (a BVH hung from its origin: "
+                              "on the origin's height)"),
+        ("HEIGHT", "Height", "Planted feet stand on a floor at the height below")))
+    floor_height: FloatProperty(name="Floor height", default=0.0, unit="LENGTH",
+                                description="World height of the floor the feet stand on")
     retarget_source: PointerProperty(name="Source", type=bpy.types.Object, poll=_is_armature,
                                      description="Armature whose actions Retarget actions copies onto the active one")
     # In-between
@@ -51,6 +62,10 @@ class DynamicPoseSettings(bpy.types.PropertyGroup):
     edit_end: IntProperty(name="To", default=30)
     # Backend status, shown in the panel
     status: StringProperty(name="Status", default="not started")
+
+    def floor_setting(self) -> str | float:
+        """The floor as Retarget.to_rig takes it."""
+        return self.floor_height if self.floor == "HEIGHT" else "AUTO"
 
     def length_seconds(self, fps: float) -> float | None:
         """The length asked for; None: let the backend read it from the prompt."""

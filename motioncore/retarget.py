@@ -14,15 +14,56 @@ A-posed arm is swung up; hips and chest are aligned by their whole frame, up bon
 left-right line). Bones the mapping leaves out between mapped ones are held at rest, and
 Blender's composition  W_b = W_parent (R_parent^-1 R_b) basis_b  gives each basis. The root
 travels with the hips, scaled by leg length. `from_rig` is the exact inverse for mapped joints.
+
+World space. Imported characters are rarely Z-up in armature space (an FBX from Maya or
+Mixamo is rotated 90 degrees about X with scale 0.01; a glTF hangs under a rotated empty). Given
+the armature's world matrix, the transfer works in its *upright frame*: world axes and units,
+turned about world Z so that the rig's rest pose faces canonical -Y. Pose bases do not change
+under a rigid change of frame, so only locations are converted back (divided by the object's
+scale). Bones the mapping puts in a limb but that hang elsewhere (IK-style feet parented to the
+root) are moved onto the joint their chain gives them. On new motion, the hips are lowered or
+raised once so that the planted feet meet the floor on the rig's own proportions.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from . import rotations as rot
-from .canonical import CANONICAL_JOINTS, CANONICAL_PARENTS, canonical_skeleton
+from .canonical import CANONICAL_JOINTS, CANONICAL_PARENTS, FEET, canonical_skeleton, heading_yaw
 from .clip import Motion
+from .features import foot_contacts
 from .rigs import SIDES, TORSO, Rig
+
+ROOT_MODES = ("BONE", "ROOT", "IN_PLACE", "OBJECT")  # where the travel goes; see Retarget.to_rig
+
+
+def world_frame(world: np.ndarray) -> tuple[np.ndarray, float]:
+    """An object's (4, 4) world matrix -> (its rotation (3, 3), its scale). Refuses mirrored,
+    sheared or unevenly scaled objects: their bones have no single rest frame to key against."""
+    m = np.asarray(world, dtype=float)[:3, :3]
+    if m.shape != (3, 3) or not np.all(np.isfinite(m)):
+        raise ValueError("the armature's world matrix is not a finite 4x4 matrix")
+    u, sv, vt = np.linalg.svd(m)
+    scale = float(np.cbrt(np.prod(sv)))
+    if scale < 1e-9 or np.linalg.det(m) < 0:
+        raise ValueError("the armature (or a parent) has zero or negative scale; fix its scale first")
+    if sv.max() / sv.min() > 1.01:
+        raise ValueError(f"the armature (or a parent) is scaled unevenly ({', '.join(f'{x:.3g}' for x in sv)}); "
+                         "keys cannot follow it: give it one scale on all axes")
+    return u @ vt, scale
+
+
+def place(motion: Motion, xy: np.ndarray, yaw: float) -> Motion:
+    """The motion turned about the vertical through its first root position, then moved, so
+    that it starts with its root over `xy` facing `yaw` (0: canonical -Y)."""
+    start = heading_yaw(motion.positions()[:1])[0]
+    turn = rot.yaw_rotation(np.asarray(yaw - start))
+    root = motion.root_position.copy()
+    flat = root - [root[0, 0], root[0, 1], 0.0]
+    root = rot.rotate(np.broadcast_to(turn, (len(root), 4)), flat) + [xy[0], xy[1], 0.0]
+    q = motion.local_rotations.copy()
+    q[:, 0] = rot.multiply(np.broadcast_to(turn, (len(q), 4)), q[:, 0])
+    return Motion(motion.skeleton, motion.fps, root, q, motion.local_translations)
 
 
 # -- the transfer --------------------------------------------------------------------------
@@ -34,7 +75,8 @@ class Retarget:
 
     def __init__(self, rig: Rig, mapping: dict[str, str], drivers: dict[str, str] | None = None,
                  joint_heads: dict[str, np.ndarray] | None = None, switches: dict[str, float] | None = None,
-                 rest_pose: dict[str, np.ndarray] | None = None, pivots: dict[str, np.ndarray] | None = None):
+                 rest_pose: dict[str, np.ndarray] | None = None, pivots: dict[str, np.ndarray] | None = None,
+                 world: np.ndarray | None = None):
         """drivers: for control rigs whose constraints, not bone parents, say what turns what
         (a generated Rigify rig): mapped joint -> the mapped joint whose turn its bone follows
         (measured in Blender). joint_heads: where the canonical joints sit in the rig's rest,
@@ -42,9 +84,18 @@ class Retarget:
         switches: {data path: value} that every action written to the rig keys (FK on).
         rest_pose: mapped joint -> its bone's (4, 4) armature-space matrix as the rig evaluates
         it at rest, where constraints hold it away from its edit-mode rest. pivots: mapped joint
-        -> the point its control turns the bones it drives about (measured; default its head)."""
+        -> the point its control turns the bones it drives about (measured; default its head).
+        All of these are in armature space. world: the armature object's (4, 4) world matrix,
+        parents included (default identity): up is world +Z, and the rest pose's facing is
+        found and turned to canonical -Y."""
         self.switches = dict(switches or {})
-        self.pivots = {j: np.asarray(p, dtype=float) for j, p in (pivots or {}).items()}
+        turn, self.unit = world_frame(np.eye(4) if world is None else world)
+        world = np.eye(4) if world is None else np.asarray(world, dtype=float)
+
+        def point(p):  # armature space -> world, before the facing is known
+            return world[:3, :3] @ np.asarray(p, dtype=float) + world[:3, 3]
+
+        self.pivots = {j: point(p) for j, p in (pivots or {}).items()}
         unknown = sorted(set(mapping) - set(CANONICAL_JOINTS))
         if unknown:
             raise ValueError(f"the mapping names joints the canonical skeleton lacks: {unknown}")
@@ -54,15 +105,26 @@ class Retarget:
         self.joint_bone = {j: rig.index(b) for j, b in mapping.items()}  # raises on a missing bone
         if len(set(self.joint_bone.values())) != len(self.joint_bone):
             raise ValueError("the mapping gives one bone to two joints")
-        self.rest_rot = rot.from_matrix(rig.rest[:, :3, :3])
-        self.heads = rig.rest[:, :3, 3].copy()
+        rest = rig.rest.copy()
         for j, m in (rest_pose or {}).items():
-            b = self.joint_bone[j]
-            self.rest_rot[b], self.heads[b] = rot.from_matrix(np.asarray(m)[:3, :3]), np.asarray(m)[:3, 3]
+            rest[self.joint_bone[j]] = np.asarray(m, dtype=float)
+        self.rest_rot = rot.from_matrix(turn @ rest[:, :3, :3])
+        self.heads = rest[:, :3, 3] @ world[:3, :3].T + world[:3, 3]
         # Joint positions at rest: the mapped bones' heads, or where joint_heads puts them (also
         # joints no bone is keyed for, such as a control rig's spine: they still frame the hips).
         self.joint_pos = {j: self.heads[b] for j, b in self.joint_bone.items()}
-        self.joint_pos.update({j: np.asarray(p, dtype=float) for j, p in (joint_heads or {}).items()})
+        self.joint_pos.update({j: point(p) for j, p in (joint_heads or {}).items()})
+        # Turn the world about Z so that the rest pose faces -Y: canonical motion then leaves
+        # in the rig's own facing. The turn is about the world origin, so floors stay put.
+        self.stands = self._rest_stands()
+        self.facing = self._rest_facing() if self.stands else 0.0
+        face = rot.yaw_rotation(np.asarray(-self.facing))
+        self.rest_rot = rot.multiply(np.broadcast_to(face, self.rest_rot.shape), self.rest_rot)
+        self.heads = rot.rotate(np.broadcast_to(face, (len(self.heads), 4)), self.heads)
+        self.joint_pos = {j: rot.rotate(face, p) for j, p in self.joint_pos.items()}
+        self.pivots = {j: rot.rotate(face, p) for j, p in self.pivots.items()}
+        self.axes = rot.to_matrix(face) @ turn  # armature axes -> the upright frame
+        self.origin = rot.rotate(face, world[:3, 3])  # the object's origin in the upright frame
         self.drivers = None
         if drivers is not None:
             bad = {j: d for j, d in drivers.items() if j not in self.joint_bone or d not in self.joint_bone}
@@ -86,6 +148,57 @@ class Retarget:
         self.between = self._torso_between() if self.drivers is None else {}
         self.twist = self._twist_bones() if self.drivers is None else {}
         self.written = sorted(written | set(self.twist))
+        self.detached = self._detached_bones() if self.drivers is None else {}
+        # The root bone: the top of the hips' chain, where that is another bone (UE and Rigify
+        # `root`, Auto-Rig Pro `c_traj`); to_rig(root="ROOT") puts the ground track there.
+        top = self.hips_bone
+        while rig.parents[top] >= 0:
+            top = rig.parents[top]
+        self.root_bone = top if top != self.hips_bone else None
+        z = np.array([p[2] for p in self.joint_pos.values()])
+        self.height = float(np.ptp(z)) or 1.0
+        # Hung from its origin, as BVH files are: the root at the origin, the feet far below it.
+        feet = [self.joint_pos[j][2] for j in FEET if j in self.joint_pos]
+        self.hung = bool(feet) and min(feet) < self.origin[2] - 0.25 * self.height \
+            and abs(self.joint_pos["Hips"][2] - self.origin[2]) < 0.1 * self.height
+
+    def _rest_stands(self) -> bool:
+        """Whether the rest pose stands upright in the world (head above hips above feet): only
+        then do its facing and its feet say anything (a BVH's zero pose may lie along an axis)."""
+        z = {j: p[2] for j, p in self.joint_pos.items()}
+        height = np.ptp(list(z.values())) if z else 0.0
+        feet = [z[j] for j in ("Foot_L", "Foot_R") if j in z]
+        return bool(height > 0 and "Head" in z and z["Head"] > z["Hips"] + 0.15 * height
+                    and feet and max(feet) < z["Hips"] - 0.25 * height)
+
+    def _rest_facing(self) -> float:
+        """The rest pose's facing about world Z (0: -Y, as canonical), from its hip line (or its
+        shoulder line); 0 where neither is mapped or the line stands upright."""
+        for left, right in (("UpperLeg_L", "UpperLeg_R"), ("UpperArm_L", "UpperArm_R")):
+            if left in self.joint_pos and right in self.joint_pos:
+                lateral = self.joint_pos[left] - self.joint_pos[right]
+                if np.hypot(lateral[0], lateral[1]) > 0.5 * np.linalg.norm(lateral):
+                    return float(np.arctan2(lateral[1], lateral[0]))
+        return 0.0
+
+    def _detached_bones(self) -> dict[int, int]:
+        """Mapped bones that do not hang from the bone of their canonical parent (an IK-style
+        foot parented to the root): bone -> the mapped bone whose turn carries it, parents first."""
+        out = {}
+        for b in sorted(self.bone_joint):
+            j = self.bone_joint[b]
+            if j == 0:
+                continue
+            a = CANONICAL_PARENTS[j]
+            while a > 0 and CANONICAL_JOINTS[a] not in self.joint_bone:
+                a = CANONICAL_PARENTS[a]
+            anchor = self.joint_bone.get(CANONICAL_JOINTS[a])
+            up = self.rig.parents[b]
+            while up >= 0 and up != anchor:
+                up = self.rig.parents[up]
+            if anchor is not None and up < 0:
+                out[b] = anchor
+        return out
 
     def _twist_bones(self) -> dict[int, tuple[int, int, float]]:
         """Unmapped bones named *twist* under a mapped limb bone: bone -> (that bone, the
@@ -170,17 +283,56 @@ class Retarget:
         return 1.0
 
     # -- canonical -> rig --------------------------------------------------------------------
-    def to_rig(self, motion: Motion, in_place: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        """A canonical motion -> (basis rotations (T, B, 4) wxyz, locations (T, B, 3)) for every
-        bone of the rig; bones outside `written` are left at identity and zero."""
+    def to_rig(self, motion: Motion, root: str = "BONE", floor: str | float | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """A canonical motion -> (basis rotations (T, B, 4) wxyz, locations (T, B, 3), armature
+        units) for every bone of the rig; bones outside `written` are left at identity and zero.
+
+        root: where the travel goes: BONE (the hips bone), ROOT (the rig's root bone,
+        `root_bone`: it carries the smoothed ground track, the hips keep their height and
+        sway), IN_PLACE or OBJECT (no horizontal travel on any bone; see `travel`).
+        floor: None keeps the motion's heights as they are (the inverse of from_rig: what
+        in-between and edit need); "REST" sets the hips once so that planted feet stand at their
+        rest-pose height; a number is the floor's world height (feet at the canonical clearance
+        above it); "AUTO" is "REST", or the object origin's height for a rig hung from it or
+        whose rest pose does not stand (BVH files)."""
         if not motion.skeleton.same_shape(self.skeleton):
             raise ValueError("to_rig takes a motion on the canonical skeleton")
+        if root not in ROOT_MODES:
+            raise ValueError(f"root motion must be one of {ROOT_MODES}, got {root!r}")
+        if root == "ROOT" and self.root_bone is None:
+            raise ValueError("the rig has no root bone above its hips: put the root motion on the hips, "
+                             "the object, or keep it in place")
         G, P = motion.world()
         T, B = motion.num_frames, len(self.rig.names)
         basis = np.tile(rot.identity(), (T, B, 1))
         loc = np.zeros((T, B, 3))
+        travel = self.scale * (P[:, 0] - self.canon_rest[0])  # world units, upright frame
+        if root != "BONE":
+            travel[:, :2] = self._ground_track(travel, motion.fps) if root == "ROOT" else 0.0
         if self.drivers is not None:
-            return self._to_control_rig(G, P, basis, loc, in_place)
+            self._to_control_rig(G, basis, loc, travel)
+        else:
+            self._to_bones(G, basis, loc, travel)
+        if root == "ROOT":
+            track = np.zeros_like(travel)
+            track[:, :2] = self.scale * (P[:, 0, :2] - self.canon_rest[0, :2]) - travel[:, :2]
+            loc[:, self.root_bone] = rot.rotate(rot.conjugate(self.rest_rot[self.root_bone]), track)
+        if floor is not None:
+            self._stand(motion, P, basis, loc, floor)
+        return basis, loc / self.unit
+
+    def _ground_track(self, travel: np.ndarray, fps: float) -> np.ndarray:
+        """(T, 2) what the hips keep of the travel when a root bone carries it: their sway about a
+        ground track smoothed over about half a second."""
+        width = max(1, int(round(0.5 * fps)))
+        pad = np.pad(travel[:, :2], ((width, width), (0, 0)), mode="edge")
+        kernel = np.ones(2 * width + 1) / (2 * width + 1)
+        track = np.stack([np.convolve(pad[:, i], kernel, mode="valid") for i in range(2)], axis=-1)
+        return travel[:, :2] - track
+
+    def _to_bones(self, G: np.ndarray, basis: np.ndarray, loc: np.ndarray, travel: np.ndarray) -> None:
+        T, B = basis.shape[:2]
         W = np.empty((T, B, 4))
         R = self.rest_rot
         for b in range(B):
@@ -211,30 +363,84 @@ class Retarget:
                 continue
             W[:, b] = rot.multiply(rot.multiply(G[:, j], self.align[j]), R[b])
             basis[:, b] = rot.multiply(rot.conjugate(at_rest), W[:, b])
-        basis = rot.make_continuous(basis)
+        basis[:] = rot.make_continuous(basis)
         # The hips bone carries the root: its ancestors stay at rest, so its head is h + R loc.
-        travel = self.scale * (P[:, 0] - self.canon_rest[0])
-        if in_place:
-            travel[:, :2] = 0.0
         h = self.hips_bone
         loc[:, h] = rot.rotate(rot.conjugate(R[h]), travel)
-        return basis, loc
+        for b, anchor in self.detached.items():  # parents first: each sees the ones above it moved
+            W, H = self._pose(basis, loc)
+            frame = rot.multiply(W[:, b], rot.conjugate(basis[:, b]))
+            carried = rot.multiply(W[:, anchor], rot.conjugate(R[anchor]))
+            target = H[:, anchor] + rot.rotate(carried, np.broadcast_to(self.heads[b] - self.heads[anchor], (T, 3)))
+            loc[:, b] += rot.rotate(rot.conjugate(frame), target - H[:, b])
+
+    def _stand(self, motion: Motion, P: np.ndarray, basis: np.ndarray, loc: np.ndarray, floor) -> None:
+        """Raise or lower the whole body once (hips, and feet that hang elsewhere) so that the
+        planted feet meet the floor on the rig's own proportions: one offset for the clip, so
+        the hips keep their own rise and fall."""
+        if floor == "AUTO":  # a rig that does not stand at rest (or hangs from its origin): the origin's height
+            floor = "REST" if self.stands and not self.hung else float(self.origin[2])
+        if not (floor == "REST" or isinstance(floor, (int, float)) and np.isfinite(floor)):
+            raise ValueError(f"floor must be None, 'AUTO', 'REST' or a height, got {floor!r}")
+        planted = foot_contacts(P, motion.fps) > 0
+        heights = self.joint_heights(motion, loc[:, self.hips_bone])
+        gaps = []
+        for side in SIDES:  # the lowest mapped joint of each foot: its toes, or its ankle
+            joint = next((j for j in (f"Toes_{side}", f"Foot_{side}") if j in self.joint_bone), None)
+            if joint is None:
+                continue
+            on = planted[:, FEET.index(joint)]
+            j = self.skeleton.index(joint)
+            target = self.joint_pos[joint][2] if floor == "REST" else floor + self.scale * P[on, j, 2]
+            gaps.append(target - heights[on, j])
+        gaps = np.concatenate(gaps) if gaps else np.zeros(0)
+        if not len(gaps):  # no foot mapped, or never planted: leave the heights as they are
+            return
+        lift = np.broadcast_to([0.0, 0.0, float(np.median(gaps))], (len(P), 3))
+        h = self.hips_bone
+        loc[:, h] += rot.rotate(np.broadcast_to(rot.conjugate(self.rest_rot[h]), (len(P), 4)), lift)
+        if self.detached:
+            W, _ = self._pose(basis, loc)
+            for b in self.detached:
+                frame = rot.multiply(W[:, b], rot.conjugate(basis[:, b]))
+                loc[:, b] += rot.rotate(rot.conjugate(frame), lift)
+
+    def joint_heights(self, motion: Motion, hips_loc: np.ndarray) -> np.ndarray:
+        """(T, J) each canonical joint's height on the rig's proportions (upright frame, world
+        units) with the hips bone at `hips_loc` (its loc channel, world units): each joint is
+        carried from its nearest mapped ancestor by that joint's turn. Works the same on control
+        rigs, whose bones' own parents say nothing of where their joints go."""
+        G, _ = motion.world()
+        T = motion.num_frames
+        h = self.hips_bone
+        pos = {0: self.joint_pos["Hips"] + rot.rotate(np.broadcast_to(self.rest_rot[h], (T, 4)), hips_loc)}
+        out = np.zeros((T, len(CANONICAL_JOINTS)))
+        out[:, 0] = pos[0][:, 2]
+        anchor = {0: 0}
+        for j in range(1, len(CANONICAL_JOINTS)):
+            a = anchor[CANONICAL_PARENTS[j]]
+            name = CANONICAL_JOINTS[j]
+            if name not in self.joint_pos:
+                anchor[j], pos[j] = a, pos[a]
+            else:
+                anchor[j] = j
+                offset = self.joint_pos[name] - self.joint_pos[CANONICAL_JOINTS[a]]
+                pos[j] = pos[a] + rot.rotate(self._turn(G, CANONICAL_JOINTS[a]), np.broadcast_to(offset, (T, 3)))
+            out[:, j] = pos[j][:, 2]
+        return out
 
     def _turn(self, G: np.ndarray, joint: str) -> np.ndarray:
         """(T, 4) how far a mapped joint's bones have turned from rest: G_j Q_j."""
         j = self.skeleton.index(joint)
         return rot.multiply(G[:, j], self.align[j])
 
-    def _to_control_rig(self, G, P, basis, loc, in_place):
+    def _to_control_rig(self, G, basis, loc, travel):
         # A bone following driver d turns as d does, then by its own basis:
         #   W_b = (G_d Q_d) R_b basis_b  and  W_b = G_j Q_j R_b  give  basis_b.
         # A control turns about its pivot, its joint about itself: the control is shifted by
         # what that difference swings, so the joint stays where its driver (or the root
         # travel, for the hips) carries it.
         R = self.rest_rot
-        travel = self.scale * (P[:, 0] - self.canon_rest[0])
-        if in_place:
-            travel[:, :2] = 0.0
         for joint, b in self.joint_bone.items():
             turned = self._turn(G, joint)
             d = self.drivers.get(joint)
@@ -246,7 +452,7 @@ class Retarget:
             if b == self.hips_bone or np.linalg.norm(arm) > 1e-6:
                 shift = shift + arm - rot.rotate(turned, np.broadcast_to(arm, (len(turned), 3)))
                 loc[:, b] = rot.rotate(np.broadcast_to(rot.conjugate(R[b]), (len(turned), 4)), shift)
-        return rot.make_continuous(basis), loc
+        basis[:] = rot.make_continuous(basis)
 
     def _pivot_arm(self, joint: str) -> np.ndarray:
         """From where a joint's control turns things (its measured pivot, or its head) to the joint."""
@@ -271,21 +477,29 @@ class Retarget:
             turns[name] = turned
             G[:, j] = rot.multiply(turned, rot.conjugate(self.align[j]))
         h, arm = self.hips_bone, self._pivot_arm("Hips")
+        loc = loc * self.unit
         moved = rot.rotate(np.broadcast_to(R[h], (T, 4)), loc[:, h])  # travel + arm - turn(arm)
+        if self.root_bone is not None:  # a root bone's ground track carries the hips too
+            moved = moved + rot.rotate(np.broadcast_to(R[self.root_bone], (T, 4)), loc[:, self.root_bone])
         travel = moved - arm + rot.rotate(turns["Hips"], np.broadcast_to(arm, (T, 3)))
         return G, self.joint_pos["Hips"] + travel
 
     def travel(self, motion: Motion) -> np.ndarray:
-        """(T, 3) the root's horizontal travel in armature space (z = 0): what to_rig leaves out
-        in place, for the object to carry instead."""
+        """(T, 3) the root's horizontal travel in world axes and units (z = 0): what to_rig
+        leaves out in place, for the object to carry instead."""
         out = self.scale * (motion.root_position - self.canon_rest[0])
         out[:, 2] = 0.0
-        return out
+        return rot.rotate(rot.yaw_rotation(np.asarray(self.facing)), out)
 
     # -- rig -> canonical --------------------------------------------------------------------
     def pose(self, basis: np.ndarray, loc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Rig forward kinematics: (T, B, 4), (T, B, 3) -> (world rotations (T, B, 4), bone heads
-        (T, B, 3)) in armature space, composed as Blender composes pose bones."""
+        """Rig forward kinematics: basis (T, B, 4) and locations (T, B, 3, armature units) ->
+        (rotations (T, B, 4), bone heads (T, B, 3)) in the upright frame (world units; the
+        armature's own space when no world matrix was given and the rig faces -Y), composed as
+        Blender composes pose bones."""
+        return self._pose(basis, np.asarray(loc) * self.unit)
+
+    def _pose(self, basis: np.ndarray, loc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         T, B = basis.shape[:2]
         R, h = self.rest_rot, self.heads
         W, H = np.empty((T, B, 4)), np.empty((T, B, 3))

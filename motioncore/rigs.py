@@ -19,11 +19,13 @@ from .canonical import CANONICAL_JOINTS, canonical_skeleton
 @dataclass(frozen=True)
 class Rig:
     """names: B bone names, parents first; parents: index or -1; rest: (B, 4, 4) armature-space
-    rest matrices (head in column 3; Blender's bone.matrix_local)."""
+    rest matrices (head in column 3; Blender's bone.matrix_local); tails: optional (B, 3) bone
+    tails (default: the heads), which show where a chain ends (a shin whose foot hangs elsewhere)."""
 
     names: tuple[str, ...]
     parents: tuple[int, ...]
     rest: np.ndarray
+    tails: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "names", tuple(self.names))
@@ -33,9 +35,22 @@ class Rig:
         if rest.shape != (len(self.names), 4, 4) or len(self.parents) != len(self.names):
             raise ValueError(f"a rig of {len(self.names)} bones needs as many parents and (B, 4, 4) rest "
                              f"matrices, got {len(self.parents)} and {rest.shape}")
+        tails = rest[:, :3, 3].copy() if self.tails is None else np.asarray(self.tails, dtype=float)
+        if tails.shape != (len(self.names), 3):
+            raise ValueError(f"tails must be ({len(self.names)}, 3), got {tails.shape}")
+        object.__setattr__(self, "tails", tails)
         for b, p in enumerate(self.parents):
             if not -1 <= p < b:
                 raise ValueError(f"bone {self.names[b]!r}: parents must come first")
+
+    def in_world(self, world: np.ndarray) -> "Rig":
+        """The same rig with its rest pose in world space (a (4, 4) object matrix, parents
+        included): detection reads shapes with world +Z up."""
+        w = np.asarray(world, dtype=float)
+        rest = w @ self.rest
+        u, _, vt = np.linalg.svd(rest[:, :3, :3])  # drop the object's scale from the frames
+        rest[:, :3, :3] = u @ vt
+        return Rig(self.names, self.parents, rest, self.tails @ w[:3, :3].T + w[:3, 3])
 
     def index(self, name: str) -> int:
         try:
@@ -100,6 +115,35 @@ PRESETS: dict[str, dict[str, str]] = {
     "lafan1": _preset(("Hips", "Spine", "Spine2", "Neck", "Head"), {
         "Shoulder": "{Side}Shoulder", "UpperArm": "{Side}Arm", "LowerArm": "{Side}ForeArm", "Hand": "{Side}Hand",
         "UpperLeg": "{Side}UpLeg", "LowerLeg": "{Side}Leg", "Foot": "{Side}Foot", "Toes": "{Side}Toe"}),
+    # CMU mocap in the cgspeed "3dsMax-friendly" BVH conversion (LeftHip is the thigh; lowerback,
+    # LHipJoint and lowerneck sit between).
+    "cmu_cgspeed": _preset(("Hips", "Chest", "Chest2", "Neck", "Head"), {
+        "Shoulder": "{Side}Collar", "UpperArm": "{Side}Shoulder", "LowerArm": "{Side}Elbow", "Hand": "{Side}Wrist",
+        "UpperLeg": "{Side}Hip", "LowerLeg": "{Side}Knee", "Foot": "{Side}Ankle", "Toes": "{Side}Toe"}),
+    # VRM 0.x / 1.0 humanoid bone names (upperChest, where a model has one, sits between).
+    "vrm": _preset(("hips", "spine", "chest", "neck", "head"), {
+        "Shoulder": "{side}Shoulder", "UpperArm": "{side}UpperArm", "LowerArm": "{side}LowerArm",
+        "Hand": "{side}Hand", "UpperLeg": "{side}UpperLeg", "LowerLeg": "{side}LowerLeg", "Foot": "{side}Foot",
+        "Toes": "{side}Toes"}),
+    # VRoid Studio exports (J_Bip_C_UpperChest sits between).
+    "vroid": _preset(("J_Bip_C_Hips", "J_Bip_C_Spine", "J_Bip_C_Chest", "J_Bip_C_Neck", "J_Bip_C_Head"), {
+        "Shoulder": "J_Bip_{S}_Shoulder", "UpperArm": "J_Bip_{S}_UpperArm", "LowerArm": "J_Bip_{S}_LowerArm",
+        "Hand": "J_Bip_{S}_Hand", "UpperLeg": "J_Bip_{S}_UpperLeg", "LowerLeg": "J_Bip_{S}_LowerLeg",
+        "Foot": "J_Bip_{S}_Foot", "Toes": "J_Bip_{S}_ToeBase"}),
+    # Unity-style names as Quaternius characters ship them (RobotExpressive: Abdomen, Torso).
+    "quaternius": _preset(("Hips", "Abdomen", "Torso", "Neck", "Head"), {
+        "Shoulder": "Shoulder.{S}", "UpperArm": "UpperArm.{S}", "LowerArm": "LowerArm.{S}", "Hand": "Hand.{S}",
+        "UpperLeg": "UpperLeg.{S}", "LowerLeg": "LowerLeg.{S}", "Foot": "Foot.{S}", "Toes": "Toes.{S}"}),
+    # Reallusion Character Creator / iClone (CC_Base_Spine02 sits between, as do the twist bones).
+    "character_creator": _preset(("CC_Base_Hip", "CC_Base_Waist", "CC_Base_Spine02", "CC_Base_NeckTwist01",
+                                  "CC_Base_Head"), {
+        "Shoulder": "CC_Base_{S}_Clavicle", "UpperArm": "CC_Base_{S}_Upperarm", "LowerArm": "CC_Base_{S}_Forearm",
+        "Hand": "CC_Base_{S}_Hand", "UpperLeg": "CC_Base_{S}_Thigh", "LowerLeg": "CC_Base_{S}_Calf",
+        "Foot": "CC_Base_{S}_Foot", "Toes": "CC_Base_{S}_ToeBase"}),
+    # DAZ Genesis 8/9 (abdomen, chest and neck bones split in two; the lower ones sit between).
+    "daz_genesis": _preset(("hip", "abdomenLower", "chestUpper", "neckLower", "head"), {
+        "Shoulder": "{s}Collar", "UpperArm": "{s}ShldrBend", "LowerArm": "{s}ForearmBend", "Hand": "{s}Hand",
+        "UpperLeg": "{s}ThighBend", "LowerLeg": "{s}Shin", "Foot": "{s}Foot", "Toes": "{s}Toe"}),
 }
 
 
@@ -132,27 +176,70 @@ def detect_preset(bone_names: list[str] | tuple[str, ...]) -> tuple[str | None, 
     return best
 
 
-def detect(rig: Rig) -> tuple[str | None, float, dict[str, str]]:
-    """detect_preset on the rig's bone names; where no preset fits well, a guess from the
-    hierarchy and rest pose alone, named "hierarchy"."""
-    found = detect_preset(rig.names)
-    if found[1] >= NAME_CONFIDENCE:
-        return found
-    guess = guess_from_hierarchy(rig)
-    confidence = len(guess) / len(CANONICAL_JOINTS)
-    return ("hierarchy", confidence, guess) if confidence > found[1] else found
-
-
+MIN_CONFIDENCE = 0.75  # below this, a mapping is not used until the user checks it
 NAME_CONFIDENCE = 0.8  # below this share of a preset's bones, the hierarchy is asked too
+# Without these a body cannot be placed: a mapping missing one is never reported as confident.
+# (Hands and toes are left out: some rigs carry the hand on the forearm, or have no toe bone.)
+ESSENTIAL = ("Hips", "Head") + tuple(f"{j}_{s}" for s in SIDES
+                                     for j in ("UpperArm", "LowerArm", "UpperLeg", "LowerLeg", "Foot"))
+
+
+def detect(rig: Rig) -> tuple[str | None, float, dict[str, str]]:
+    """(how it was found, confidence 0..1, mapping) for a rig whose rest is in world space
+    (Rig.in_world: +Z up; any facing). Names first; where no preset fits well, a guess from the
+    hierarchy and rest pose alone, named "hierarchy". The confidence is the share of joints
+    found, capped below MIN_CONFIDENCE when `problems` finds any."""
+    name, share, found = detect_preset(rig.names)
+    if share < NAME_CONFIDENCE:
+        guess = guess_from_hierarchy(rig)
+        if len(guess) / len(CANONICAL_JOINTS) > share:
+            name, share, found = "hierarchy", len(guess) / len(CANONICAL_JOINTS), guess
+    if name is None:
+        return None, 0.0, {}
+    return name, confidence(rig, found, share, shape=name == "hierarchy"), found
+
+
+def confidence(rig: Rig, mapping: dict[str, str], share: float, shape: bool = True) -> float:
+    """`share` of the joints found, or less than MIN_CONFIDENCE where the mapping has problems."""
+    return share if not problems(rig, mapping, shape) else min(share, MIN_CONFIDENCE - 0.25)
+
+
+def problems(rig: Rig, mapping: dict[str, str], shape: bool = True) -> list[str]:
+    """What is wrong with a mapping on a rig in world space (+Z up), in words: missing essential
+    joints and, with `shape` (a mapping read from the shape rather than from names, whose rest
+    pose therefore stands), legs or torso in an impossible order (a knee where the foot
+    should be)."""
+    out = [f"no bone for {', '.join(j for j in ESSENTIAL if j not in mapping)}"] \
+        if any(j not in mapping for j in ESSENTIAL) else []
+    if not shape:
+        return out
+    known = {j: rig.names.index(b) for j, b in mapping.items() if b in rig.names}
+    z = {j: rig.rest[b, 2, 3] for j, b in known.items()}
+    everything = np.concatenate([rig.rest[:, 2, 3], rig.tails[:, 2]])
+    floor, top = everything.min(), everything.max()
+    height = max(top - floor, 1e-9)
+    for side in SIDES:
+        leg = [f"{j}_{side}" for j in ("UpperLeg", "LowerLeg", "Foot")]
+        have = [j for j in leg if j in z]
+        if any(z[a] < z[b] + 0.05 * height for a, b in zip(have, have[1:])):
+            out.append(f"the {side} leg's joints are not one above the other ({', '.join(have)})")
+        foot = f"Foot_{side}"
+        if foot in z and z[foot] - floor > 0.15 * height:
+            out.append(f"{foot} ({mapping[foot]}) is {(z[foot] - floor) / height:.0%} of the body above the floor")
+    if "Hips" in z and "Head" in z and z["Head"] < z["Hips"] + 0.2 * height:
+        out.append("the head is not above the hips")
+    return out
 
 
 def guess_from_hierarchy(rig: Rig) -> dict[str, str]:
-    """Canonical joint -> bone, read from the shape of the skeleton (Z up, facing -Y, its left
-    on +X): the hips are the first bone with two chains reaching down to the feet and one
-    reaching up; the chest is where the spine branches into arms; each limb is its chain
-    through the child with most descendants (so twist bones and fingers are passed by)."""
+    """Canonical joint -> bone, read from the shape of a skeleton in world space (+Z up, any
+    facing): the hips are the first bone with two chains reaching down toward the floor and one
+    reaching up; along each leg the ankle is the first joint near the floor, the knee and thigh
+    the two above it; a foot parented elsewhere (an IK rig) is the bone at the shin's end;
+    forward is where the feet point; the chest is where the spine branches into two arms (up,
+    out or hanging down); each limb is its chain through the child with most descendants."""
     B = len(rig.names)
-    heads = rig.rest[:, :3, 3]
+    heads, tails = rig.rest[:, :3, 3], rig.tails
     kids: list[list[int]] = [[] for _ in range(B)]
     for b, p in enumerate(rig.parents):
         if p >= 0:
@@ -161,9 +248,11 @@ def guess_from_hierarchy(rig: Rig) -> dict[str, str]:
     for b in range(B - 1, -1, -1):
         for c in kids[b]:
             below[b] += below[c]
-    height = float(np.ptp(heads[:, 2])) or 1.0
-    low = [heads[sub, 2].min() for sub in below]
-    high = [heads[sub, 2].max() for sub in below]
+    pts = np.concatenate([heads, tails])
+    floor = float(pts[:, 2].min())
+    height = float(np.ptp(pts[:, 2])) or 1.0
+    low = [min(heads[sub, 2].min(), tails[sub, 2].min()) for sub in below]
+    high = [max(heads[sub, 2].max(), tails[sub, 2].max()) for sub in below]
 
     def chain(b: int) -> list[int]:
         out = [b]
@@ -171,34 +260,76 @@ def guess_from_hierarchy(rig: Rig) -> dict[str, str]:
             out.append(max(kids[out[-1]], key=lambda c: len(below[c])))
         return out
 
-    hips = next((b for b in range(B)
-                 if sum(low[c] < heads[b, 2] - 0.3 * height for c in kids[b]) >= 2
+    def reaches_down(b: int, c: int) -> bool:
+        return low[c] < heads[b, 2] - 0.3 * (heads[b, 2] - floor)
+
+    hips = next((b for b in range(B) if heads[b, 2] > floor + 0.3 * height
+                 and sum(reaches_down(b, c) for c in kids[b]) >= 2
                  and any(high[c] > heads[b, 2] + 0.2 * height for c in kids[b])), None)
     if hips is None:
         return {}
-    found = {"Hips": hips}
-    legs = sorted((c for c in kids[hips] if low[c] < heads[hips, 2] - 0.3 * height),
-                  key=lambda c: heads[below[c], 0].mean())[-1:-3:-1]  # +X (left) first
-    for side, leg in zip(SIDES, legs):
+    found: dict[str, int] = {"Hips": hips}
+    leg_roots = sorted((c for c in kids[hips] if reaches_down(hips, c)), key=lambda c: low[c])[:2]
+    legs = []
+    for leg in leg_roots:
         bones = chain(leg)
-        knee = int(np.argmin(np.abs(heads[bones, 2] - heads[bones[0], 2] / 2)))
-        for joint, k in (("UpperLeg", knee - 1), ("LowerLeg", knee), ("Foot", knee + 1), ("Toes", knee + 2)):
-            if 0 <= k < len(bones):
-                found[f"{joint}_{side}"] = bones[k]
-    up = max((c for c in kids[hips] if c not in legs), key=lambda c: high[c])
+        near = [i for i, b in enumerate(bones) if heads[b, 2] - floor < 0.12 * height]
+        if near and near[0] >= 2:  # a foot at the end of the chain
+            ankle = near[0]
+            joints = {"UpperLeg": bones[ankle - 2], "LowerLeg": bones[ankle - 1], "Foot": bones[ankle]}
+            if ankle + 1 < len(bones):
+                joints["Toes"] = bones[ankle + 1]
+        else:  # the chain stops at the shin: the foot is the bone whose head sits at its end
+            shin = int(np.argmin(heads[bones, 2]))
+            if shin < 1:
+                continue
+            end = tails[bones[shin]]
+            foot = min((b for b in range(B) if b not in below[hips]),
+                       key=lambda b: np.linalg.norm(heads[b] - end), default=None)
+            joints = {"UpperLeg": bones[shin - 1], "LowerLeg": bones[shin]}
+            if foot is not None and np.linalg.norm(heads[foot] - end) < 0.08 * height:
+                joints["Foot"] = foot
+                if kids[foot]:
+                    joints["Toes"] = chain(foot)[1]
+        legs.append(joints)
+    # Forward: where the feet point (ankle to toe tip); left is up x forward.
+    forward = np.zeros(3)
+    for joints in legs:
+        if "Foot" in joints:
+            tip = tails[chain(joints["Foot"])[-1]]
+            forward += tip - heads[joints["Foot"]]
+    forward[2] = 0.0
+    if np.linalg.norm(forward) < 1e-6 * height:
+        forward = np.array([0.0, -1.0, 0.0])  # canonical: facing -Y
+    left = np.cross([0.0, 0.0, 1.0], forward / np.linalg.norm(forward))
+
+    def side_of(bones: list[int]) -> float:
+        return float(np.mean(heads[bones] @ left))
+
+    legs.sort(key=lambda j: -side_of(list(j.values())))  # left first
+    for side, joints in zip(SIDES, legs):
+        found.update({f"{name}_{side}": b for name, b in joints.items()})
+    up = max((c for c in kids[hips] if c not in leg_roots), key=lambda c: high[c], default=None)
+    if up is None:
+        return {j: rig.names[b] for j, b in found.items()}
     spine = chain(up)
-    wide = lambda c: np.abs(heads[below[c], 0] - heads[hips, 0]).max() > 0.15 * height  # noqa: E731
-    chest = next((b for b in spine if sum(wide(c) for c in kids[b]) >= 2), None)
+
+    def is_arm(c: int) -> bool:  # a side branch of three or more bones, off the body's middle
+        return len(chain(c)) >= 3 and abs((heads[below[c]] - heads[hips]) @ left).max() > 0.1 * height
+
+    chest = next((b for b in spine if sum(is_arm(c) for c in kids[b]) >= 2), None)
     if chest is None:
-        return found
+        return {j: rig.names[b] for j, b in found.items()}
     between = spine[: spine.index(chest)]
+    between = [b for b in between if np.linalg.norm(heads[b] - heads[hips]) > 1e-6 * height] or between
     if between:  # the bone nearest the canonical spine joint's share of the way up to the chest
         rest = canonical_skeleton().rest_positions()[:, 2]
         share = (rest[1] - rest[0]) / (rest[2] - rest[0])
         rise = (heads[between, 2] - heads[hips, 2]) / max(heads[chest, 2] - heads[hips, 2], 1e-9)
         found["Spine"] = between[int(np.argmin(np.abs(rise - share)))]
     found["Chest"] = chest
-    arms = sorted((c for c in kids[chest] if wide(c)), key=lambda c: heads[below[c], 0].mean())[-1:-3:-1]
+    arms = sorted((c for c in kids[chest] if is_arm(c)), key=lambda c: -side_of(below[c]))
+    arms = [arms[0], arms[-1]] if len(arms) >= 2 else []
     rest_up = [c for c in kids[chest] if c not in arms]
     if rest_up:
         neck = chain(max(rest_up, key=lambda c: high[c]))

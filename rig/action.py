@@ -16,11 +16,10 @@ GENERATED_KEY = "GENERATED"  # keyframe type marking our keys (Blender 4.2+), so
 
 
 def _channelbag(action: bpy.types.Action, obj: bpy.types.Object, create: bool):
-    """The fcurve collection of `action` for `obj` (None if absent and not created)."""
-    if not hasattr(action, "slots"):  # Blender 4.2/4.3
-        return action.fcurves
-    from bpy_extras import anim_utils
-
+    """The channel container of `action` for `obj`: the action itself on 4.2/4.3, the
+    channelbag of its slot on 4.4+ (None if absent and not created)."""
+    if not hasattr(action, "slots"):  # Blender 4.2/4.3: legacy actions hold their fcurves
+        return action
     anim = obj.animation_data
     slot = anim.action_slot if anim is not None and anim.action == action else None
     if slot is None:
@@ -29,10 +28,40 @@ def _channelbag(action: bpy.types.Action, obj: bpy.types.Object, create: bool):
         if not create:
             return None
         slot = action.slots.new(id_type="OBJECT", name=obj.name)
-    bag = anim_utils.action_get_channelbag_for_slot(action, slot)
-    if bag is None and create:
-        bag = anim_utils.action_ensure_channelbag_for_slot(action, slot)
+    from bpy_extras import anim_utils
+
+    if hasattr(anim_utils, "action_ensure_channelbag_for_slot"):  # Blender 5.0+
+        bag = anim_utils.action_get_channelbag_for_slot(action, slot)
+        return anim_utils.action_ensure_channelbag_for_slot(action, slot) if bag is None and create else bag
+    # Blender 4.4/4.5: layered actions without 5.0's helpers; one layer, one keyframe strip.
+    if not action.layers:
+        if not create:
+            return None
+        action.layers.new("Layer")
+    layer = action.layers[0]
+    if not layer.strips:
+        if not create:
+            return None
+        layer.strips.new(type="KEYFRAME")
+    return layer.strips[0].channelbag(slot, ensure=create)
+
+
+def _fcurves(action: bpy.types.Action, obj: bpy.types.Object, create: bool):
+    bag = _channelbag(action, obj, create)
     return None if bag is None else bag.fcurves
+
+
+def _new_fcurve(bag, path: str, index: int, group: str):
+    """An fcurve in group `group`, however this Blender's API takes the group: 4.2/4.3
+    `action_group=`, 5.0+ `group_name=`, 4.4/4.5 neither (the group is made and set)."""
+    params = {p.identifier for p in bag.fcurves.bl_rna.functions["new"].parameters}
+    for name in ("group_name", "action_group"):
+        if name in params:
+            return bag.fcurves.new(path, index=index, **{name: group})
+    fc = bag.fcurves.new(path, index=index)
+    grp = bag.groups.get(group) or bag.groups.new(group)
+    fc.group = grp
+    return fc
 
 
 def assign(obj: bpy.types.Object, action: bpy.types.Action) -> None:
@@ -104,16 +133,16 @@ def write_action(obj: bpy.types.Object, name: str, channels: dict[tuple[str, int
 
 def _fill(obj, action, channels, frames, key_type, keep) -> None:
     assign(obj, action)
-    fcurves = _channelbag(action, obj, create=True)
+    bag = _channelbag(action, obj, create=True)
+    fcurves = bag.fcurves
     kind = bpy.types.Keyframe.bl_rna.properties["type"].enum_items[key_type].value
     lo, hi = float(frames[0]), float(frames[-1])
     all_frames = frames
     for (path, index, group), values in channels.items():
         fc = fcurves.find(path, index=index)
         kept: list[float] = []
-        if fc is None:  # 4.4+ channelbags take group_name; 4.2/4.3 Action.fcurves action_group
-            group_kw = "group_name" if hasattr(action, "slots") else "action_group"
-            fc = fcurves.new(path, index=index, **{group_kw: group})
+        if fc is None:
+            fc = _new_fcurve(bag, path, index, group)
         else:  # replace only the range; the user's keys outside it, and on kept frames, stay
             own = keep.get(group, ())
             inside = [k for k in fc.keyframe_points if lo <= k.co[0] <= hi]
@@ -148,7 +177,7 @@ def read_channels(obj: bpy.types.Object, names: tuple[str, ...], frames: np.ndar
     basis, loc = np.zeros((T, B, 4)), np.zeros((T, B, 3))
     if action is None:
         action = obj.animation_data.action if obj.animation_data else None
-    fcurves = _channelbag(action, obj, create=False) if action is not None else None
+    fcurves = _fcurves(action, obj, create=False) if action is not None else None
 
     def track(pb, prop: str, n: int) -> np.ndarray:
         current = np.array(getattr(pb, prop), dtype=float)
@@ -184,7 +213,7 @@ def bone_of(data_path: str) -> str | None:
 
 def animates_bones(action: bpy.types.Action, obj: bpy.types.Object) -> bool:
     """Whether the action holds keys on any of the armature's pose bones."""
-    fcurves = _channelbag(action, obj, create=False)
+    fcurves = _fcurves(action, obj, create=False)
     prefixes = tuple(f'pose.bones["{b.name}"]' for b in obj.data.bones)
     return any(fc.data_path.startswith(prefixes) and len(fc.keyframe_points) for fc in fcurves or [])
 
@@ -192,7 +221,7 @@ def animates_bones(action: bpy.types.Action, obj: bpy.types.Object) -> bool:
 def selected_keys_by_bone(obj: bpy.types.Object) -> dict[str, set[float]]:
     """Frames holding a selected key, per pose bone, over the object's action."""
     action = obj.animation_data.action if obj.animation_data else None
-    fcurves = _channelbag(action, obj, create=False) if action is not None else None
+    fcurves = _fcurves(action, obj, create=False) if action is not None else None
     by_bone: dict[str, set[float]] = {}
     for fc in fcurves or []:
         bone = bone_of(fc.data_path)

@@ -5,7 +5,8 @@ import bpy
 import numpy as np
 
 from ..motioncore.clip import Motion
-from ..motioncore.retarget import Retarget
+from ..motioncore.canonical import heading_yaw
+from ..motioncore.retarget import ROOT_MODES, Retarget, place
 from . import action as act
 
 
@@ -13,36 +14,51 @@ def scene_fps(scene: bpy.types.Scene) -> float:
     return scene.render.fps / scene.render.fps_base
 
 
-ROOT_MODES = ("BONE", "IN_PLACE", "OBJECT")
-
-
 def put_motion(obj: bpy.types.Object, motion: Motion, name: str, rt: Retarget, frame_start: float,
                fps: float, root: str = "BONE", base: bpy.types.Action | None = None,
-               keep: dict[str, set[float]] | None = None) -> bpy.types.Action:
+               keep: dict[str, set[float]] | None = None, floor: str | float | None = None,
+               start: str | None = None) -> bpy.types.Action:
     """Write `motion` (canonical) as a new action on `obj`, one key per frame at `fps` from
-    frame_start. root: the travel goes on the hips bone (BONE), nowhere (IN_PLACE), or on the
-    object's location from where it stands (OBJECT; the hips keep their height). With `base`,
-    the new action is a copy of it with only that range replaced, the base's keys on each
-    bone's frames in `keep` ({bone: frames}) left as they are."""
+    frame_start. root: where the travel goes (Retarget.to_rig; OBJECT: on the object's location
+    from where it stands, through its parents, the hips keeping their height). floor: see
+    Retarget.to_rig (None for motion read from this rig). start: "CHARACTER" starts the motion
+    where the character stands and faces at frame_start, "REST" where it stands facing its rest
+    pose's way, None as the motion lies. With `base`, the new action is a copy of it with only
+    that range replaced, the base's keys on each bone's frames in `keep` ({bone: frames}) left
+    as they are."""
     if root not in ROOT_MODES:
         raise ValueError(f"root motion must be one of {ROOT_MODES}, got {root!r}")
     m = motion.resample(fps) if abs(motion.fps - fps) > 1e-6 else motion
-    basis, loc = rt.to_rig(m, in_place=root != "BONE")
+    if start is not None:
+        m = place(m, *standing(obj, rt, frame_start, fps, facing=start == "CHARACTER"))
+    basis, loc = rt.to_rig(m, root=root, floor=floor)
     located = set()
     b = rt.hips_bone
     while b >= 0:  # the hips carry the root; their ancestors are held at rest, location included
         located.add(b)
         b = rt.rig.parents[b]
-    located |= {b for b in rt.written if np.any(loc[:, b])}  # controls shifted onto their joints
-    channels = act.pose_channels(obj, rt.written, rt.rig.names, basis, loc, located)
+    bones = set(rt.written) | ({rt.root_bone} if root == "ROOT" else set())
+    located |= {b for b in bones if np.any(loc[:, b])}  # controls shifted onto their joints
+    channels = act.pose_channels(obj, sorted(bones), rt.rig.names, basis, loc, located)
     for path, value in rt.switches.items():  # a control rig's switches (FK on) go with the keys
         channels[(path, 0, act.bone_of(path))] = np.full(m.num_frames, value)
-    if root == "OBJECT":  # armature-space travel through the object's own rotation and scale
-        moved = np.array(obj.location) + rt.travel(m) @ np.array(obj.matrix_basis.to_3x3()).T
-        for axis in (0, 1):
+    if root == "OBJECT":  # world travel, through the object's parents, onto its location
+        parent = np.array(obj.parent.matrix_world) @ np.array(obj.matrix_parent_inverse) if obj.parent \
+            else np.eye(4)
+        moved = np.array(obj.location) + rt.travel(m) @ np.linalg.inv(parent[:3, :3]).T
+        for axis in range(3):
             channels[("location", axis, "Object Transforms")] = moved[:, axis]
     frames = frame_start + np.arange(m.num_frames, dtype=np.float64)
     return act.write_action(obj, name, channels, frames, base=base, keep=keep)
+
+
+def standing(obj: bpy.types.Object, rt: Retarget, frame: float, fps: float, facing: bool = True
+             ) -> tuple[np.ndarray, float]:
+    """(root XY, facing yaw) of the character at `frame`, in the retargeting's canonical terms:
+    its current action there (or its pose, unanimated). facing=False: its rest pose's facing."""
+    now = take_motion(obj, rt, np.array([float(frame)]), fps)
+    yaw = float(heading_yaw(now.positions())[0]) if facing else 0.0
+    return now.root_position[0, :2], yaw
 
 
 def take_motion(obj: bpy.types.Object, rt: Retarget, frames: np.ndarray, fps: float,
@@ -59,4 +75,4 @@ def retarget_action(source: bpy.types.Object, rt_source: Retarget, action: bpy.t
     lo, hi = (round(f) for f in action.frame_range)
     motion = take_motion(source, rt_source, np.arange(lo, hi + 1), fps, action=action)
     return put_motion(target, motion, f"{action.name} ({target.name})", rt_target, frame_start=lo, fps=fps,
-                      root=root)
+                      root=root, floor="AUTO")

@@ -5,14 +5,12 @@ import bpy
 import numpy as np
 
 from ..motioncore.retarget import Retarget
-from ..motioncore.rigs import CONTROL_RIGS, PRESETS, Rig, detect
+from ..motioncore.rigs import CONTROL_RIGS, MIN_CONFIDENCE, PRESETS, Rig, detect, problems
 from . import action as act
-
-MIN_CONFIDENCE = 0.75  # below this share of a preset's bones, ask the user for a mapping
 
 
 def rig_from_armature(obj: bpy.types.Object) -> Rig:
-    """Bones in parents-first order with their armature-space rest matrices."""
+    """Bones in parents-first order with their armature-space rest matrices and tails."""
     if obj is None or obj.type != "ARMATURE":
         raise ValueError("select an armature object")
     order: list[bpy.types.Bone] = []
@@ -23,7 +21,35 @@ def rig_from_armature(obj: bpy.types.Object) -> Rig:
         stack.extend(list(bone.children)[::-1])
     index = {b.name: i for i, b in enumerate(order)}
     return Rig([b.name for b in order], [index[b.parent.name] if b.parent else -1 for b in order],
-               np.array([np.array(b.matrix_local) for b in order]))
+               np.array([np.array(b.matrix_local) for b in order]), np.array([np.array(b.tail_local) for b in order]))
+
+
+def world_matrix(obj: bpy.types.Object, update: bool = True) -> np.ndarray:
+    """The object's world matrix (parents, constraints and animation included) at the current
+    frame. update: evaluate the scene first, so a transform just set by a script counts (not
+    allowed while a panel draws)."""
+    if update:
+        bpy.context.view_layer.update()
+    return np.array(obj.matrix_world)
+
+
+def detection(obj: bpy.types.Object, update: bool = True) -> tuple[str | None, float, dict[str, str]]:
+    """detect() on the armature as it stands in the world, remembered per armature until its
+    bones or transform change (the Retarget panel asks on every redraw)."""
+    if obj is None or obj.type != "ARMATURE":
+        raise ValueError("select an armature object")
+    bones = obj.data.bones
+    ends = np.empty(6 * len(bones), dtype=np.float32)  # heads, then tails: cheap to read in bulk
+    bones.foreach_get("head_local", ends[: 3 * len(bones)])
+    bones.foreach_get("tail_local", ends[3 * len(bones):])
+    world = world_matrix(obj, update)
+    key = (obj.data.name, tuple(bones.keys()), ends.tobytes(), world.round(5).tobytes())
+    if _DETECTED.get(obj.name, (None,))[0] != key:
+        _DETECTED[obj.name] = (key, detect(rig_from_armature(obj).in_world(world)))
+    return _DETECTED[obj.name][1]
+
+
+_DETECTED: dict[str, tuple] = {}
 
 
 def custom_mapping(obj: bpy.types.Object) -> dict[str, str] | None:
@@ -34,19 +60,22 @@ def custom_mapping(obj: bpy.types.Object) -> dict[str, str] | None:
 
 
 def retarget_for(obj: bpy.types.Object, mapping: dict[str, str] | None = None) -> Retarget:
-    """The retargeting for this armature: the given mapping, the user's custom one, or the
-    best preset found."""
+    """The retargeting for this armature as it stands in the world: the given mapping, the
+    user's custom one, or the best preset found (refused, with what is wrong, when unsure)."""
     rig = rig_from_armature(obj)
+    world = world_matrix(obj)
     mapping = mapping if mapping is not None else custom_mapping(obj)
     preset = None
     if mapping is None:
-        preset, confidence, mapping = detect(rig)
+        preset, confidence, mapping = detection(obj)
         if preset is None or confidence < MIN_CONFIDENCE:
-            raise ValueError(f"{obj.name}: no known rig layout found (best match {preset or 'none'}, "
-                             f"{confidence:.0%} of its bones); set a mapping in the Retarget panel")
+            wrong = "; ".join(problems(rig.in_world(world), mapping, shape=preset == "hierarchy")) \
+                if mapping else "nothing humanoid found"
+            raise ValueError(f"{obj.name}: no reliable mapping found (best: {preset or 'none'}, "
+                             f"{confidence:.0%}; {wrong}); set one in the Retarget panel")
     control = CONTROL_RIGS.get(preset)
     if control is None:
-        return Retarget(rig, mapping)
+        return Retarget(rig, mapping, world=world)
     joints = {j: rig.rest[rig.index(b), :3, 3] for j, b in PRESETS[control["joints"]].items() if b in rig.names}
     switches = {path: value for path, value in control["switches"].items() if _resolve(obj, path) is not None}
     key = (obj.data.name, tuple(sorted(mapping.items())), rig.rest.round(6).tobytes(), tuple(sorted(switches.items())))
@@ -55,7 +84,7 @@ def retarget_for(obj: bpy.types.Object, mapping: dict[str, str] | None = None) -
         _MEASURED[key] = measure_drivers(obj, mapping, switches)
     drivers, rest_pose, pivots = _MEASURED[key]
     return Retarget(rig, mapping, drivers=drivers, joint_heads=joints, switches=switches, rest_pose=rest_pose,
-                    pivots=pivots)
+                    pivots=pivots, world=world)
 
 
 _MEASURED: dict[tuple, tuple] = {}  # the last control rig measured (a rig's rest and mapping key it)

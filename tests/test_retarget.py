@@ -83,7 +83,7 @@ def test_round_trip_and_positions(walk, kw):
 
 def test_in_place_keeps_the_hips_over_the_rest_spot(walk):
     rt = Retarget(rig_like_canonical(), {j: j for j in CANONICAL_JOINTS})
-    basis, loc = rt.to_rig(walk, in_place=True)
+    basis, loc = rt.to_rig(walk, root="IN_PLACE")
     _, heads = rt.pose(basis, loc)
     assert np.ptp(walk.root_position[:, 1]) > 0.5  # the walk travels...
     assert np.allclose(heads[:, 0, :2], rt.heads[0, :2])  # ...the rig does not
