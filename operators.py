@@ -14,6 +14,7 @@ from bpy.props import IntProperty
 from . import preferences, session
 from .props import MAX_SECONDS
 from .client import BackendError, Cancelled
+from .motioncore.features import ground_offset
 from .rig import action as act
 from .rig import motion_io, read
 
@@ -195,19 +196,21 @@ class DYNAMICPOSE_OT_inbetween(_BackendOperator, bpy.types.Operator):
         if (k1 - k0) / fps > MAX_SECONDS:
             raise ValueError(f"the selected keys span {(k1 - k0) / fps:.1f} s; at most {MAX_SECONDS:g} s")
         motion = motion_io.take_motion(obj, rt, np.arange(k0, k1 + 1), fps)
+        lift = ground_offset(motion)  # the model sees the feet on its floor; the keys come back as they were
+        motion = motion.raised(lift)
         idx = [k - k0 for k in full_frames]
         some = {round(f) - k0: joints for f, joints in partial.items() if k0 < round(f) < k1 and round(f) not in full_frames}
         text = _settings(context).inbetween_prompt.strip()
         seed = _settings(context).seed
-        self._put = (obj.name, current.name, rt, k0, fps, by_bone)
+        self._put = (obj.name, current.name, rt, k0, fps, by_bone, lift)
         return lambda b, p, c: b.inbetween(motion, idx, text, seed=seed, partial_keys=some, progress=p, cancel=c)
 
     def finish(self, context, motion) -> None:
-        name, action_name, rt, k0, fps, keep = self._put
+        name, action_name, rt, k0, fps, keep, lift = self._put
         obj, base = bpy.data.objects.get(name), bpy.data.actions.get(action_name)
         if obj is None or base is None:
             raise ValueError("the armature or its action is gone")
-        motion_io.put_motion(obj, motion, f"{base.name} in-between", rt, frame_start=k0, fps=fps, base=base,
+        motion_io.put_motion(obj, motion.raised(-lift), f"{base.name} in-between", rt, frame_start=k0, fps=fps, base=base,
                              keep=keep)
         self.report({"INFO"}, f"filled frames {k0}..{k0 + motion.num_frames - 1}; '{base.name}' is kept")
 
@@ -240,17 +243,19 @@ class DYNAMICPOSE_OT_edit(_BackendOperator, bpy.types.Operator):
             raise ValueError(f"edit at most {MAX_SECONDS - 2 * self.context_seconds:g} s at a time")
         rt = read.retarget_for(obj)
         motion = motion_io.take_motion(obj, rt, np.arange(c0, c1 + 1), fps)
+        lift = ground_offset(motion)
+        motion = motion.raised(lift)
         text = s.edit_prompt.strip()
         seed = s.seed
-        self._put = (obj.name, current.name, rt, start, fps, start - c0, end - c0 + 1)
+        self._put = (obj.name, current.name, rt, start, fps, start - c0, end - c0 + 1, lift)
         return lambda b, p, c: b.edit(motion, start - c0, end - c0 + 1, text, seed=seed, progress=p, cancel=c)
 
     def finish(self, context, motion) -> None:
-        name, action_name, rt, start, fps, i0, i1 = self._put
+        name, action_name, rt, start, fps, i0, i1, lift = self._put
         obj, base = bpy.data.objects.get(name), bpy.data.actions.get(action_name)
         if obj is None or base is None:
             raise ValueError("the armature or its action is gone")
-        motion_io.put_motion(obj, motion.trim(i0, i1), f"{base.name} edit", rt, frame_start=start, fps=fps,
+        motion_io.put_motion(obj, motion.trim(i0, i1).raised(-lift), f"{base.name} edit", rt, frame_start=start, fps=fps,
                              base=base)
         self.report({"INFO"}, f"regenerated frames {start}..{start + i1 - i0 - 1}; '{base.name}' is kept")
 

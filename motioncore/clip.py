@@ -86,6 +86,10 @@ class Motion:
         return replace(self, root_position=held(self.root_position), local_rotations=held(self.local_rotations),
                        local_translations=held(self.local_translations))
 
+    def raised(self, height: float) -> "Motion":
+        """The same motion `height` higher (skeleton units)."""
+        return replace(self, root_position=self.root_position + [0.0, 0.0, height])
+
     def trim(self, start: int, stop: int | None = None) -> "Motion":
         """Frames [start, stop) as a new motion."""
         stop = self.num_frames if stop is None else stop

@@ -66,6 +66,23 @@ def foot_contacts(positions: np.ndarray, fps: float) -> np.ndarray:
     return ((speed < CONTACT_SPEED) & (feet[..., 2] - floor < CONTACT_HEIGHT)).astype(float)
 
 
+# Height of a planted joint over the floor in the motion data (metres; medians over the
+# committed real clips, tests/data): where grounded canonical motion has its feet.
+PLANTED_HEIGHT = {"Foot": 0.12, "Toes": 0.045}
+
+
+def ground_offset(motion: Motion) -> float:
+    """How far to raise a canonical motion (metres, one value for the clip) so that its planted
+    feet stand as high over z = 0 as planted feet do in the data: motion read from a rig of other
+    proportions can float or sink a little, and the models were trained on grounded motion."""
+    pos = motion.positions()
+    planted = foot_contacts(pos, motion.fps) > 0
+    sk = canonical_skeleton()
+    gaps = [PLANTED_HEIGHT[name.split("_")[0]] - pos[planted[:, k], sk.index(name), 2] for k, name in enumerate(FEET)]
+    gaps = np.concatenate(gaps)
+    return float(np.median(gaps)) if len(gaps) else 0.0
+
+
 def start_pose(motion: Motion) -> tuple[np.ndarray, float]:
     """(root XY (2,), facing yaw) at frame 0: what from_features needs to put a motion back
     exactly where it was."""

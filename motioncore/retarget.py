@@ -31,7 +31,7 @@ import numpy as np
 from . import rotations as rot
 from .canonical import CANONICAL_JOINTS, CANONICAL_PARENTS, FEET, canonical_skeleton, heading_yaw
 from .clip import Motion
-from .features import foot_contacts
+from .features import PLANTED_HEIGHT, foot_contacts
 from .rigs import SIDES, TORSO, Rig
 
 ROOT_MODES = ("BONE", "ROOT", "IN_PLACE", "OBJECT")  # where the travel goes; see Retarget.to_rig
@@ -116,6 +116,7 @@ class Retarget:
         self.joint_pos.update({j: point(p) for j, p in (joint_heads or {}).items()})
         # Turn the world about Z so that the rest pose faces -Y: canonical motion then leaves
         # in the rig's own facing. The turn is about the world origin, so floors stay put.
+        self.height = float(np.ptp([p[2] for p in self.joint_pos.values()])) or 1.0  # world units
         self.stands = self._rest_stands()
         self.facing = self._rest_facing() if self.stands else 0.0
         face = rot.yaw_rotation(np.asarray(-self.facing))
@@ -155,12 +156,20 @@ class Retarget:
         while rig.parents[top] >= 0:
             top = rig.parents[top]
         self.root_bone = top if top != self.hips_bone else None
-        z = np.array([p[2] for p in self.joint_pos.values()])
-        self.height = float(np.ptp(z)) or 1.0
         # Hung from its origin, as BVH files are: the root at the origin, the feet far below it.
         feet = [self.joint_pos[j][2] for j in FEET if j in self.joint_pos]
         self.hung = bool(feet) and min(feet) < self.origin[2] - 0.25 * self.height \
             and abs(self.joint_pos["Hips"][2] - self.origin[2]) < 0.1 * self.height
+        # Where the canonical floor is on the rig, both ways: at its rest pose's feet (the rest is
+        # the canonical T-pose), or, for a rig hung from its origin or whose rest does not stand,
+        # at the origin's height. to_rig adds it, from_rig takes it off.
+        self.base_lift = 0.0
+        if self.hung and self.stands:  # its rest-pose feet stand on the origin's floor, as canonical ones do
+            low = min((j for j in FEET if j in self.joint_pos), key=lambda j: self.joint_pos[j][2])
+            self.base_lift = float(self.origin[2] - self.joint_pos[low][2]
+                                   + self.scale * self.canon_rest[self.skeleton.index(low), 2])
+        elif not self.stands:  # nothing to go by but the hips: at their canonical height over the origin
+            self.base_lift = float(self.origin[2] + self.scale * self.canon_rest[0, 2] - self.joint_pos["Hips"][2])
 
     def _rest_stands(self) -> bool:
         """Whether the rest pose stands upright in the world (head above hips above feet): only
@@ -183,9 +192,10 @@ class Retarget:
 
     def _detached_bones(self) -> dict[int, int]:
         """Mapped bones that do not hang from the bone of their canonical parent (an IK-style
-        foot parented to the root): bone -> the mapped bone whose turn carries it, parents first."""
+        foot parented to the root): bone -> the mapped bone whose turn carries it, in canonical
+        order (a foot after the thigh that places its shin)."""
         out = {}
-        for b in sorted(self.bone_joint):
+        for b in sorted(self.bone_joint, key=self.bone_joint.get):
             j = self.bone_joint[b]
             if j == 0:
                 continue
@@ -256,7 +266,9 @@ class Retarget:
             if name not in self.joint_bone:
                 continue
             frame = _FRAME_BY.get(name)
-            if frame and all(n in self.joint_pos for n in frame):
+            if frame and all(n in self.joint_pos for n in frame) and min(
+                    np.linalg.norm(self.joint_pos[frame[0]] - self.joint_pos[name]),
+                    np.linalg.norm(self.joint_pos[frame[1]] - self.joint_pos[frame[2]])) > 1e-6 * self.height:
                 up, left, right = (self.skeleton.index(n) for n in frame)
                 hb, ub, lb, rb = (self.joint_pos[n] for n in (name, *frame))
                 canon = rot.frame_from(self.canon_rest[up] - self.canon_rest[j],
@@ -293,8 +305,8 @@ class Retarget:
         sway), IN_PLACE or OBJECT (no horizontal travel on any bone; see `travel`).
         floor: None keeps the motion's heights as they are (the inverse of from_rig: what
         in-between and edit need); "REST" sets the hips once so that planted feet stand at their
-        rest-pose height; a number is the floor's world height (feet at the canonical clearance
-        above it); "AUTO" is "REST", or the object origin's height for a rig hung from it or
+        rest-pose height; a number is the floor's world height (planted feet as high above it
+        as in the motion data, features.PLANTED_HEIGHT); "AUTO" is "REST", or the object origin's height for a rig hung from it or
         whose rest pose does not stand (BVH files)."""
         if not motion.skeleton.same_shape(self.skeleton):
             raise ValueError("to_rig takes a motion on the canonical skeleton")
@@ -308,6 +320,7 @@ class Retarget:
         basis = np.tile(rot.identity(), (T, B, 1))
         loc = np.zeros((T, B, 3))
         travel = self.scale * (P[:, 0] - self.canon_rest[0])  # world units, upright frame
+        travel[:, 2] += self.base_lift
         if root != "BONE":
             travel[:, :2] = self._ground_track(travel, motion.fps) if root == "ROOT" else 0.0
         if self.drivers is not None:
@@ -324,9 +337,12 @@ class Retarget:
 
     def _ground_track(self, travel: np.ndarray, fps: float) -> np.ndarray:
         """(T, 2) what the hips keep of the travel when a root bone carries it: their sway about a
-        ground track smoothed over about half a second."""
-        width = max(1, int(round(0.5 * fps)))
-        pad = np.pad(travel[:, :2], ((width, width), (0, 0)), mode="edge")
+        ground track smoothed over about half a second (the ends extended along their own
+        trend, so the track does not lag where the clip starts or stops)."""
+        width = min(int(round(0.25 * fps)), len(travel) - 1)
+        if width < 1:
+            return np.zeros((len(travel), 2))
+        pad = np.pad(travel[:, :2], ((width, width), (0, 0)), mode="reflect", reflect_type="odd")
         kernel = np.ones(2 * width + 1) / (2 * width + 1)
         track = np.stack([np.convolve(pad[:, i], kernel, mode="valid") for i in range(2)], axis=-1)
         return travel[:, :2] - track
@@ -367,7 +383,7 @@ class Retarget:
         # The hips bone carries the root: its ancestors stay at rest, so its head is h + R loc.
         h = self.hips_bone
         loc[:, h] = rot.rotate(rot.conjugate(R[h]), travel)
-        for b, anchor in self.detached.items():  # parents first: each sees the ones above it moved
+        for b, anchor in self.detached.items():  # canonical order: each sees the ones above it moved
             W, H = self._pose(basis, loc)
             frame = rot.multiply(W[:, b], rot.conjugate(basis[:, b]))
             carried = rot.multiply(W[:, anchor], rot.conjugate(R[anchor]))
@@ -391,7 +407,8 @@ class Retarget:
                 continue
             on = planted[:, FEET.index(joint)]
             j = self.skeleton.index(joint)
-            target = self.joint_pos[joint][2] if floor == "REST" else floor + self.scale * P[on, j, 2]
+            target = self.joint_pos[joint][2] if floor == "REST" else \
+                floor + self.scale * PLANTED_HEIGHT[joint.split("_")[0]]
             gaps.append(target - heights[on, j])
         gaps = np.concatenate(gaps) if gaps else np.zeros(0)
         if not len(gaps):  # no foot mapped, or never planted: leave the heights as they are
@@ -547,5 +564,5 @@ class Retarget:
         local[:, 0] = G[:, 0]
         for j in range(1, len(CANONICAL_JOINTS)):
             local[:, j] = rot.multiply(rot.conjugate(G[:, CANONICAL_PARENTS[j]]), G[:, j])
-        root = self.canon_rest[0] + (hips - self.joint_pos["Hips"]) / self.scale
+        root = self.canon_rest[0] + (hips - self.joint_pos["Hips"] - [0.0, 0.0, self.base_lift]) / self.scale
         return Motion(self.skeleton, fps, root, rot.make_continuous(local))

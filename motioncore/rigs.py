@@ -279,15 +279,16 @@ def guess_from_hierarchy(rig: Rig) -> dict[str, str]:
             joints = {"UpperLeg": bones[ankle - 2], "LowerLeg": bones[ankle - 1], "Foot": bones[ankle]}
             if ankle + 1 < len(bones):
                 joints["Toes"] = bones[ankle + 1]
-        else:  # the chain stops at the shin: the foot is the bone whose head sits at its end
+        else:  # the chain stops at the shin: the foot hangs elsewhere (an IK rig), under the shin
             shin = int(np.argmin(heads[bones, 2]))
             if shin < 1:
                 continue
-            end = tails[bones[shin]]
-            foot = min((b for b in range(B) if b not in below[hips]),
-                       key=lambda b: np.linalg.norm(heads[b] - end), default=None)
             joints = {"UpperLeg": bones[shin - 1], "LowerLeg": bones[shin]}
-            if foot is not None and np.linalg.norm(heads[foot] - end) < 0.08 * height:
+            taken = {j.get("Foot") for j in legs}
+            feet = [b for b in range(B) if b not in below[hips] and b not in taken
+                    and heads[b, 2] - floor < 0.12 * height]
+            foot = min(feet, key=lambda b: np.linalg.norm((heads[b] - heads[bones[shin]])[:2]), default=None)
+            if foot is not None and np.linalg.norm((heads[foot] - heads[bones[shin]])[:2]) < 0.1 * height:
                 joints["Foot"] = foot
                 if kids[foot]:
                     joints["Toes"] = chain(foot)[1]
@@ -333,6 +334,7 @@ def guess_from_hierarchy(rig: Rig) -> dict[str, str]:
     rest_up = [c for c in kids[chest] if c not in arms]
     if rest_up:
         neck = chain(max(rest_up, key=lambda c: high[c]))
+        neck = [b for b in neck if np.linalg.norm(heads[b] - heads[chest]) > 0.02 * height] or neck
         found["Neck"] = neck[0]
         if len(neck) > 1:
             found["Head"] = neck[1]

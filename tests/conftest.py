@@ -102,3 +102,26 @@ def fcurves_of(action):
     from bpy_extras import anim_utils
 
     return anim_utils.action_get_channelbag_for_slot(action, action.slots[0]).fcurves
+
+
+@pytest.fixture
+def dp(blender, tiny_weights):
+    """The add-on enabled from this checkout, its backend embedded with tiny weights."""
+    import addon_utils
+
+    from tools.addon_import import import_addon
+
+    import_addon()
+    enable_addon(blender, tiny_weights)
+    yield blender
+    addon_utils.disable("dynamic_pose", default_set=True)
+
+
+def enable_addon(bpy, weights) -> None:
+    """Enable the add-on with its backend embedded on `weights` (again after a scene was read
+    with factory settings, which resets add-ons and preferences)."""
+    import addon_utils
+
+    addon_utils.enable("dynamic_pose", default_set=True)
+    prefs = bpy.context.preferences.addons["dynamic_pose"].preferences
+    prefs.mode, prefs.weights, prefs.device, prefs.backend_dir = "EMBEDDED", str(weights), "cpu", str(ROOT)

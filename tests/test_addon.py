@@ -53,21 +53,6 @@ def test_zip_installs_enables_and_unregisters_cleanly_twice(tmp_path):
     assert run.returncode == 0 and "OK 14" in run.stdout, run.stdout[-2000:] + run.stderr[-2000:]
 
 
-@pytest.fixture
-def dp(blender, tiny_weights):
-    """The add-on enabled from this checkout, its backend embedded with tiny weights."""
-    import addon_utils
-
-    from tools.addon_import import import_addon
-
-    import_addon()
-    addon_utils.enable("dynamic_pose", default_set=True)
-    prefs = blender.context.preferences.addons["dynamic_pose"].preferences
-    prefs.mode, prefs.weights, prefs.device, prefs.backend_dir = "EMBEDDED", str(tiny_weights), "cpu", str(ROOT)
-    yield blender
-    addon_utils.disable("dynamic_pose", default_set=True)
-
-
 def rig(bpy, kind):
     import addon_utils
 

@@ -93,7 +93,7 @@ def test_motion_onto_rig_and_back(addon, walk, kind, preset):
         assert np.abs(evaluated_heads(bpy, obj, names, 10 + t) - expected).max() < 1e-4 * height
     # ...and the joints follow the source, scaled, where the rig has the same proportions.
     if kind != "rigify":
-        src = rt.heads[rt.hips_bone] + rt.scale * (walk.positions() - rt.canon_rest[0])
+        src = rt.heads[rt.hips_bone] + rt.scale * (walk.positions() - rt.canon_rest[0]) + [0.0, 0.0, rt.base_lift]
     else:  # other proportions: the source's joint rotations on this rig's bones, bent at the joints only
         kinked = read.retarget_for(obj)
         kinked.between = {}

@@ -1,0 +1,273 @@
+"""Characters as users import them (tools/characters.py: Blender's own FBX, glTF and BVH
+exporters and importers, and the real files in ../shared/rigs, untouched after import): a real
+walk put on each stands upright, travels along the character's facing, plants its feet on the
+character's floor and reads back exactly; the operators start where the character stands; an
+unsure or wrong mapping is refused, never used."""
+import numpy as np
+import pytest
+
+from conftest import ROOT, enable_addon
+
+SHARED_RIGS = ROOT.parent / "shared" / "rigs"
+
+
+@pytest.fixture
+def addon(blender):
+    from tools.addon_import import import_addon
+
+    import_addon()
+    import dynamic_pose
+
+    return dynamic_pose
+
+
+def build(name, tmp_path):
+    from tools import characters
+
+    if name in characters.NEEDS_SHARED and not (SHARED_RIGS / "cmu_131_01.bvh").exists():
+        pytest.skip(f"{SHARED_RIGS} is missing (the real characters come from ../shared/rigs)")
+    obj = characters.build(name, tmp_path)
+    import bpy
+
+    bpy.context.scene.render.fps = 30
+    return obj
+
+
+CHARACTERS = ("mixamo_fbx", "metarig_gltf", "metarig_facing_y", "cmu_bvh", "robot_gltf", "anonymous_cmu",
+              "anonymous_robot")
+
+
+@pytest.mark.parametrize("name", CHARACTERS)
+def test_a_walk_stands_on_the_character(addon, tmp_path, name):
+    """What Generate does with the engine's clip (the start frame's place and facing, the
+    rig's floor), with a real walk: upright on every frame, along the facing the character had
+    within 20 degrees, planted feet within 2% of body height of the floor, and the keys read
+    back to the same joint rotations within 1e-4 rad."""
+    from dynamic_pose.motioncore import rotations as rot
+    from dynamic_pose.motioncore.retarget import place
+    from dynamic_pose.rig import motion_io, read
+    from tools import characters
+
+    obj = build(name, tmp_path)
+    preset, confidence, _ = read.detection(obj)
+    assert confidence >= 0.75, (preset, confidence)
+    rt = read.retarget_for(obj)
+    forward = characters.facing(obj, rt, 1)
+    walk = characters.walk()
+    where = motion_io.standing(obj, rt, 1, 30.0)
+    motion_io.put_motion(obj, walk, "walk", rt, frame_start=1, fps=30.0, floor="AUTO", start="CHARACTER")
+    frames = 1 + np.arange(walk.num_frames)
+    placed = place(walk, *where)
+    st = characters.stance(obj, rt, placed, frames, forward)
+    assert st["upright"] == 1.0, st
+    assert st["heading_error_deg"] < 20.0, st
+    assert st["contact_frames"] > 10 and st["foot_error"] < 0.02, st
+    back = motion_io.take_motion(obj, rt, frames, 30.0)
+    mapped = [rt.skeleton.index(j) for j in rt.joint_bone]
+    err = rot.angle_between(back.local_rotations[:, mapped], placed.local_rotations[:, mapped])
+    assert err.max() < 1e-4
+    # And it starts where the character stood: its hips over the spot they were over.
+    assert np.abs(back.root_position[0, :2] - where[0]).max() * rt.scale < 0.02 * st["height"]
+
+
+def test_grounding_is_what_puts_the_feet_down(addon, tmp_path):
+    """Without the floor step the canonical heights float the metarig's feet well off its
+    floor; with it they meet it: the test above could fail."""
+    from dynamic_pose.rig import motion_io, read
+    from tools import characters
+
+    obj = build("metarig_facing_y", tmp_path)
+    rt = read.retarget_for(obj)
+    forward = characters.facing(obj, rt, 1)
+    walk = characters.walk()
+    frames = 1 + np.arange(walk.num_frames)
+    motion_io.put_motion(obj, walk, "as is", rt, frame_start=1, fps=30.0, floor=None)
+    floating = characters.stance(obj, rt, walk, frames, forward)
+    motion_io.put_motion(obj, walk, "grounded", rt, frame_start=1, fps=30.0, floor="AUTO")
+    grounded = characters.stance(obj, rt, walk, frames, forward)
+    assert floating["foot_error"] > 0.03 and grounded["foot_error"] < 0.02, (floating, grounded)
+    # A floor height the user sets moves the planted feet onto it.
+    motion_io.put_motion(obj, walk, "raised", rt, frame_start=1, fps=30.0, floor=0.5)
+    names = [rt.rig.names[rt.joint_bone[j]] for j in ("Toes_L", "Toes_R")]
+    low = characters.world_heads(obj, names, frames)[..., 2].min()
+    assert 0.5 < low < 0.5 + 0.05 * grounded["height"]
+
+
+def test_root_motion_on_the_root_bone(addon, tmp_path):
+    """ROOT: the rig's root bone carries the ground track, the hips only their sway about it;
+    every joint still lands where the hips-carried walk puts it."""
+    from dynamic_pose.rig import motion_io, read
+    from tools import characters
+
+    obj = build("robot_gltf", tmp_path)
+    rt = read.retarget_for(obj)
+    assert rt.rig.names[rt.root_bone] == "Bone"
+    walk = characters.walk()
+    frames = 1 + np.arange(walk.num_frames)
+    names = [rt.rig.names[b] for b in rt.joint_bone.values()]
+    motion_io.put_motion(obj, walk, "hips", rt, frame_start=1, fps=30.0, root="BONE")
+    by_hips = characters.world_heads(obj, names, frames)
+    motion_io.put_motion(obj, walk, "root", rt, frame_start=1, fps=30.0, root="ROOT")
+    by_root = characters.world_heads(obj, names, frames)
+    assert np.abs(by_hips - by_root).max() < 1e-3 * rt.height
+    root = characters.world_heads(obj, ["Bone"], frames)[:, 0]
+    assert np.linalg.norm(root[-1, :2] - root[0, :2]) > 0.3 * rt.height  # the root travels
+    hips = by_root[:, names.index(rt.rig.names[rt.hips_bone])]
+    assert np.abs(hips[:, :2] - root[:, :2]).max() < 0.1 * rt.height  # the hips stay over it
+
+
+def test_shifted_legs_and_partial_matches_are_never_confident(addon, tmp_path):
+    """A leg mapping one joint off (the thigh's parent as the thigh, the knee as the foot) and
+    name matches of a quarter or a half of a preset report less than the threshold, with what
+    is wrong."""
+    from dynamic_pose.motioncore.rigs import MIN_CONFIDENCE, confidence, detect, problems
+    from dynamic_pose.rig import read
+
+    obj = build("cmu_bvh", tmp_path)
+    world = read.rig_from_armature(obj).in_world(read.world_matrix(obj))
+    preset, share, mapping = detect(world)
+    assert preset == "cmu_cgspeed" and share == 1.0
+    shifted = dict(mapping)
+    for side, word in (("L", "Left"), ("R", "Right")):
+        shifted.update({f"UpperLeg_{side}": f"{side}HipJoint", f"LowerLeg_{side}": f"{word}Hip",
+                        f"Foot_{side}": f"{word}Knee", f"Toes_{side}": f"{word}Ankle"})
+    assert confidence(world, shifted, 1.0) < MIN_CONFIDENCE
+    assert any("above the floor" in p for p in problems(world, shifted))
+    partial = {j: b for j, b in mapping.items() if j.endswith("_L") or j in ("Hips", "Spine")}  # no right side
+    assert 0.4 < len(partial) / 21 < 0.6 and confidence(world, partial, len(partial) / 21, shape=False) < MIN_CONFIDENCE
+
+
+def _legless(bpy, keep_names: int):
+    """The canonical armature without legs, the first `keep_names` bones named as Mixamo names
+    them and the rest renamed: neither names nor shape can make a body of it."""
+    from dynamic_pose.motioncore.canonical import canonical_skeleton
+    from dynamic_pose.motioncore.rigs import PRESETS
+    from dynamic_pose.rig.armature import create_armature
+
+    obj = create_armature(canonical_skeleton(), "Legless")
+    bpy.context.view_layer.objects.active = obj
+    bpy.ops.object.mode_set(mode="EDIT")
+    for joint in [j for j in PRESETS["bandai"] if "Leg" in j or "Foot" in j or "Toes" in j]:
+        obj.data.edit_bones.remove(obj.data.edit_bones[joint])
+    bpy.ops.object.mode_set(mode="OBJECT")
+    for i, bone in enumerate(list(obj.data.bones)):
+        bone.name = PRESETS["mixamo"][bone.name] if i < keep_names else f"part{i}"
+    return obj
+
+
+@pytest.mark.parametrize("keep", [5, 7, 13])
+def test_detect_refuses_an_unsure_mapping_and_leaves_the_panel_alone(addon, keep):
+    """24%, 33% and 62% of Mixamo's names: Detect says what is missing, changes nothing and
+    does not switch the custom mapping on; Generate refuses the rig instead of leaving its legs
+    at rest."""
+    import addon_utils
+    import bpy
+
+    addon_utils.enable("dynamic_pose", default_set=True)
+    try:
+        obj = _legless(bpy, keep)
+        bpy.context.view_layer.objects.active = obj
+        with pytest.raises(RuntimeError, match="no reliable mapping found .*no bone for .*UpperLeg_L"):
+            bpy.ops.dynamicpose.mapping_detect()  # the bpy module raises what the operator reports
+        assert not obj.dynamicpose_use_custom and len(obj.dynamicpose_map) == 0
+        from dynamic_pose.rig import read
+
+        with pytest.raises(ValueError, match="no reliable mapping"):
+            read.retarget_for(obj)
+    finally:
+        addon_utils.disable("dynamic_pose", default_set=True)
+
+
+def test_detection_is_remembered_per_armature(addon, tmp_path):
+    """The Retarget panel asks on every redraw: the second ask is a lookup, and a changed
+    transform or renamed bone asks again."""
+    import time
+
+    from dynamic_pose.rig import read
+
+    obj = build("metarig_gltf", tmp_path)
+    t0 = time.perf_counter()
+    first = read.detection(obj, update=False)
+    cold = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    assert read.detection(obj, update=False) == first
+    warm = time.perf_counter() - t0
+    assert warm < cold
+    obj.data.bones["spine"].name = "renamed"
+    assert read.detection(obj)[2].get("Hips") != first[2]["Hips"]
+
+
+def test_non_uniform_scale_is_refused_with_a_reason(addon):
+    import bpy
+
+    from dynamic_pose.motioncore.canonical import canonical_skeleton
+    from dynamic_pose.rig import read
+    from dynamic_pose.rig.armature import create_armature
+
+    obj = create_armature(canonical_skeleton(), "Stretched")
+    obj.scale = (1.0, 2.0, 1.0)
+    bpy.context.view_layer.update()
+    with pytest.raises(ValueError, match="scaled unevenly"):
+        read.retarget_for(obj)
+
+
+@pytest.fixture(scope="module")
+def shipped_inbetweener(tiny_weights, tmp_path_factory):
+    """The tiny test model with the shipped in-betweener: the engine fills gaps without text
+    with the in-betweener alone, so In-between runs on real weights at test speed."""
+    import shutil
+
+    from backend.paths import default_weights_dir
+
+    folder = tmp_path_factory.mktemp("shipped_inbetweener") / "weights"
+    shutil.copytree(tiny_weights, folder)
+    for name in ("inbetweener.json", "inbetweener.safetensors"):
+        shutil.copy(default_weights_dir() / name, folder / name)
+    return folder
+
+
+@pytest.mark.parametrize("name", ["mixamo_fbx", "metarig_gltf", "cmu_bvh", "anonymous_robot"])
+def test_operators_start_where_the_character_stands(dp, shipped_inbetweener, tmp_path, name):
+    """Generate (the real operator, the embedded engine) starts the take over the spot the
+    character's hips were over and facing its way; In-between (the shipped in-betweener) on a
+    real walk keyed every 6 frames fills the gaps upright, along the character's facing, with
+    the planted feet on its floor and the user's keys kept."""
+    import bpy
+
+    from dynamic_pose.rig import action as act
+    from dynamic_pose.rig import motion_io, read
+    from tools import characters
+
+    obj = build(name, tmp_path)
+    enable_addon(bpy, shipped_inbetweener)
+    bpy.context.view_layer.objects.active = obj
+    rt = read.retarget_for(obj)
+    forward = characters.facing(obj, rt, 1)
+    hips = rt.rig.names[rt.hips_bone]
+    before = characters.world_heads(obj, [hips], [1])[0, 0]
+    s = bpy.context.scene.dynamicpose
+    s.prompt, s.length_unit, s.seconds, s.start_frame = "a person walks", "SECONDS", 1.0, 1
+    assert bpy.ops.dynamicpose.generate() == {"FINISHED"}
+    after = characters.world_heads(obj, [hips], [1])[0, 0]
+    assert np.linalg.norm((after - before)[:2]) < 0.02 * rt.height
+    assert np.degrees(np.arccos(np.clip(characters.facing(obj, rt, 1) @ forward, -1, 1))) < 20.0
+
+    walk = characters.walk()
+    obj.animation_data.action = None
+    motion_io.put_motion(obj, walk, "keys", rt, frame_start=1, fps=30.0, floor="AUTO", start="CHARACTER")
+    keyed = obj.animation_data.action
+    frames = 1 + np.arange(walk.num_frames)
+    truth = motion_io.take_motion(obj, rt, frames, 30.0)
+    keys = {1.0, 6.0, 11.0, 16.0, 21.0, 26.0, 31.0}
+    for fc in act._fcurves(keyed, obj, create=False):
+        for k in fc.keyframe_points:
+            k.select_control_point = k.co[0] in keys
+    assert bpy.ops.dynamicpose.inbetween() == {"FINISHED"}
+    filled = obj.animation_data.action
+    assert filled != keyed and filled.name.startswith(keyed.name)
+    st = characters.stance(obj, rt, truth, frames, forward)
+    assert st["upright"] == 1.0 and st["heading_error_deg"] < 20.0, st
+    assert st["foot_error"] < 0.02, st
+    back = motion_io.take_motion(obj, rt, frames, 30.0)
+    on_keys = [int(f) - 1 for f in sorted(keys)]
+    assert np.abs(back.root_position[on_keys] - truth.root_position[on_keys]).max() < 1e-4 * rt.height
