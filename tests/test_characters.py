@@ -217,12 +217,10 @@ def shipped_inbetweener(tiny_weights, tmp_path_factory):
     with the in-betweener alone, so In-between runs on real weights at test speed."""
     import shutil
 
-    from backend.paths import default_weights_dir
-
     folder = tmp_path_factory.mktemp("shipped_inbetweener") / "weights"
     shutil.copytree(tiny_weights, folder)
     for name in ("inbetweener.json", "inbetweener.safetensors"):
-        shutil.copy(default_weights_dir() / name, folder / name)
+        shutil.copy(ROOT / "weights" / "default" / name, folder / name)
     return folder
 
 

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import DATA, ROOT, fcurves_of
+from conftest import DATA, ROOT, fcurves_of, needs_backend
 from motioncore import canonical, read_bvh
 from motioncore import rotations as rot
 from motioncore.canonical import CANONICAL_JOINTS
@@ -129,6 +129,7 @@ def test_in_range_rewrite_keeps_the_users_other_keys(addon, walk):
     assert np.ptp(inside) < 1e-6 and len(f2.keyframe_points) == len(f1.keyframe_points)
 
 
+@needs_backend
 def test_demo_writes_blend_png_and_bvh(tmp_path):
     cache = tmp_path / "cache"
     env = dict(os.environ, PYTHONPATH=str(ROOT))
