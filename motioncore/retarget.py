@@ -158,8 +158,8 @@ class Retarget:
         self.root_bone = top if top != self.hips_bone else None
         # Hung from its origin, as BVH files are: the root at the origin, the feet far below it.
         feet = [self.joint_pos[j][2] for j in FEET if j in self.joint_pos]
-        self.hung = bool(feet) and min(feet) < self.origin[2] - 0.25 * self.height \
-            and abs(self.joint_pos["Hips"][2] - self.origin[2]) < 0.1 * self.height
+        self.hung = bool(feet and min(feet) < self.origin[2] - 0.25 * self.height \
+            and abs(self.joint_pos["Hips"][2] - self.origin[2]) < 0.1 * self.height)
         # Where the canonical floor is on the rig, both ways: at its rest pose's feet (the rest is
         # the canonical T-pose), or, for a rig hung from its origin or whose rest does not stand,
         # at the origin's height. to_rig adds it, from_rig takes it off.

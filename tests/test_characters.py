@@ -224,7 +224,7 @@ def shipped_inbetweener(tiny_weights, tmp_path_factory):
     return folder
 
 
-@pytest.mark.parametrize("name", ["mixamo_fbx", "metarig_gltf", "cmu_bvh", "anonymous_robot"])
+@pytest.mark.parametrize("name", CHARACTERS)
 def test_operators_start_where_the_character_stands(dp, shipped_inbetweener, tmp_path, name):
     """Generate (the real operator, the embedded engine) starts the take over the spot the
     character's hips were over and facing its way; In-between (the shipped in-betweener) on a

@@ -227,3 +227,78 @@ def test_forearm_twist_bones_share_the_wrists_twist_along_the_forearm(walk, plac
         assert np.abs(wrap(own_angle - want * twist_angle)).max() < 1e-6
     back = rt.from_rig(basis, loc, walk.fps)  # the mapped joints are untouched by them
     assert rot.angle_between(back.local_rotations, walk.local_rotations).max() < 1e-6
+
+
+def _turned(rig, world):
+    """The rig's rest pose moved by the inverse of `world`: in world space it stands as `rig`
+    does, as an imported Y-up armature under its object transform does."""
+    inv = np.linalg.inv(world)
+    rest = inv @ rig.rest
+    rest[:, :3, :3] /= np.cbrt(np.linalg.det(inv[:3, :3]))  # bone frames carry no scale
+    return Rig(rig.names, rig.parents, rest)
+
+
+def _y_up_cm():
+    """An FBX-style object matrix: turned 90 degrees about X, scale 0.01."""
+    world = np.eye(4)
+    world[:3, :3] = 0.01 * rot.to_matrix(rot.axis_rotation("X", np.pi / 2))
+    world[:3, 3] = [1.0, -2.0, 0.0]
+    return world
+
+
+@pytest.mark.parametrize("yaw", [0.0, np.pi, 1.1])
+def test_world_matrix_and_facing_leave_the_motion_as_it_was(walk, yaw):
+    """A rig whose armature is Y-up in centimetres under its object matrix, facing any way:
+    bones turn exactly as on the plain rig (same world rotations, relative to its facing),
+    locations come out in armature units, and from_rig is the exact inverse."""
+    plain = rig_like_canonical()
+    mapping = {j: j for j in CANONICAL_JOINTS}
+    facing = np.eye(4)
+    facing[:3, :3] = rot.to_matrix(rot.yaw_rotation(np.asarray(yaw)))
+    stood = Rig(plain.names, plain.parents, facing @ plain.rest)  # the plain rig turned by yaw
+    world = _y_up_cm()
+    rt = Retarget(_turned(stood, world), mapping, world=world)
+    ref = Retarget(plain, mapping)
+    assert rt.unit == pytest.approx(0.01) and abs(np.angle(np.exp(1j * (rt.facing - yaw)))) < 1e-9
+    basis, loc = rt.to_rig(walk)
+    W, H = rt.pose(basis, loc)
+    W0, H0 = ref.pose(*ref.to_rig(walk))
+    assert rot.angle_between(W, W0).max() < 1e-6  # the upright frame turns the facing away
+    assert np.abs(H - (H0 + rt.heads[0] - ref.heads[0])).max() < 1e-6
+    assert np.abs(loc).max() > 10.0  # centimetres in armature space, not metres
+    back = rt.from_rig(basis, loc, walk.fps)
+    assert rot.angle_between(back.local_rotations, walk.local_rotations).max() < 1e-4
+    assert np.abs(back.root_position - walk.root_position).max() < 1e-6
+
+
+def test_place_starts_where_asked_and_keeps_the_pose(walk):
+    from motioncore.canonical import heading_yaw
+    from motioncore.retarget import place
+
+    out = place(walk, np.array([2.0, -1.0]), 0.7)
+    assert np.allclose(out.root_position[0, :2], [2.0, -1.0])
+    assert heading_yaw(out.positions()[:1])[0] == pytest.approx(0.7, abs=1e-6)
+    assert np.allclose(out.root_position[:, 2], walk.root_position[:, 2])
+    assert np.allclose(out.local_rotations[:, 1:], walk.local_rotations[:, 1:])
+    steps = np.linalg.norm(np.diff(out.root_position, axis=0), axis=-1)
+    assert np.allclose(steps, np.linalg.norm(np.diff(walk.root_position, axis=0), axis=-1))
+
+
+@pytest.mark.parametrize("kw", [{"arm_down_deg": 80.0}, {"extra_spine": True}])
+@pytest.mark.parametrize("yaw", [0.0, np.pi, -2.0])
+def test_hierarchy_reads_the_shape_in_world_space_any_facing(kw, yaw):
+    """Y-up armature space under its object matrix, arms hanging down, facing any way: the
+    guess on the rig in world space finds every joint, left as left."""
+    from motioncore.rigs import detect, guess_from_hierarchy
+
+    named = rig_like_canonical(**kw)
+    facing = np.eye(4)
+    facing[:3, :3] = rot.to_matrix(rot.yaw_rotation(np.asarray(yaw)))
+    named = Rig(named.names, named.parents, facing @ named.rest)
+    world = _y_up_cm()
+    armature = _turned(named, world)
+    anonymous = Rig([f"b{i}" for i in range(len(named.names))], armature.parents, armature.rest)
+    truth = {j: anonymous.names[named.names.index(j)] for j in CANONICAL_JOINTS}
+    assert guess_from_hierarchy(anonymous.in_world(world)) == truth
+    assert detect(anonymous.in_world(world))[1] == 1.0
+    assert len(guess_from_hierarchy(anonymous)) < len(truth) or guess_from_hierarchy(anonymous) != truth  # lying down

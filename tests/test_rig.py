@@ -207,7 +207,8 @@ def scripted_rig(bpy, preset: str, a_pose: bool, scale: float):
     return obj
 
 
-@pytest.mark.parametrize("preset", ["mixamo", "ue5_mannequin", "auto_rig_pro", "smpl", "hierarchy"])
+@pytest.mark.parametrize("preset", ["mixamo", "ue5_mannequin", "auto_rig_pro", "smpl", "cmu_cgspeed", "vrm", "vroid",
+                                    "quaternius", "character_creator", "daz_genesis", "hierarchy"])
 @pytest.mark.parametrize("a_pose", [False, True])
 def test_scripted_rigs_detected_round_trip_and_follow_the_source(addon, walk, preset, a_pose):
     """"hierarchy": bones named Bone.000.. so that only the skeleton's shape can tell them."""
