@@ -130,10 +130,21 @@ class DYNAMICPOSE_OT_retarget_actions(bpy.types.Operator):
         fps = motion_io.scene_fps(context.scene)
         wm = context.window_manager
         wm.progress_begin(0, len(actions))
+        anim = target.animation_data
+        before = anim.action if anim else None
+        made = []
         try:
             for i, a in enumerate(actions):
-                motion_io.retarget_action(source, rt_source, a, target, rt_target, fps, root=settings.root_motion)
+                made.append(motion_io.retarget_action(source, rt_source, a, target, rt_target, fps,
+                                                      root=settings.root_motion))
                 wm.progress_update(i + 1)
+        except (ValueError, KeyError) as e:  # all or nothing: the target is left as it was
+            if target.animation_data is not None:
+                act.assign(target, before) if before is not None else setattr(target.animation_data, "action", None)
+            for new in made:
+                bpy.data.actions.remove(new)
+            self.report({"ERROR"}, f"{e}; nothing was changed")
+            return {"CANCELLED"}
         finally:
             wm.progress_end()
         self.report({"INFO"}, f"{len(actions)} action(s) from {source.name} onto {target.name}")

@@ -284,6 +284,13 @@ def test_retarget_actions_in_one_go(dp):
     bpy.context.scene.dynamicpose.retarget_source = target
     with pytest.raises(RuntimeError, match="other than the active"):
         bpy.ops.dynamicpose.retarget_actions()
+    # A failure part way (the metarig has no root bone to carry the travel) leaves nothing behind.
+    bpy.context.scene.dynamicpose.retarget_source = source
+    bpy.context.scene.dynamicpose.root_motion = "ROOT"
+    names, current = set(bpy.data.actions.keys()), target.animation_data.action
+    with pytest.raises(RuntimeError, match="no root bone.*nothing was changed"):
+        bpy.ops.dynamicpose.retarget_actions()
+    assert set(bpy.data.actions.keys()) == names and target.animation_data.action == current
 
 
 def test_custom_mapping_detect_export_import(dp, tmp_path):
