@@ -1,17 +1,17 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """DynamicPose: a Blender extension for generating motion on your own rig.
 
-The extension root. Blender-facing code: preferences, props, operators, panels, and rig/
-(reading rigs, writing keys); motion math in motioncore/, which needs only numpy; the model
-runs in the backend (its own process, or embedded), reached through client.py.
+The extension root: register and unregister only. settings.py holds what the add-on remembers,
+operators/ and panels/ what users press and see, rig/ reads rigs and writes keys, client/ reaches
+the backend (its own process, or embedded); motion math is in motioncore/ (numpy only).
 """
 
 
 def _parts():
-    from . import operators, panels, preferences, props, retarget_ops
+    from . import operators, panels, settings
 
-    return ((preferences.DynamicPosePreferences, props.DynamicPoseBoneMap, props.DynamicPoseSettings)
-            + operators.CLASSES + retarget_ops.CLASSES + panels.CLASSES), panels
+    return ((settings.DynamicPosePreferences, settings.DynamicPoseBoneMap, settings.DynamicPoseSettings)
+            + operators.CLASSES + panels.CLASSES), panels
 
 
 def register() -> None:
@@ -20,7 +20,7 @@ def register() -> None:
     classes, panels = _parts()
     for cls in classes:
         bpy.utils.register_class(cls)
-    from .props import DynamicPoseBoneMap, DynamicPoseSettings
+    from .settings import DynamicPoseBoneMap, DynamicPoseSettings
 
     bpy.types.Scene.dynamicpose = bpy.props.PointerProperty(type=DynamicPoseSettings)
     bpy.types.Object.dynamicpose_map = bpy.props.CollectionProperty(type=DynamicPoseBoneMap)
@@ -33,7 +33,7 @@ def register() -> None:
 def unregister() -> None:
     import bpy
 
-    from . import session
+    from .client import session
 
     session.disconnect()
     classes, panels = _parts()

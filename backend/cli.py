@@ -7,7 +7,7 @@ from pathlib import Path
 
 
 def _data_build(args: argparse.Namespace) -> int:
-    from . import dataset
+    from backend.data import dataset
 
     sources = [Path(s) for s in args.source] if args.source else dataset.default_sources()
     cache = Path(args.cache) if args.cache else dataset.default_cache_dir()
@@ -28,7 +28,7 @@ def _data_build(args: argparse.Namespace) -> int:
 
 
 def _check_install(args: argparse.Namespace) -> int:
-    from .basemodel import verify_gguf
+    from backend.models.basemodel import verify_gguf
 
     path = verify_gguf()
     import torch
@@ -40,10 +40,10 @@ def _check_install(args: argparse.Namespace) -> int:
 def _train_tokenizer(args: argparse.Namespace) -> int:
     import json
 
-    from . import dataset
-    from .paths import default_weights_dir
-    from .tokenizer import TokenizerConfig
-    from .train_tokenizer import TokenizerTraining, train
+    from backend.data import dataset
+    from backend.models.tokenizer import TokenizerConfig
+    from backend.paths import default_weights_dir
+    from backend.training.tokenizer import TokenizerTraining, train
 
     ds = dataset.load(Path(args.cache) if args.cache else None)
     config = TokenizerConfig(quantizer=args.quantizer, width=args.width)
@@ -59,9 +59,9 @@ def _train_tokenizer(args: argparse.Namespace) -> int:
 def _train_inbetweener(args: argparse.Namespace) -> int:
     import json
 
-    from . import dataset
-    from .inbetweener import InbetweenerTraining, train
-    from .paths import default_weights_dir
+    from backend.data import dataset
+    from backend.training.inbetweener import InbetweenerTraining, train
+    from backend.paths import default_weights_dir
 
     ds = dataset.load(Path(args.cache) if args.cache else None)
     training = InbetweenerTraining(steps=args.steps, batch=args.batch, seed=args.seed, threads=args.threads,
@@ -76,9 +76,9 @@ def _train_inbetweener(args: argparse.Namespace) -> int:
 def _bench_inbetween(args: argparse.Namespace) -> int:
     import json
 
-    from . import bench_inbetween as bench
-    from .inbetweener import Inbetweener
-    from .paths import default_weights_dir
+    from backend.evaluation import inbetween as bench
+    from backend.models.inbetweener import Inbetweener
+    from backend.paths import default_weights_dir
 
     model = Inbetweener.from_pretrained(Path(args.weights) if args.weights else default_weights_dir())
     clips = (bench.clips_from_dir(Path(args.data)) if args.data
@@ -97,9 +97,9 @@ def _bench_inbetween(args: argparse.Namespace) -> int:
 def _train_evaluator(args: argparse.Namespace) -> int:
     import json
 
-    from . import dataset
-    from .evaluator import EvaluatorTraining, train
-    from .paths import default_weights_dir
+    from backend.data import dataset
+    from backend.training.evaluator import EvaluatorTraining, train
+    from backend.paths import default_weights_dir
 
     ds = dataset.load(Path(args.cache) if args.cache else None)
     out = Path(args.out) if args.out else default_weights_dir() / "evaluator"
@@ -113,9 +113,9 @@ def _train_evaluator(args: argparse.Namespace) -> int:
 def _train_length(args: argparse.Namespace) -> int:
     import json
 
-    from . import dataset
-    from .length import LengthTraining, train
-    from .paths import default_weights_dir
+    from backend.data import dataset
+    from backend.training.length import LengthTraining, train
+    from backend.paths import default_weights_dir
 
     training = LengthTraining(steps=args.steps, seed=args.seed)  # bad values stop here, before any loading
     ds = dataset.load(Path(args.cache) if args.cache else None)
@@ -127,7 +127,7 @@ def _train_length(args: argparse.Namespace) -> int:
 
 
 def _sampling_args(p: argparse.ArgumentParser) -> None:
-    from .sampling import Sampling
+    from backend.sampling import Sampling
 
     d = Sampling()
     p.add_argument("--decoding", default=d.decoding, choices=("parallel", "next"),
@@ -140,7 +140,7 @@ def _sampling_args(p: argparse.ArgumentParser) -> None:
 
 def _sampling(args: argparse.Namespace):
     """The decoding controls the command line was given."""
-    from .sampling import Sampling
+    from backend.sampling import Sampling
 
     return Sampling(steps=args.steps, temperature=args.temperature, top_k=args.top_k, decoding=args.decoding,
                     guidance=args.guidance)
@@ -151,10 +151,11 @@ def _eval_t2m(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from . import dataset, eval_t2m
-    from .engine import Engine
-    from .evaluator import Evaluator
-    from .paths import default_weights_dir
+    from backend.data import dataset
+    from backend.engine import Engine
+    from backend.evaluation import t2m as eval_t2m
+    from backend.models.evaluator import Evaluator
+    from backend.paths import default_weights_dir
 
     for name in ("runs", "clips", "oot_seeds"):
         if getattr(args, name) < 1:
@@ -199,11 +200,11 @@ def _copy_tokenizer(source: Path, out: Path) -> None:
 def _train_generator(args: argparse.Namespace) -> int:
     import json
 
-    from . import dataset
-    from .generator import GeneratorConfig
-    from .paths import default_weights_dir
-    from .tokenizer import MotionTokenizer
-    from .train_generator import GeneratorTraining, train
+    from backend.data import dataset
+    from backend.models.generator import GeneratorConfig
+    from backend.models.tokenizer import MotionTokenizer
+    from backend.paths import default_weights_dir
+    from backend.training.generator import GeneratorTraining, train
 
     out = Path(args.out) if args.out else default_weights_dir()
     init = Path(args.init_from) if args.init_from else None
@@ -231,10 +232,10 @@ def _train_adapter(args: argparse.Namespace) -> int:
     """A user's own LoRA adapter, trained on their BVH files on top of the default model."""
     import json
 
-    from . import dataset
-    from .paths import default_cache_dir, default_weights_dir
-    from .tokenizer import MotionTokenizer
-    from .train_generator import GeneratorTraining, train
+    from backend.data import dataset
+    from backend.models.tokenizer import MotionTokenizer
+    from backend.paths import default_cache_dir, default_weights_dir
+    from backend.training.generator import GeneratorTraining, train
 
     base = Path(args.base_model) if args.base_model else default_weights_dir()
     out = Path(args.out)
@@ -260,11 +261,10 @@ def _train_adapter(args: argparse.Namespace) -> int:
 
 
 def _generate(args: argparse.Namespace) -> int:
+    from backend.engine import Engine
+    from backend.evaluation.preview import save_strip
     from motioncore import write_bvh
     from motioncore.npz import save_npz
-
-    from .engine import Engine
-    from .preview import save_strip
 
     out = Path(args.out)
     if out.suffix not in (".bvh", ".npz"):
@@ -317,7 +317,7 @@ def _write_result(path: str, result, like) -> None:
 
 
 def _inbetween(args: argparse.Namespace) -> int:
-    from .engine import Engine
+    from backend.engine import Engine
 
     bvh, motion = _read_input(args.input)
     keys = parse_frames(args.keys, motion.num_frames)
@@ -335,7 +335,7 @@ def _inbetween(args: argparse.Namespace) -> int:
 
 
 def _edit(args: argparse.Namespace) -> int:
-    from .engine import Engine
+    from backend.engine import Engine
 
     bvh, motion = _read_input(args.input)
     frames = parse_frames(args.frames, motion.num_frames)
@@ -349,9 +349,9 @@ def _edit(args: argparse.Namespace) -> int:
 def _eval_generator(args: argparse.Namespace) -> int:
     import json
 
-    from . import dataset
-    from .engine import Engine
-    from .evaluate_generator import evaluate
+    from backend.data import dataset
+    from backend.engine import Engine
+    from backend.evaluation.generator import evaluate
 
     ds = dataset.load(Path(args.cache) if args.cache else None)
     engine = Engine(Path(args.weights) if args.weights else None, device=args.device)
@@ -364,7 +364,7 @@ def _eval_generator(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from .server import serve
+    from backend.server import serve
 
     serve(port=args.port, weights=Path(args.weights) if args.weights else None, device=args.device)
     return 0

@@ -11,28 +11,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from backend import __version__
+from backend.device import pick_device
+from backend.models.generator import INFILL, MotionLM
+from backend.models.tokenizer import MotionTokenizer
+from backend.paths import default_weights_dir
+from backend.sampling import Sampling  # noqa: F401  (part of the engine's API)
 from motioncore import blend, canonical, features
 from motioncore import rotations as rot
 from motioncore.clip import Motion
-
-from . import __version__
-from .sampling import Sampling  # noqa: F401  (part of the engine's API)
-from .generator import INFILL, MotionLM
-from .paths import default_weights_dir
-from .tokenizer import MotionTokenizer
-
-MAX_SECONDS = 20.0
-MAX_TEXT = 1000  # characters; the model reads at most max_text_tokens of it
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    if name != "auto":
-        return torch.device(name)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+from motioncore.limits import MAX_SECONDS, MAX_TEXT, MAX_VARIATIONS
 
 
 class Engine:
@@ -56,7 +44,7 @@ class Engine:
         # The in-betweener is small and fast on any CPU; weights without one fall back to the LM.
         self.inbetweener = None
         if (self.weights / "inbetweener.json").is_file():
-            from .inbetweener import Inbetweener
+            from backend.models.inbetweener import Inbetweener
 
             self.inbetweener = Inbetweener.from_pretrained(self.weights)
         self.load_seconds = time.perf_counter() - t0
@@ -87,8 +75,8 @@ class Engine:
         """Seconds of motion the text suggests, for prompts given without a length: the length
         estimator (backend/length.py) of these weights, or of the default weights."""
         if self._length is None:
-            from .length import LengthEstimator
-            from .llm import TextFeatures
+            from backend.models.length import LengthEstimator
+            from backend.models.llm import TextFeatures
 
             own = self.weights / "length"
             est = LengthEstimator.from_pretrained(own if own.is_dir() else default_weights_dir() / "length")
@@ -109,8 +97,8 @@ class Engine:
             raise ValueError(f"text must be a string of at most {MAX_TEXT} characters")
         if seconds is None:
             seconds = self.length_for(text)
-        if not 1 <= variations <= 16:
-            raise ValueError(f"variations must be 1..16, got {variations}")
+        if not 1 <= variations <= MAX_VARIATIONS:
+            raise ValueError(f"variations must be 1..{MAX_VARIATIONS}, got {variations}")
         frames = self._frames(seconds)
         # seconds x fps frames, as a timeline counts them: enough model frames that resampling
         # reaches the last one (a clip of N frames spans N - 1 intervals).

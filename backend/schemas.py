@@ -10,18 +10,15 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from backend.sampling import Sampling
 from motioncore import canonical
 from motioncore.clip import Motion
+from motioncore.limits import MAX_FPS, MAX_FRAMES, MAX_SECONDS, MAX_TEXT, MAX_VARIATIONS
 from motioncore.wire import WIRE_FORMAT, from_wire
-
-from .engine import MAX_SECONDS, MAX_TEXT
-from .sampling import Sampling
 
 DEFAULT_SAMPLING = Sampling()
 
 API_VERSION = WIRE_FORMAT
-MAX_FPS = 120.0
-MAX_FRAMES = int(MAX_SECONDS * MAX_FPS)
 
 Vec3 = Annotated[list[float], Field(min_length=3, max_length=3)]
 Quat = Annotated[list[float], Field(min_length=4, max_length=4)]
@@ -65,7 +62,7 @@ class GenerateRequest(Strict):
     seconds: float | None = Field(None, gt=0, le=MAX_SECONDS,
                                   description="length; left out or null: as long as the text suggests")
     seed: int = Field(0, ge=0, le=2**31 - 1)
-    variations: int = Field(1, ge=1, le=16)
+    variations: int = Field(1, ge=1, le=MAX_VARIATIONS)
     steps: int = Field(DEFAULT_SAMPLING.steps, ge=1, le=64, description="parallel decoding passes")
     temperature: float = Field(1.0, ge=0, le=10)
     top_k: int = Field(0, ge=0, le=4096)

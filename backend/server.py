@@ -17,11 +17,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from .engine import Engine, Sampling
-from .jobs import Job, JobQueue
+from backend.engine import Engine, Sampling
+from backend.jobs import Job, JobQueue
+from backend.schemas import CaptionRequest, ContinueRequest, EditRequest, GenerateRequest, InbetweenRequest, JobState
 from motioncore.wire import to_wire
-
-from .schemas import CaptionRequest, ContinueRequest, EditRequest, GenerateRequest, InbetweenRequest, JobState
 
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "[::1]"}
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from backend import dataset  # noqa: E402
+from backend.data import dataset  # noqa: E402
 
 
 def main() -> int:

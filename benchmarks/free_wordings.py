@@ -18,9 +18,9 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from backend.data.prompts import FIRST_LIST, OUT_OF_TEMPLATE  # noqa: E402
 from backend.engine import Engine  # noqa: E402
-from backend.eval_t2m import FIRST_LIST, OUT_OF_TEMPLATE  # noqa: E402
-from backend.evaluator import Evaluator  # noqa: E402
+from backend.models.evaluator import Evaluator  # noqa: E402
 from backend.paths import default_weights_dir  # noqa: E402
 from motioncore import canonical, features  # noqa: E402
 

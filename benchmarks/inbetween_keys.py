@@ -19,11 +19,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from backend.bench_inbetween import loop_cut  # noqa: E402
-from backend.inbetweener import Inbetweener  # noqa: E402
-from backend.metrics import key_pop, wrap_jump  # noqa: E402
+from backend.evaluation.inbetween import loop_cut  # noqa: E402
+from backend.models.inbetweener import Inbetweener  # noqa: E402
 from backend.paths import default_weights_dir  # noqa: E402
 from motioncore import blend, canonical, read_bvh  # noqa: E402
+from motioncore.metrics import key_pop, wrap_jump  # noqa: E402
 
 CLIPS = sorted((ROOT / "tests" / "data").glob("bandai-*/*.bvh"))
 

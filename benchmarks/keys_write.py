@@ -47,9 +47,8 @@ def timed(fn) -> float:
 
 
 def main() -> None:
-    import bpy  # first: it puts Blender's script modules (addon_utils) on the path
-
     import addon_utils
+    import bpy  # first: it puts Blender's script modules (addon_utils) on the path
 
     from motioncore import canonical, read_bvh
     from tools.addon_import import import_addon

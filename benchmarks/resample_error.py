@@ -14,7 +14,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from backend.dataset import Sources, default_sources  # noqa: E402
+from backend.data.dataset import Sources, default_sources  # noqa: E402
 from motioncore import bvh, canonical  # noqa: E402
 
 

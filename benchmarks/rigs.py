@@ -25,13 +25,13 @@ sys.path.insert(0, str(ROOT))
 def measure(name: str, folder: Path, clip: Path | None) -> tuple[dict, dict]:
     """(figures, what to draw) for one character."""
     import bpy
-
     from dynamic_pose.motioncore import canonical
     from dynamic_pose.motioncore import rotations as rot
     from dynamic_pose.motioncore.bvh import read_bvh
     from dynamic_pose.motioncore.canonical import CANONICAL_JOINTS, CANONICAL_PARENTS
     from dynamic_pose.motioncore.retarget import place
     from dynamic_pose.rig import motion_io, read
+
     from tools import characters
 
     obj = characters.build(name, folder)

@@ -134,18 +134,6 @@ def derive_alignment(bandai: Motion, frame: int = 0) -> tuple[np.ndarray, np.nda
     return alignment, offsets
 
 
-def save_alignment(alignment: np.ndarray, offsets: np.ndarray, source: str) -> None:
-    _DATA_FILE.write_text(json.dumps({
-        "format_version": 1,
-        "derived_from": source,
-        "units": "metres, Z up, facing -Y, T-pose, world-aligned joint frames",
-        "joints": list(CANONICAL_JOINTS),
-        "offsets": np.round(offsets, 7).tolist(),
-        "bandai_alignment": np.round(alignment, 9).tolist(),
-    }, indent=1))
-    _stored.cache_clear()
-
-
 def check_joints(skeleton: Skeleton) -> None:
     """Raise SkeletonMismatchError unless the skeleton has every canonical joint and nothing
     else but pass-through roots."""
@@ -176,10 +164,6 @@ def to_canonical(motion: Motion) -> Motion:
     sk = canonical_skeleton()
     local = rot.make_continuous(local_from_world(sk, canon_world))
     return Motion(sk, motion.fps, world_pos[:, idx[0]], local)
-
-
-def is_canonical(skeleton: Skeleton) -> bool:
-    return skeleton.same_shape(canonical_skeleton())
 
 
 def from_canonical(motion: Motion, skeleton: Skeleton) -> Motion:

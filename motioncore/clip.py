@@ -134,10 +134,6 @@ class Motion:
         t = None if self.local_translations is None else self.local_translations[:, pair] * reflect
         return Motion(sk, self.fps, self.root_position * reflect, q, t)
 
-    def with_continuous_rotations(self) -> "Motion":
-        return replace(self, local_rotations=rot.make_continuous(self.local_rotations))
-
-
 def _catmull_rom(a: np.ndarray, src: np.ndarray) -> np.ndarray:
     """Sample a (T, ...) at fractional frames src (n,) with a Catmull-Rom spline.
 

@@ -69,12 +69,6 @@ class Skeleton:
             pos[j] = pos[self.parents[j]] + self.offsets[j]
         return pos
 
-    def bone_lengths(self) -> np.ndarray:
-        """(J,) distance of each joint from its parent (0 for the root)."""
-        lengths = np.linalg.norm(self.offsets, axis=-1)
-        lengths[0] = 0.0
-        return lengths
-
     def mirror_indices(self, left: str = "_L", right: str = "_R") -> np.ndarray:
         """(J,) index of each joint's left/right partner (itself for centre joints)."""
         out = np.arange(len(self))

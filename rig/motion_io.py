@@ -4,8 +4,8 @@ from __future__ import annotations
 import bpy
 import numpy as np
 
-from ..motioncore.clip import Motion
 from ..motioncore.canonical import heading_yaw
+from ..motioncore.clip import Motion
 from ..motioncore.retarget import ROOT_MODES, Retarget, place
 from . import action as act
 

@@ -10,7 +10,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from conftest import BACKEND_PYTHON, DATA, ROOT, fcurves_of, needs_backend
+from conftest import BACKEND_PYTHON, DATA, fcurves_of, needs_backend
 
 BANDAI_WALK = DATA / "bandai-1" / "dataset-1_walk_normal_002.bvh"
 
@@ -208,7 +208,7 @@ def test_in_between_needs_two_selected_keyed_frames(dp):
 
 def test_local_process_backend_generates_and_stops(dp, tiny_weights):
     bpy = dp
-    from dynamic_pose import session
+    from dynamic_pose.client import session
 
     prefs = bpy.context.preferences.addons["dynamic_pose"].preferences
     prefs.mode, prefs.python = "PROCESS", str(BACKEND_PYTHON)
@@ -237,7 +237,7 @@ def test_task_reports_progress_and_cancels():
 
     import_addon()
     from dynamic_pose.client import Cancelled
-    from dynamic_pose.session import Task
+    from dynamic_pose.client.session import Task
 
     def work(progress, cancel):
         for i in range(100):

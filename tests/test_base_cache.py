@@ -2,7 +2,7 @@
 it is corrupt or cut short (a crash or a full disk mid-write)."""
 import os
 
-from backend import llm
+from backend.models import llm
 
 
 def test_cache_is_reused_and_a_damaged_one_is_rebuilt(tmp_path):

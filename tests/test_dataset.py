@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from backend import captions, dataset
+from backend.data import captions, dataset
 from conftest import DATA, ROOT
 from motioncore import canonical, features
 
@@ -104,7 +104,7 @@ def _vocabulary(texts):
 
 
 def test_wide_captions_use_no_new_word_of_the_out_of_template_prompts():
-    from backend.eval_t2m import OUT_OF_TEMPLATE
+    from backend.evaluation.t2m import OUT_OF_TEMPLATE
 
     pairs = [(c, s) for c in captions.CONTENT_PHRASES for s in captions.STYLE_SUBJECTS]
     base = _vocabulary(t for c, s in pairs for t in captions.captions_for(c, s, n=10**6))
@@ -141,8 +141,8 @@ def test_noisy_swaps_and_drops_words_at_the_rates_asked():
 def test_word_noise_reaches_text_conditions_but_never_caption_targets(tiny_base):
     import random
 
-    from backend.generator import CAPTION
-    from backend.train_generator import GeneratorTraining, TokenClip, make_example, noise_vocabulary
+    from backend.models.generator import CAPTION
+    from backend.training.generator import GeneratorTraining, TokenClip, make_example, noise_vocabulary
     from conftest import tiny_model
 
     model = tiny_model(tiny_base)
@@ -168,7 +168,7 @@ def test_word_noise_reaches_text_conditions_but_never_caption_targets(tiny_base)
 
 
 def test_widen_adds_paraphrases_to_template_captions_only():
-    from backend.train_generator import widen
+    from backend.data.captions import widen
 
     template = captions.captions_for("walk", "elderly", seed="clip7")
     wide = widen(template, "walk", "elderly", "clip7", 12)

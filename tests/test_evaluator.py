@@ -12,7 +12,7 @@ from conftest import DATA
 @pytest.fixture(scope="module")
 def chunked(tmp_path_factory):
     """The committed clips cut into 12-frame chunks, alternately train and test."""
-    from backend import dataset
+    from backend.data import dataset
 
     ds, _, _ = dataset.build([DATA / "bandai-1", DATA / "bandai-2"], tmp_path_factory.mktemp("cache"), workers=1,
                              progress=False)
@@ -26,8 +26,8 @@ def chunked(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def trained(chunked, tiny_base, tmp_path_factory):
-    from backend.evaluator import EvaluatorTraining, train
-    from backend.llm import TextFeatures
+    from backend.training.evaluator import EvaluatorTraining, train
+    from backend.models.llm import TextFeatures
 
     tf = TextFeatures(str(tiny_base))
     out = tmp_path_factory.mktemp("evaluator")
@@ -37,7 +37,7 @@ def trained(chunked, tiny_base, tmp_path_factory):
 
 
 def test_evaluator_learns_contents_and_reloads(chunked, trained):
-    from backend.evaluator import Evaluator, held_out_accuracy, labelled
+    from backend.models.evaluator import Evaluator, held_out_accuracy, labelled
 
     model, _, out, _ = trained
     train = labelled(chunked, "train")
@@ -55,7 +55,7 @@ def test_evaluator_learns_contents_and_reloads(chunked, trained):
 
 
 def test_protocol_rows_metrics_and_plot(chunked, trained, tiny_weights, tmp_path):
-    from backend import eval_t2m
+    from backend.evaluation import t2m as eval_t2m
     from backend.engine import Engine
 
     model, tf, _, _ = trained
@@ -82,7 +82,7 @@ def test_protocol_rows_metrics_and_plot(chunked, trained, tiny_weights, tmp_path
 
 
 def test_frechet_distance_is_zero_for_one_set_and_grows_with_a_shift():
-    from backend.eval_t2m import frechet
+    from backend.evaluation.t2m import frechet
 
     a = np.random.default_rng(0).normal(size=(500, 8))
     assert 0.0 <= frechet(a, a) < 1e-6  # never the -0.001 round-off showed in a table

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from backend.generator import INFILL, MASK, MOT, T2M, MotionLM
+from backend.models.generator import INFILL, MASK, MOT, T2M, MotionLM
 from conftest import tiny_model as _model
 
 
@@ -56,7 +56,7 @@ def test_lora_training_learns_to_fill_masked_codes(tiny_base):
 
 
 def test_next_token_decoding_learns_a_sequence(tiny_base):
-    from backend.generator import NEXT
+    from backend.models.generator import NEXT
 
     model = _model(tiny_base)
     target = [4, 8, 15, 16, 23, 31]
@@ -107,7 +107,7 @@ def test_save_and_reload_reproduce_logits(tiny_base, tmp_path):
 
 
 def test_refuses_a_base_without_safetensors(tmp_path):
-    from backend.llm import load_base
+    from backend.models.llm import load_base
 
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "llama"}))
     (tmp_path / "pytorch_model.bin").write_bytes(b"pickle")
@@ -285,7 +285,7 @@ def test_engine_folds_lora_into_the_base_and_decodes_the_same(tiny_weights):
     import torch
 
     from backend.engine import Engine
-    from backend.generator import MotionLM
+    from backend.models.generator import MotionLM
 
     engine = Engine(tiny_weights, device="cpu", dtype="float32")
     plain = MotionLM.from_pretrained(tiny_weights, dtype=torch.float32)
@@ -298,3 +298,21 @@ def test_engine_folds_lora_into_the_base_and_decodes_the_same(tiny_weights):
         b = plain.fill("a person jumps", blank, steps=3, generator=torch.Generator().manual_seed(2),
                        guidance=guidance)
         assert torch.equal(a, b)
+
+
+def test_cli_generate_writes_an_npz_that_reads_back(tiny_weights, tmp_path):
+    """`dynamicpose generate --out x.npz`: the file holds the clip at its length, and
+    motioncore.npz reads it back (no pickle)."""
+    import subprocess
+    import sys
+
+    from motioncore.canonical import canonical_skeleton
+    from motioncore.npz import load_npz
+
+    out = tmp_path / "walk.npz"
+    run = subprocess.run([sys.executable, "-m", "backend", "generate", "--text", "a person walks", "--seconds", "2",
+                          "--weights", str(tiny_weights), "--device", "cpu", "--out", str(out)],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    m = load_npz(out)
+    assert m.skeleton.same_shape(canonical_skeleton()) and abs(m.duration - 2.0) <= 1.0 / m.fps + 1e-6

@@ -23,7 +23,8 @@ def clips30():
 
 
 def test_training_learns_a_residual_that_beats_interpolation():
-    from backend.inbetweener import Inbetweener, InbetweenerConfig, InbetweenerTraining, loss_of, sample_batch
+    from backend.models.inbetweener import Inbetweener, InbetweenerConfig
+    from backend.training.inbetweener import InbetweenerTraining, loss_of, sample_batch
 
     torch.manual_seed(0)
     config = InbetweenerConfig(width=64, layers=2, max_gap=20)
@@ -43,7 +44,7 @@ def test_training_learns_a_residual_that_beats_interpolation():
 
 
 def test_inbetween_keeps_keys_exact_and_fills_long_gaps(tiny_weights):
-    from backend.inbetweener import Inbetweener
+    from backend.models.inbetweener import Inbetweener
 
     model = Inbetweener.from_pretrained(tiny_weights)
     walk = canonical.to_canonical(read_bvh(WALK))

@@ -79,10 +79,10 @@ def clips():
 def test_no_pop_at_keys_with_the_shipped_inbetweener():
     """Speed runs on through each key: acceleration there is no larger than between keys.
     Interpolation (and the in-betweener before matching) jump at every key."""
-    from backend.inbetweener import Inbetweener
+    from backend.models.inbetweener import Inbetweener
     from backend.paths import default_weights_dir
 
-    from backend.metrics import key_pop
+    from motioncore.metrics import key_pop
 
     ib = Inbetweener.from_pretrained(default_weights_dir())
     at_keys, between, raw_keys, lerp_keys = [], [], [], []
@@ -104,8 +104,8 @@ def test_no_pop_at_keys_with_the_shipped_inbetweener():
 
 
 def test_a_loop_comes_out_seamless(engine):
-    from backend.bench_inbetween import loop_cut
-    from backend.metrics import wrap_jump as seam
+    from backend.evaluation.inbetween import loop_cut
+    from motioncore.metrics import wrap_jump as seam
 
     m = loop_cut(canonical.to_canonical(read_bvh(DATA / "bandai-1" / "dataset-1_walk_normal_002.bvh")).resample(30))
     T = m.num_frames

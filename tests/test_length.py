@@ -12,7 +12,7 @@ from test_server import call, server  # noqa: F401  (the real server process, sh
 
 @pytest.fixture(scope="module")
 def real(tmp_path_factory):
-    from backend import dataset
+    from backend.data import dataset
 
     ds, _, _ = dataset.build([DATA / "bandai-1", DATA / "bandai-2"], tmp_path_factory.mktemp("cache"), workers=1,
                              progress=False)
@@ -20,8 +20,9 @@ def real(tmp_path_factory):
 
 
 def test_estimator_learns_clip_lengths_from_captions_and_reloads(real, tiny_base, tmp_path):
-    from backend.length import LengthEstimator, LengthTraining, examples, train, validate
-    from backend.llm import TextFeatures
+    from backend.models.length import LengthEstimator
+    from backend.training.length import LengthTraining, examples, train, validate
+    from backend.models.llm import TextFeatures
 
     tf = TextFeatures(str(tiny_base))
     lengths = sorted(c.length for c in real.clips)
@@ -67,7 +68,7 @@ def test_engine_and_server_keep_to_the_estimated_length(tiny_weights, server):
     status, answer = call(server, "POST", "/v1/generate", {"text": text, "seconds": 0})
     assert status == 422 and "seconds" in json.dumps(answer["detail"])
     # Continuing takes the estimate too, as far as a motion may run.
-    from backend.engine import MAX_SECONDS
+    from motioncore.limits import MAX_SECONDS
     from motioncore.clip import Motion
     from motioncore.wire import to_wire
 

@@ -1,7 +1,7 @@
 """Motion quality measures on real clips and on a frozen pose sliding along the same path."""
 import numpy as np
 
-from backend import metrics
+from motioncore import metrics
 from conftest import DATA
 from motioncore import Motion, canonical, read_bvh
 

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from backend import dataset
-from backend.tokenizer import FSQ, MotionTokenizer, TokenizerConfig
-from backend.train_tokenizer import TokenizerTraining, evaluate, train
+from backend.data import dataset
+from backend.models.tokenizer import FSQ, MotionTokenizer, TokenizerConfig
+from backend.training.tokenizer import TokenizerTraining, evaluate, train
 from conftest import DATA
 
 

@@ -16,7 +16,7 @@ def make_base(folder: Path) -> Path:
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from backend.basemodel import GGUF_FILE, verify_gguf
+    from backend.models.basemodel import GGUF_FILE, verify_gguf
 
     gguf = verify_gguf()
     tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=GGUF_FILE)
@@ -33,8 +33,8 @@ def tiny_model(tiny_base, **kw):
     """A MotionLM on the tiny base (32 motion codes, LoRA r 4)."""
     import torch
 
-    from backend.generator import GeneratorConfig, MotionLM
-    from backend.llm import load_base
+    from backend.models.generator import GeneratorConfig, MotionLM
+    from backend.models.llm import load_base
 
     config = GeneratorConfig(base=str(tiny_base), codebook_size=32, lora_r=4, **kw)
     base, tok = load_base(config.base)
@@ -48,7 +48,7 @@ def make_weights(tiny_base: Path, folder: Path) -> Path:
     import numpy as np
     import torch
 
-    from backend.tokenizer import MotionTokenizer, TokenizerConfig
+    from backend.models.tokenizer import MotionTokenizer, TokenizerConfig
     from motioncore.features import LAYOUT
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -57,13 +57,13 @@ def make_weights(tiny_base: Path, folder: Path) -> Path:
     tok.set_statistics(np.zeros(LAYOUT.size), np.ones(LAYOUT.size))
     tok.save_pretrained(folder)
     tiny_model(tiny_base).save_pretrained(folder)
-    from backend.inbetweener import Inbetweener, InbetweenerConfig
+    from backend.models.inbetweener import Inbetweener, InbetweenerConfig
 
     torch.manual_seed(3)
     ib = Inbetweener(InbetweenerConfig(width=32, layers=1, heads=2))
     torch.nn.init.normal_(ib.out.weight, std=0.01)  # not plain interpolation: the residual path shows
     ib.save_pretrained(folder)
-    from backend.length import LengthConfig, LengthEstimator
+    from backend.models.length import LengthConfig, LengthEstimator
 
     torch.manual_seed(4)  # untrained: any length it reads is fine, as long as the engine keeps to it
     LengthEstimator(LengthConfig(base=str(tiny_base), text_size=64)).eval().save_pretrained(

@@ -62,7 +62,7 @@ def _generated(weights: Path, text: str, seconds: float, seed: int):
 
 
 def _from_dataset(cache: str | None, clip_name: str | None):
-    from backend import dataset
+    from backend.data import dataset
     from motioncore import canonical, features
 
     cache_dir = Path(cache) if cache else dataset.default_cache_dir()
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weights", help="model folder (default: weights/default)")
     args = parser.parse_args(argv)
 
-    from backend import preview
+    from backend.evaluation import preview
     from backend.paths import default_weights_dir
     from motioncore import write_bvh
 

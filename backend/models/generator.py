@@ -28,8 +28,8 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.nn import functional as F
 
-from . import weights_file
-from .llm import DEFAULT_BASE, load_base
+from backend.models import weights_file
+from backend.models.llm import DEFAULT_BASE, load_base
 
 FORMAT_VERSION = 1
 SPECIAL_TOKENS = ("<|t2m|>", "<|infill|>", "<|caption|>", "<|mot|>", "<|/mot|>", "<|mask|>", "<|next|>")

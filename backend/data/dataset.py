@@ -24,10 +24,9 @@ from typing import Iterator
 import numpy as np
 from tqdm import tqdm
 
+from backend.data import captions as cap
+from backend.paths import default_cache_dir, default_data_dir  # noqa: F401  (re-exported for the CLI)
 from motioncore import bvh, canonical, features
-
-from . import captions as cap
-from .paths import default_cache_dir, default_data_dir  # noqa: F401  (re-exported for the CLI)
 
 CACHE_FORMAT = 1
 SPLITS = ("train", "val", "test")
@@ -307,3 +306,9 @@ def default_sources() -> list[Path]:
             "no motion data found: pass --source DIR_OR_ARCHIVE, or set DYNAMICPOSE_DATA to a "
             "folder holding the Bandai Namco .tar.xz archives (see README)")
     return archives
+
+
+def mirrored_features(feats: np.ndarray) -> np.ndarray:
+    """Model features of the left/right mirror of the motion they describe."""
+    motion = features.from_features(feats, canonical.MODEL_FPS)
+    return features.to_features(motion.mirror())

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .basemodel import GGUF_FILE, GGUF_SHA256, verify_gguf
-from .paths import default_cache_dir
+from backend.models.basemodel import GGUF_FILE, GGUF_SHA256, verify_gguf
+from backend.paths import default_cache_dir
 
 DEFAULT_BASE = "embedded:smollm2-135m-instruct"
 _CACHE_FORMAT = 2  # 2: config.json without the GGUF quantization_config

@@ -8,24 +8,18 @@ facing -Y), so the network learns one way round. Trained on the dataset's train 
 """
 from __future__ import annotations
 
-import math
-import random
-import time
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
-from motioncore import blend, canonical, features
+from backend.models import weights_file
+from backend.models.kinematics import positions
+from motioncore import blend, canonical
 from motioncore import rotations as rot
 from motioncore.clip import Motion
 from motioncore.windows import face_forward, restore
-
-from . import checkpoint, weights_file
-from .kinematics import matrix_from_6d, positions
 
 FORMAT_VERSION = 1
 J = len(canonical.CANONICAL_JOINTS)
@@ -147,125 +141,3 @@ def _resampled(model: Inbetweener, motion: Motion, keys: np.ndarray) -> Motion:
     scaled = np.unique(np.clip(np.round(keys * fps / motion.fps).astype(int), 0, m.num_frames - 1))
     filled = model.inbetween(m, scaled).resample(motion.fps)
     return blend.pin_to_keys(filled.fit(motion.num_frames), motion, keys)
-
-
-# -- training ------------------------------------------------------------------------------
-@dataclass
-class InbetweenerTraining:
-    steps: int = 3000
-    batch: int = 48
-    lr: float = 5e-4
-    warmup: int = 100
-    min_gap: int = 1
-    context_dropout: float = 0.3   # share of windows shown fewer context frames (as at a first key)
-    mirror: bool = True
-    seed: int = 0
-    threads: int = 0
-    minutes: float = 0.0
-
-
-def clips_at(ds, split: str, fps: float, mirror: bool) -> list[Motion]:
-    """The split's clips as canonical motions at `fps` (and their mirrors)."""
-    out = []
-    for c in tqdm(ds.split(split), desc=f"clips ({split})", unit="clip"):
-        m = features.from_features(ds.clip_features(c), canonical.MODEL_FPS).resample(fps)
-        out.append(m)
-        if mirror:
-            out.append(m.mirror())
-    return out
-
-
-def sample_batch(clips: list[Motion], config: InbetweenerConfig, training: InbetweenerTraining,
-                 rng: random.Random) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(base, known, target) for `batch` windows sharing one gap length."""
-    c = config.context
-    n = rng.randint(training.min_gap, config.max_gap)
-    L = c + n + 1
-    fit = [m for m in clips if m.num_frames >= L]
-    bases, targets = [], []
-    known = torch.zeros(training.batch, L, dtype=torch.bool)
-    known[:, :c] = known[:, -1] = True
-    for _ in range(training.batch):
-        m = rng.choice(fit)
-        s = rng.randint(0, m.num_frames - L)
-        idx = np.arange(s, s + L)
-        if rng.random() < training.context_dropout:  # as at a first key: fewer real context frames
-            k = rng.randint(0, c - 1)
-            idx[:k] = idx[k]
-        window = Motion(m.skeleton, m.fps, m.root_position[idx], m.local_rotations[idx])
-        turned, _, _, base = window_input(window, c)
-        bases.append(base)
-        targets.append(encode(turned))
-    return torch.from_numpy(np.stack(bases)), known, torch.from_numpy(np.stack(targets))
-
-
-def loss_of(model: Inbetweener, base, known, target) -> tuple[torch.Tensor, dict]:
-    pred = model(base, known)
-    gap = ~known
-    p_pred, p_true = model.joint_positions(pred[gap]), model.joint_positions(target[gap])
-    lp = (p_pred - p_true).abs().mean()
-    m_pred = matrix_from_6d(pred[gap][:, : J * 6].reshape(-1, J, 6))
-    m_true = matrix_from_6d(target[gap][:, : J * 6].reshape(-1, J, 6))
-    lq = (m_pred - m_true).abs().mean()
-    return lp + 0.5 * lq, {"pos_m": lp.item(), "rot": lq.item()}
-
-
-def position_stats(clips: list[Motion], config: InbetweenerConfig, windows: int = 2000, seed: int = 0):
-    """Mean and std of joint positions in windows seen from their last context frame (the L2P
-    normalisation of the LaFAN1 protocol, from training data only)."""
-    rng = random.Random(seed)
-    L = config.context + 45 + 1
-    fit = [m for m in clips if m.num_frames >= L]
-    pos = []
-    for _ in range(windows):
-        m = rng.choice(fit)
-        s = rng.randint(0, m.num_frames - L)
-        w = m.trim(s, s + L)
-        pos.append(face_forward(w, config.context - 1)[0].positions())
-    pos = np.concatenate(pos)
-    return pos.mean(0), pos.std(0) + 1e-6
-
-
-def train(ds, out: Path, config: InbetweenerConfig | None = None, training: InbetweenerTraining | None = None,
-          progress: bool = True) -> tuple[Inbetweener, dict]:
-    config, training = config or InbetweenerConfig(), training or InbetweenerTraining()
-    if training.threads:
-        torch.set_num_threads(training.threads)
-    torch.manual_seed(training.seed)
-    rng = random.Random(training.seed)
-    clips = clips_at(ds, "train", config.fps, training.mirror)
-    model = Inbetweener(config)
-    mean, std = position_stats([m for i, m in enumerate(clips) if i % 2 == 0] if training.mirror else clips, config)
-    model.pos_mean.copy_(torch.from_numpy(mean).float())
-    model.pos_std.copy_(torch.from_numpy(std).float())
-    opt = torch.optim.AdamW(model.parameters(), lr=training.lr, weight_decay=1e-4)
-    sched = checkpoint.warmup_cosine(opt, training.warmup, training.steps)
-    history: dict[str, list] = {"position error (m)": []}
-    run = None
-    t0 = time.perf_counter()
-    bar = tqdm(range(training.steps), desc="inbetweener", unit="step", disable=not progress)
-    step = 0
-    for step in bar:
-        if training.minutes and time.perf_counter() - t0 > 60 * training.minutes:
-            bar.write(f"stopping at step {step}: the {training.minutes} minute budget is spent")
-            break
-        loss, logs = loss_of(model, *sample_batch(clips, config, training, rng))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        run = logs["pos_m"] if run is None else 0.98 * run + 0.02 * logs["pos_m"]
-        bar.set_postfix(pos_cm=f"{100 * run:.2f}")
-        if step % 25 == 0:
-            history["position error (m)"].append((step, run))
-    else:
-        step = training.steps
-    model.eval()
-    result = {"steps": step, "train_seconds": round(time.perf_counter() - t0, 1),
-              "final_position_error_m": round(run or math.nan, 5), "training": asdict(training)}
-    model.save_pretrained(out, extra={"training": result})
-    from .plots import save_loss_curve
-
-    save_loss_curve(history, Path(out) / "inbetweener_loss.png", "in-betweener (residual over interpolation)")
-    return model, result

@@ -11,13 +11,12 @@ import torch
 from torch.nn import functional as F
 from tqdm import tqdm
 
-from motioncore import canonical, features
-
-from . import checkpoint, metrics
-from .kinematics import FeatureFK
-from .dataset import Dataset
-from .plots import save_loss_curve
-from .tokenizer import MotionTokenizer, TokenizerConfig
+from backend.data.dataset import Dataset, mirrored_features
+from backend.models.kinematics import FeatureFK
+from backend.models.tokenizer import MotionTokenizer, TokenizerConfig
+from backend.training import checkpoint
+from backend.training.plots import save_loss_curve
+from motioncore import canonical, features, metrics
 
 
 @dataclass
@@ -42,11 +41,6 @@ class TokenizerTraining:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
-
-
-def mirrored_features(feats: np.ndarray) -> np.ndarray:
-    motion = features.from_features(feats, canonical.MODEL_FPS)
-    return features.to_features(motion.mirror())
 
 
 def training_clips(ds: Dataset, window: int, mirror: bool) -> list[np.ndarray]:

@@ -16,7 +16,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from motioncore import blend, canonical, features
+from motioncore import blend, canonical
 from motioncore import rotations as rot
 from motioncore.bvh import read_bvh
 from motioncore.clip import Motion
@@ -40,7 +40,7 @@ def clips_from_dir(folder: Path) -> Iterator[tuple[str, Motion]]:
 
 def clips_from_split(split: str, cache: Path | None = None) -> Iterator[tuple[str, Motion]]:
     """The dataset split, re-read from its BVH sources at their own 30 fps (not the 20 fps cache)."""
-    from . import dataset
+    from backend.data import dataset
 
     wanted = {c.name for c in dataset.load(cache).split(split)}
     for item in dataset.Sources(dataset.default_sources()):

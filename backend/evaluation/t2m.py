@@ -14,83 +14,10 @@ import random
 
 import numpy as np
 
-from motioncore import canonical, features
-
-from . import metrics
-from .evaluator import Evaluator, labelled
-from .llm import TextFeatures
-
-# Written unlike the training captions; (prompt, content, style).
-OUT_OF_TEMPLATE = [
-    ("someone strolls along cheerfully", "walk", "active"),
-    ("an old man shuffles ahead on tired legs", "walk", "elderly"),
-    ("a kid skips forward full of beans", "walk", "youthful"),
-    ("the lady glides forward elegantly", "walk", "feminine"),
-    ("a burly guy marches straight on", "walk", "masculine"),
-    ("a worn-out hiker drags himself forward", "walk", "exhausted"),
-    ("a jogger trots ahead at an easy pace", "run", "normal"),
-    ("an elderly woman hurries along as fast as she can", "run", "elderly"),
-    ("a little boy races ahead", "run", "youthful"),
-    ("a spent athlete plods on at a run", "run", "exhausted"),
-    ("a bouncy runner bounds forward", "run", "active"),
-    ("a graceful woman runs lightly", "run", "feminine"),
-    ("someone curves round to the left as they walk", "walk-turn-left", "normal"),
-    ("a grandpa slowly bends his path leftwards", "walk-turn-left", "elderly"),
-    ("a lively child wheels around to the left", "walk-turn-left", "youthful"),
-    ("someone veers right while walking", "walk-turn-right", "normal"),
-    ("a tired walker drifts off to the right", "walk-turn-right", "exhausted"),
-    ("a tough guy swings round to the right", "walk-turn-right", "masculine"),
-    ("someone greets a friend by flapping both palms", "wave-both-hands", "normal"),
-    ("a delighted kid flails both arms hello", "wave-both-hands", "youthful"),
-    ("an old lady waves hello with her left hand", "wave-left-hand", "elderly"),
-    ("a woman gives a dainty left-handed wave", "wave-left-hand", "feminine"),
-    ("a man waves at a friend with his right hand", "wave-right-hand", "masculine"),
-    ("an exhausted person feebly waves with the right hand", "wave-right-hand", "exhausted"),
-    ("a student puts the left hand up to ask a question", "raise-up-left-hand", "normal"),
-    ("an energetic fan shoots the left arm into the air", "raise-up-left-hand", "active"),
-    ("someone volunteers by lifting the right hand", "raise-up-right-hand", "normal"),
-    ("a weary old man slowly lifts his right arm", "raise-up-right-hand", "elderly"),
-    ("someone surrenders with both arms up high", "raise-up-both-hands", "normal"),
-    ("a cheering child throws both hands up", "raise-up-both-hands", "youthful"),
-    ("a ladylike person lifts both arms gracefully", "raise-up-both-hands", "feminine"),
-    ("a macho guy pumps both fists up", "raise-up-both-hands", "masculine"),
-    # Written later, before any model was scored on them, to narrow the figure's interval; they
-    # also name styles the first list left out. The first list is still reported on its own.
-    ("a man saunters down the street", "walk", "normal"),
-    ("a sad fellow trudges along, eyes on the ground", "walk", "sad"),
-    ("a proud woman strides ahead with her chin up", "walk", "proud"),
-    ("a toddler totters forward", "walk", "youthful"),
-    ("an angry man stomps ahead", "walk", "angry"),
-    ("a giant lumbers forward with heavy steps", "walk", "giant"),
-    ("a woman jogs down the path in high spirits", "run", "happy"),
-    ("a grumpy man runs off in a huff", "run", "angry"),
-    ("an old fellow breaks into an unhurried jog", "run", "elderly"),
-    ("a brawny guy pounds along at a run", "run", "masculine"),
-    ("a weary runner limps on at a jog", "run", "exhausted"),
-    ("a timid person scurries ahead", "run", "not-confident"),
-    ("a person takes the next corner to the left", "walk-turn-left", "normal"),
-    ("a sad man drifts round to his left", "walk-turn-left", "sad"),
-    ("a proud lady sweeps around to the left", "walk-turn-left", "proud"),
-    ("a person follows the path as it bends right", "walk-turn-right", "normal"),
-    ("an excited youngster loops round to the right", "walk-turn-right", "youthful"),
-    ("an old woman slowly curves right", "walk-turn-right", "elderly"),
-    ("a happy girl swings both hands to greet her pals", "wave-both-hands", "happy"),
-    ("a tired man gives a limp hello with both hands", "wave-both-hands", "exhausted"),
-    ("a shy girl greets someone with a little wave of her left hand", "wave-left-hand", "not-confident"),
-    ("a boy shakes his left hand hello at a friend", "wave-left-hand", "youthful"),
-    ("a happy man greets a neighbour by waving his right hand", "wave-right-hand", "happy"),
-    ("a proud woman gives a regal wave with her right hand", "wave-right-hand", "proud"),
-    ("a pupil sticks the left hand up", "raise-up-left-hand", "youthful"),
-    ("a tired man hoists his left arm", "raise-up-left-hand", "exhausted"),
-    ("a woman points her right arm at the ceiling", "raise-up-right-hand", "feminine"),
-    ("an angry man thrusts his right fist up", "raise-up-right-hand", "angry"),
-    ("a winner celebrates with both arms aloft", "raise-up-both-hands", "happy"),
-    ("an old man lifts both arms toward the ceiling", "raise-up-both-hands", "elderly"),
-    ("a giant heaves both hands skyward", "raise-up-both-hands", "giant"),
-    ("a sad person weakly puts both hands up", "raise-up-both-hands", "sad"),
-]
-
-FIRST_LIST = 32  # the list as first written
+from backend.data.prompts import FIRST_LIST, OUT_OF_TEMPLATE  # noqa: F401  (the lists it scores)
+from backend.models.evaluator import Evaluator, labelled
+from backend.models.llm import TextFeatures
+from motioncore import canonical, features, metrics
 
 METRICS = ("fid", "r_precision_top1", "r_precision_top2", "r_precision_top3", "mm_dist", "diversity",
            "multimodality", "content_accuracy", "style_accuracy", "foot_skating")

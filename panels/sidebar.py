@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import bpy
 
-from . import preferences, session
-from .rig import action as act
+from ..client import session
+from ..rig import action as act
+from ..settings import preferences
 
 
 class _Panel:
@@ -16,7 +17,7 @@ class _Panel:
 
 def _running(layout) -> bool:
     """A progress line and a cancel button while work runs in the background."""
-    from .operators import RUNNING
+    from ..operators import RUNNING
 
     for op in list(RUNNING.values()):
         row = layout.row(align=True)
@@ -100,7 +101,7 @@ class DYNAMICPOSE_PT_backend(_Panel, bpy.types.Panel):
     bl_options = {"DEFAULT_CLOSED"}
 
     def draw(self, context):
-        prefs = preferences.get(context)
+        prefs = preferences(context)
         layout = self.layout
         layout.prop(prefs, "mode")
         layout.label(text=context.scene.dynamicpose.status)
@@ -116,7 +117,7 @@ class DYNAMICPOSE_PT_retarget(_Panel, bpy.types.Panel):
     bl_options = {"DEFAULT_CLOSED"}
 
     def draw(self, context):
-        from .rig.read import detection
+        from ..rig.read import detection
 
         layout = self.layout
         obj = _active_armature(context)

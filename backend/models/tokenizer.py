@@ -15,9 +15,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from backend.models import weights_file
 from motioncore.features import LAYOUT
-
-from . import weights_file
 
 FORMAT_VERSION = 1
 

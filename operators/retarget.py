@@ -7,9 +7,9 @@ import bpy
 from bpy.props import StringProperty
 from bpy_extras.io_utils import ExportHelper, ImportHelper
 
-from .motioncore.canonical import CANONICAL_JOINTS
-from .motioncore.rigs import MIN_CONFIDENCE, load_mapping, problems, save_mapping
-from .rig import read
+from ..motioncore.canonical import CANONICAL_JOINTS
+from ..motioncore.rigs import MIN_CONFIDENCE, load_mapping, problems, save_mapping
+from ..rig import read
 
 
 def _armature(context):
@@ -112,8 +112,8 @@ class DYNAMICPOSE_OT_retarget_actions(bpy.types.Operator):
         return _armature(context) is not None
 
     def execute(self, context):
-        from .rig import action as act
-        from .rig import motion_io
+        from ..rig import action as act
+        from ..rig import motion_io
 
         target, settings = _armature(context), context.scene.dynamicpose
         source = settings.retarget_source

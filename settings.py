@@ -1,11 +1,12 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""What the panels edit: per-scene settings of each task."""
+"""What the add-on remembers: per-scene settings of each task, the mapping rows on each armature,
+and where the backend runs (the add-on's preferences). Limits come from motioncore.limits."""
 from __future__ import annotations
 
 import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 
-MAX_SECONDS = 20.0  # the backend's limit (backend.engine.MAX_SECONDS)
+from .motioncore.limits import MAX_FRAMES, MAX_SECONDS, MAX_VARIATIONS
 
 
 def _is_armature(self, obj) -> bool:
@@ -27,9 +28,9 @@ class DynamicPoseSettings(bpy.types.PropertyGroup):
         ("AUTO", "Auto", "As long as the prompt suggests (a raised hand is short, a walk long)"),
         ("SECONDS", "Seconds", ""), ("FRAMES", "Frames", "")], default="SECONDS")
     seconds: FloatProperty(name="Seconds", default=4.0, min=0.1, max=MAX_SECONDS, precision=1)
-    frames: IntProperty(name="Frames", default=120, min=2, max=int(MAX_SECONDS * 120))
+    frames: IntProperty(name="Frames", default=120, min=2, max=MAX_FRAMES)
     seed: IntProperty(name="Seed", default=0, min=0, description="Same seed, same prompt: same motion")
-    variations: IntProperty(name="Variations", default=1, min=1, max=16,
+    variations: IntProperty(name="Variations", default=1, min=1, max=MAX_VARIATIONS,
                             description="How many different takes to make (one action each)")
     target: PointerProperty(name="Armature", type=bpy.types.Object, poll=_is_armature,
                             description="Rig to put the motion on (empty: the active armature)")
@@ -72,3 +73,49 @@ class DynamicPoseSettings(bpy.types.PropertyGroup):
         if self.length_unit == "AUTO":
             return None
         return self.seconds if self.length_unit == "SECONDS" else self.frames / fps
+
+
+# -- where the backend runs (Edit > Preferences > Add-ons) --------------------------------
+MODES = [
+    ("PROCESS", "Local process", "Start `python -m backend serve` with the Python below and talk to it on 127.0.0.1"),
+    ("URL", "Connect to URL", "Use a backend you started yourself (`dynamicpose serve` prints its URL and token)"),
+    ("EMBEDDED", "Embedded", "Run the model inside Blender (needs torch in Blender's Python)"),
+]
+DEVICES = [("auto", "Auto", "CUDA, then Apple MPS, then CPU"), ("cpu", "CPU", ""), ("cuda", "CUDA", ""),
+           ("mps", "Apple MPS", "")]
+
+
+class DynamicPosePreferences(bpy.types.AddonPreferences):
+    bl_idname = __package__  # the extension's own package: settings.py sits at its root
+
+    mode: EnumProperty(name="Backend", items=MODES, default="PROCESS")
+    python: StringProperty(name="Python", subtype="FILE_PATH",
+                           description="Python interpreter of the DynamicPose backend environment "
+                                       "(for example the checkout's .venv/bin/python)")
+    backend_dir: StringProperty(name="Backend folder", subtype="DIR_PATH",
+                                description="Folder holding the backend package (the DynamicPose checkout)")
+    url: StringProperty(name="URL", default="http://127.0.0.1:8765")
+    token: StringProperty(name="Token", subtype="PASSWORD", description="The token the server printed")
+    weights: StringProperty(name="Model folder", subtype="DIR_PATH",
+                            description="Model weights (empty: the backend's default model)")
+    device: EnumProperty(name="Device", items=DEVICES, default="auto")
+
+    def draw(self, context):
+        layout = self.layout
+        layout.prop(self, "mode")
+        col = layout.column()
+        if self.mode == "PROCESS":
+            col.prop(self, "python")
+            col.prop(self, "backend_dir")
+        elif self.mode == "URL":
+            col.prop(self, "url")
+            col.prop(self, "token")
+        else:
+            col.prop(self, "backend_dir")
+        if self.mode != "URL":
+            col.prop(self, "weights")
+            col.prop(self, "device")
+
+
+def preferences(context: bpy.types.Context) -> DynamicPosePreferences:
+    return context.preferences.addons[__package__].preferences

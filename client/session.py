@@ -11,7 +11,9 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from .client import BackendError, EmbeddedBackend, HTTPBackend
+from .embedded import EmbeddedBackend
+from .http import HTTPBackend
+from .protocol import BackendError
 
 
 @dataclass(frozen=True)

@@ -8,20 +8,14 @@ The motion side is a 1D convolutional encoder over the normalised model features
 """
 from __future__ import annotations
 
-import random
-import time
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from torch import nn
-from torch.nn import functional as F
-from tqdm import tqdm
 
-from . import weights_file
-from .dataset import Dataset
-from .llm import TextFeatures
+from backend.data.dataset import Dataset
+from backend.models import weights_file
 
 FORMAT_VERSION = 1
 
@@ -100,23 +94,6 @@ class Evaluator(weights_file.Stored, nn.Module):
         return [self.config.contents[i] for i in c], [self.config.styles[i] for i in s]
 
 
-# -- training ------------------------------------------------------------------------------
-@dataclass
-class EvaluatorTraining:
-    steps: int = 1500
-    batch: int = 64
-    lr: float = 1e-3
-    min_frames: int = 40          # random crops of 2 s ...
-    max_frames: int = 160         # ... to 8 s
-    # Half the examples are left/right mirrors (sided contents relabelled): a style or an action
-    # does not change with the side it is done on, and the generator learns from mirrors too.
-    # Without them the classifiers read the actors' asymmetries: on mirrored validation clips
-    # content accuracy fell 0.95 -> 0.43 and style 0.95 -> 0.41.
-    mirror: bool = True
-    seed: int = 0
-    threads: int = 0
-
-
 def labelled(ds: Dataset, split: str):
     return [c for c in ds.split(split) if c.captions and c.content != "unlabelled"]
 
@@ -130,8 +107,8 @@ def _as_recorded(ds: Dataset, clip) -> Example:
 
 def _mirrored(ds: Dataset, clip) -> Example | None:
     """The clip's left/right mirror, labelled and captioned for its side (None: no safe labels)."""
-    from . import captions as cap
-    from .train_tokenizer import mirrored_features
+    from backend.data import captions as cap
+    from backend.data.dataset import mirrored_features
 
     labels = cap.mirror_labels(clip.content, clip.style, clip.captions, clip.name)
     if labels is None:
@@ -152,61 +129,3 @@ def held_out_accuracy(model: Evaluator, ds: Dataset, split: str = "val") -> dict
                         "content_accuracy": round(float(np.mean([p == e[1] for p, e in zip(content, examples)])), 4),
                         "style_accuracy": round(float(np.mean([p == e[2] for p, e in zip(style, examples)])), 4)}
     return result
-
-
-def train(ds: Dataset, out: Path, training: EvaluatorTraining | None = None, text_features: TextFeatures | None = None,
-          progress: bool = True) -> tuple[Evaluator, dict]:
-    training = training or EvaluatorTraining()
-    if training.threads:
-        torch.set_num_threads(training.threads)
-    torch.manual_seed(training.seed)
-    rng = random.Random(training.seed)
-    clips = labelled(ds, "train")
-    if not clips:
-        raise ValueError("no labelled, captioned training clips")
-    tf = text_features or TextFeatures()
-    examples = [_as_recorded(ds, c) for c in clips]
-    mirrors = [_mirrored(ds, c) for c in clips] if training.mirror else [None] * len(clips)
-    every = examples + [e for e in mirrors if e is not None]
-    config = EvaluatorConfig(feature_size=ds.features.shape[1], text_size=tf.size,
-                             contents=sorted({e[1] for e in every}), styles=sorted({e[2] for e in every}))
-    model = Evaluator(config)
-    model.mean.copy_(torch.from_numpy(ds.mean.astype(np.float32)))
-    model.std.copy_(torch.from_numpy(np.maximum(ds.std, 1e-6).astype(np.float32)))
-    tf([t for e in every for t in e[3]])  # all training captions at once
-    opt = torch.optim.AdamW(model.parameters(), lr=training.lr, weight_decay=1e-4)
-    cidx = {n: i for i, n in enumerate(config.contents)}
-    sidx = {n: i for i, n in enumerate(config.styles)}
-    t0, run = time.perf_counter(), None
-    bar = tqdm(range(training.steps), desc="evaluator", unit="step", disable=not progress)
-    for step in bar:
-        picked = rng.sample(range(len(clips)), min(training.batch, len(clips)))
-        batch = [mirrors[i] if mirrors[i] is not None and rng.random() < 0.5 else examples[i] for i in picked]
-        feats = []
-        for f, *_ in batch:
-            n = min(len(f), rng.randint(training.min_frames, training.max_frames))
-            s = rng.randint(0, len(f) - n)
-            feats.append(f[s: s + n])
-        m = model.motion(*model.motion_batch(feats))
-        t = model.text(torch.from_numpy(tf([rng.choice(e[3]) for e in batch])))
-        logits = model.logit_scale.exp().clamp(max=100) * F.normalize(m, dim=-1) @ F.normalize(t, dim=-1).T
-        # Clips with the same content and style are not negatives of each other.
-        key = [(e[1], e[2]) for e in batch]
-        same = torch.tensor([[a == b for b in key] for a in key])
-        logits = logits.masked_fill(same & ~torch.eye(len(batch), dtype=torch.bool), -1e4)
-        target = torch.arange(len(batch))
-        contrast = 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
-        lc = F.cross_entropy(model.content(m), torch.tensor([cidx[e[1]] for e in batch]))
-        ls = F.cross_entropy(model.style(m), torch.tensor([sidx[e[2]] for e in batch]))
-        loss = contrast + lc + ls
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        run = loss.item() if run is None else 0.98 * run + 0.02 * loss.item()
-        bar.set_postfix(loss=f"{run:.3f}")
-    model.eval()
-    result = {"steps": training.steps, "train_seconds": round(time.perf_counter() - t0, 1),
-              "final_loss": round(run, 4), "training": asdict(training),
-              "validation": held_out_accuracy(model, ds, "val")}
-    model.save_pretrained(out, extra={"training": result})
-    return model, result

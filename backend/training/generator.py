@@ -12,14 +12,14 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from . import captions as cap
-from . import checkpoint
-from .dataset import Dataset
-from .generator import CAPTION, INFILL, NEXT, T2M, Batch, GeneratorConfig, MotionLM
-from .llm import load_base
-from .plots import save_loss_curve
-from .tokenizer import MotionTokenizer
-from .train_tokenizer import mirrored_features
+from backend.data import captions as cap
+from backend.data.captions import clip_texts
+from backend.data.dataset import Dataset, mirrored_features
+from backend.models.generator import CAPTION, INFILL, NEXT, T2M, Batch, GeneratorConfig, MotionLM
+from backend.models.llm import load_base
+from backend.models.tokenizer import MotionTokenizer
+from backend.training import checkpoint
+from backend.training.plots import save_loss_curve
 
 
 @dataclass
@@ -68,26 +68,6 @@ class TokenClip:
     style: str
 
 
-def widen(captions: list[str], content: str, style: str, name: str, n: int) -> list[str]:
-    """A labelled clip's template captions plus n paraphrases in the wider wordings; a user's
-    own captions are kept as they are."""
-    if not n or content == "unlabelled" or captions != cap.captions_for(content, style, seed=name):
-        return captions
-    more = cap.captions_for(content, style, n=n, seed=f"{name}|wide", wide=True)
-    return captions + [t for t in more if t not in captions]
-
-
-def clip_texts(clip, mirror: bool, wide_captions: int = 0) -> list[tuple[bool, str, list[str]]]:
-    """What a clip teaches as text: (mirrored, content, captions) for the clip as recorded and,
-    with `mirror`, for its left/right mirror (captions relabelled; left out where unsafe)."""
-    out = [(False, clip.content, widen(clip.captions, clip.content, clip.style, clip.name, wide_captions))]
-    labels = cap.mirror_labels(clip.content, clip.style, clip.captions, clip.name) if mirror else None
-    if labels is not None:
-        content, texts = labels
-        out.append((True, content, widen(texts, content, clip.style, clip.name, wide_captions)))
-    return out
-
-
 def tokenize_split(ds: Dataset, tokenizer: MotionTokenizer, split: str, mirror: bool,
                    wide_captions: int = 0) -> list[TokenClip]:
     """Motion tokens for every clip of a split (and its mirror, captions relabelled). Clips
@@ -109,7 +89,7 @@ def cosine_mask_ratio(rng: random.Random) -> float:
 def noise_vocabulary(model: MotionLM) -> list[str]:
     """The words captions are noised with: the base tokenizer's plain words, less the caption
     tables' and those of the out-of-template prompts (so those stay unseen)."""
-    from .eval_t2m import OUT_OF_TEMPLATE
+    from backend.data.prompts import OUT_OF_TEMPLATE
 
     prompt_words = {w.strip(".,").lower() for p, _, _ in OUT_OF_TEMPLATE for w in p.replace("-", " ").split()}
     return cap.noise_words(model.text_tokenizer.get_vocab(), exclude=prompt_words)
@@ -181,7 +161,7 @@ def train(ds: Dataset, tokenizer: MotionTokenizer, config: GeneratorConfig, trai
     if not clips:
         raise ValueError("no training clips to learn from")
     noise = noise_vocabulary(model) if training.word_noise else None
-    from .engine import pick_device
+    from backend.device import pick_device
 
     device = pick_device(training.device)
     model.to(device)

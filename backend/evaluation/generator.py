@@ -8,12 +8,10 @@ import time
 import numpy as np
 from tqdm import tqdm
 
-from motioncore import canonical, features
-
-from . import captions as cap
-from . import metrics
-from .dataset import Dataset
-from .engine import Engine
+from backend.data import captions as cap
+from backend.data.dataset import Dataset
+from backend.engine import Engine
+from motioncore import canonical, features, metrics
 
 
 def physical(motions) -> dict:

@@ -245,3 +245,23 @@ def content_from_text(text: str, contents: list[str] | None = None) -> str | Non
         if score > best_score:
             best, best_score = content, score
     return best
+
+
+def widen(captions: list[str], content: str, style: str, name: str, n: int) -> list[str]:
+    """A labelled clip's template captions plus n paraphrases in the wider wordings; a user's
+    own captions are kept as they are."""
+    if not n or content == "unlabelled" or captions != captions_for(content, style, seed=name):
+        return captions
+    more = captions_for(content, style, n=n, seed=f"{name}|wide", wide=True)
+    return captions + [t for t in more if t not in captions]
+
+
+def clip_texts(clip, mirror: bool, wide_captions: int = 0) -> list[tuple[bool, str, list[str]]]:
+    """What a clip teaches as text: (mirrored, content, captions) for the clip as recorded and,
+    with `mirror`, for its left/right mirror (captions relabelled; left out where unsafe)."""
+    out = [(False, clip.content, widen(clip.captions, clip.content, clip.style, clip.name, wide_captions))]
+    labels = mirror_labels(clip.content, clip.style, clip.captions, clip.name) if mirror else None
+    if labels is not None:
+        content, texts = labels
+        out.append((True, content, widen(texts, content, clip.style, clip.name, wide_captions)))
+    return out

@@ -1,0 +1,136 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""What every backend operator shares. Each one prepares on the main thread (reads the rig and
+the keys), runs the model on a worker thread through the backend, and writes keys back on the
+main thread as one undo step. Invoked from the UI they run modal: a progress bar, Esc cancels,
+Blender stays responsive. Executed from a script they block and return when done."""
+from __future__ import annotations
+
+import time
+
+import bpy
+
+from ..client import session
+from ..client.protocol import BackendError, Cancelled
+from ..settings import preferences
+
+REFUSALS = (ValueError, KeyError, BackendError)  # readable reasons; anything else is a bug
+RUNNING: dict[str, "BackendOperator"] = {}  # operators working in the background, for the panels
+
+
+def settings_of(context):
+    return context.scene.dynamicpose
+
+
+def armature_of(context, explicit=None) -> bpy.types.Object:
+    obj = explicit or context.active_object
+    if obj is None or obj.type != "ARMATURE":
+        raise ValueError("select an armature (or set the target armature in the panel)")
+    return obj
+
+
+def action_name(text: str, suffix: str = "") -> str:
+    words = " ".join(text.split())[:48] or "motion"
+    return f"DP {words}{suffix}"
+
+
+class BackendOperator:
+    bl_options = {"REGISTER", "UNDO"}
+
+    def prepare(self, context):
+        """Read and check everything on the main thread; return job(backend, progress, cancel)."""
+        raise NotImplementedError
+
+    def finish(self, context, result) -> None:
+        """Write the result into the scene (main thread)."""
+
+    def _work(self, context):
+        config = session.BackendConfig.from_preferences(preferences(context))
+        job = self.prepare(context)
+        return lambda progress, cancel: job(session.connect(config), progress, cancel)
+
+    def execute(self, context):
+        """Scripts and background Blender: the same work and the same steps, waited for here."""
+        if not self._start(context):
+            return {"CANCELLED"}
+        while (state := self.step(context)) == {"PASS_THROUGH"}:
+            time.sleep(0.02)
+        return state
+
+    def invoke(self, context, event):
+        if not self._start(context):
+            return {"CANCELLED"}
+        wm = context.window_manager
+        self._timer = wm.event_timer_add(0.1, window=context.window)
+        wm.modal_handler_add(self)
+        return {"RUNNING_MODAL"}
+
+    def _start(self, context) -> bool:
+        try:
+            work = self._work(context)
+        except REFUSALS as e:
+            self.report({"ERROR"}, str(e))
+            return False
+        self._task = session.Task(work)
+        RUNNING[type(self).bl_idname] = self
+        context.window_manager.progress_begin(0, 100)
+        return True
+
+    def _finish(self, context, result):
+        try:
+            self.finish(context, result)
+        except REFUSALS as e:
+            self.report({"ERROR"}, str(e))
+            return {"CANCELLED"}
+        except Exception as e:  # a bug: say so plainly; write_action has already undone its part
+            self.report({"ERROR"}, f"DynamicPose failed while writing keys ({type(e).__name__}: {e}); "
+                                   "nothing was changed")
+            return {"CANCELLED"}
+        return {"FINISHED"}
+
+    def _end(self, context) -> None:
+        RUNNING.pop(type(self).bl_idname, None)
+        wm = context.window_manager
+        if getattr(self, "_timer", None) is not None:
+            wm.event_timer_remove(self._timer)
+            self._timer = None
+        wm.progress_end()
+        if context.workspace is not None:
+            context.workspace.status_text_set(None)
+
+    def modal(self, context, event):
+        if event.type == "ESC" and event.value == "PRESS":
+            self.cancel_work()
+            return {"RUNNING_MODAL"}
+        if event.type != "TIMER":
+            return {"PASS_THROUGH"}
+        return self.step(context)
+
+    @property
+    def progress(self) -> float:
+        return self._task.progress
+
+    def cancel_work(self) -> None:
+        """What Esc does (and the panel's cancel button)."""
+        self._task.cancel.set()
+
+    def step(self, context) -> set[str]:
+        """One timer tick: show progress while the work runs, then write the result."""
+        task = self._task
+        if not task.done.is_set():
+            context.window_manager.progress_update(int(100 * task.progress))
+            if context.workspace is not None:
+                context.workspace.status_text_set(f"DynamicPose: {self.bl_label} {task.progress:.0%} (Esc cancels)")
+            for area in context.screen.areas if context.screen is not None else ():
+                if area.type == "VIEW_3D":  # the sidebar shows the progress too
+                    area.tag_redraw()
+            return {"PASS_THROUGH"}
+        self._end(context)
+        if isinstance(task.error, Cancelled):
+            self.report({"WARNING"}, "cancelled; nothing was changed")
+            return {"CANCELLED"}
+        if task.error is not None:
+            self.report({"ERROR"}, str(task.error))
+            return {"CANCELLED"}
+        return self._finish(context, task.result)
+
+

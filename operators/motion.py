@@ -1,0 +1,138 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Generate, In-between and Regenerate range: motion from the backend onto the user's rig, each
+as a new action (the one they had is kept)."""
+from __future__ import annotations
+
+import bpy
+import numpy as np
+from bpy.props import IntProperty
+
+from ..motioncore.features import ground_offset
+from ..motioncore.limits import MAX_SECONDS
+from ..rig import action as act
+from ..rig import motion_io, read
+from .base import BackendOperator, action_name, armature_of, settings_of
+
+
+class DYNAMICPOSE_OT_generate(BackendOperator, bpy.types.Operator):
+    """Generate motion from the prompt onto the armature, as a new action"""
+
+    bl_idname = "dynamicpose.generate"
+    bl_label = "Generate"
+
+    def prepare(self, context):
+        s = settings_of(context)
+        obj = armature_of(context, s.target)
+        rt = read.retarget_for(obj)
+        text = s.prompt.strip()
+        if not text:
+            raise ValueError("write a prompt first")
+        if s.root_motion == "ROOT" and rt.root_bone is None:
+            raise ValueError(f"{obj.name} has no root bone above its hips; pick Hips, Object or In place")
+        fps = motion_io.scene_fps(context.scene)
+        seconds = s.length_seconds(fps)
+        seed, variations = s.seed, s.variations
+        self._put = (obj.name, rt, text, s.start_frame, fps, s.root_motion, s.floor_setting(), s.start_facing)
+        return lambda b, p, c: b.generate(text, seconds, seed=seed, variations=variations, fps=fps,
+                                          progress=p, cancel=c)
+
+    def finish(self, context, motions) -> None:
+        name, rt, text, start, fps, root, floor, facing = self._put
+        obj = bpy.data.objects.get(name)
+        if obj is None:
+            raise ValueError(f"the armature {name!r} is gone")
+        for i, m in reversed(list(enumerate(motions))):  # the first take ends up active
+            suffix = f" #{i + 1}" if len(motions) > 1 else ""
+            motion_io.put_motion(obj, m, action_name(text, suffix), rt, frame_start=start, fps=fps,
+                                 root=root, floor=floor, start=facing)
+        self.report({"INFO"}, f"{len(motions)} action(s) from {start} to {start + motions[0].num_frames - 1}")
+
+
+class DYNAMICPOSE_OT_inbetween(BackendOperator, bpy.types.Operator):
+    """Fill the frames between the selected keys of the active armature (a new version of its action)"""
+
+    bl_idname = "dynamicpose.inbetween"
+    bl_label = "In-between"
+
+    def prepare(self, context):
+        obj = armature_of(context)
+        current = obj.animation_data.action if obj.animation_data else None
+        if current is None:
+            raise ValueError(f"{obj.name} has no action; key some poses first")
+        rt = read.retarget_for(obj)
+        by_bone = act.selected_keys_by_bone(obj)
+        full, partial = rt.split_keys(by_bone)
+        full_frames = sorted({round(k) for k in full})
+        if len(full_frames) < 2:
+            raise ValueError("select keys on at least two frames where every keyed bone has a key "
+                             "(Dope Sheet, Graph Editor or timeline)")
+        fps = motion_io.scene_fps(context.scene)
+        k0, k1 = full_frames[0], full_frames[-1]  # keys on some bones only count between whole poses
+        if (k1 - k0) / fps > MAX_SECONDS:
+            raise ValueError(f"the selected keys span {(k1 - k0) / fps:.1f} s; at most {MAX_SECONDS:g} s")
+        motion = motion_io.take_motion(obj, rt, np.arange(k0, k1 + 1), fps)
+        lift = ground_offset(motion)  # the model sees the feet on its floor; the keys come back as they were
+        motion = motion.raised(lift)
+        idx = [k - k0 for k in full_frames]
+        some = {round(f) - k0: joints for f, joints in partial.items() if k0 < round(f) < k1 and round(f) not in full_frames}
+        text = settings_of(context).inbetween_prompt.strip()
+        seed = settings_of(context).seed
+        self._put = (obj.name, current.name, rt, k0, fps, by_bone, lift)
+        return lambda b, p, c: b.inbetween(motion, idx, text, seed=seed, partial_keys=some, progress=p, cancel=c)
+
+    def finish(self, context, motion) -> None:
+        name, action_name, rt, k0, fps, keep, lift = self._put
+        obj, base = bpy.data.objects.get(name), bpy.data.actions.get(action_name)
+        if obj is None or base is None:
+            raise ValueError("the armature or its action is gone")
+        motion_io.put_motion(obj, motion.raised(-lift), f"{base.name} in-between", rt, frame_start=k0, fps=fps, base=base,
+                             keep=keep)
+        self.report({"INFO"}, f"filled frames {k0}..{k0 + motion.num_frames - 1}; '{base.name}' is kept")
+
+
+class DYNAMICPOSE_OT_edit(BackendOperator, bpy.types.Operator):
+    """Regenerate a frame range of the active armature's action from the prompt (a new version of the action)"""
+
+    bl_idname = "dynamicpose.edit"
+    bl_label = "Regenerate range"
+
+    context_seconds: IntProperty(name="Context", default=2, min=0, max=8,
+                                 description="Seconds on each side the model sees (and keeps)")
+
+    def prepare(self, context):
+        s = settings_of(context)
+        obj = armature_of(context)
+        current = obj.animation_data.action if obj.animation_data else None
+        if current is None:
+            raise ValueError(f"{obj.name} has no action to edit")
+        scene = context.scene
+        start, end = ((scene.frame_preview_start, scene.frame_preview_end) if s.edit_use_preview
+                      else (s.edit_start, s.edit_end))
+        a0, a1 = (int(round(f)) for f in current.frame_range)
+        if not (a0 <= start <= end <= a1):
+            raise ValueError(f"the range {start}..{end} must lie inside the action's frames {a0}..{a1}")
+        fps = motion_io.scene_fps(scene)
+        pad = int(round(self.context_seconds * fps))
+        c0, c1 = max(a0, start - pad), min(a1, end + pad)
+        if (c1 - c0) / fps > MAX_SECONDS:
+            raise ValueError(f"edit at most {MAX_SECONDS - 2 * self.context_seconds:g} s at a time")
+        rt = read.retarget_for(obj)
+        motion = motion_io.take_motion(obj, rt, np.arange(c0, c1 + 1), fps)
+        lift = ground_offset(motion)
+        motion = motion.raised(lift)
+        text = s.edit_prompt.strip()
+        seed = s.seed
+        self._put = (obj.name, current.name, rt, start, fps, start - c0, end - c0 + 1, lift)
+        return lambda b, p, c: b.edit(motion, start - c0, end - c0 + 1, text, seed=seed, progress=p, cancel=c)
+
+    def finish(self, context, motion) -> None:
+        name, action_name, rt, start, fps, i0, i1, lift = self._put
+        obj, base = bpy.data.objects.get(name), bpy.data.actions.get(action_name)
+        if obj is None or base is None:
+            raise ValueError("the armature or its action is gone")
+        motion_io.put_motion(obj, motion.trim(i0, i1).raised(-lift), f"{base.name} edit", rt, frame_start=start, fps=fps,
+                             base=base)
+        self.report({"INFO"}, f"regenerated frames {start}..{start + i1 - i0 - 1}; '{base.name}' is kept")
+
+
+CLASSES = (DYNAMICPOSE_OT_generate, DYNAMICPOSE_OT_inbetween, DYNAMICPOSE_OT_edit)
