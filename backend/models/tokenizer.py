@@ -16,6 +16,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from backend.models import weights_file
+from backend.options import option
 from motioncore.features import LAYOUT
 
 FORMAT_VERSION = 1
@@ -26,10 +27,10 @@ class TokenizerConfig:
     """Shape of the tokenizer. Defaults are the shipped model's."""
 
     feature_size: int = LAYOUT.size  # per-frame features in (motioncore.features)
-    width: int = 192                 # channels of the convolutional trunk
+    width: int = option(192, "channels of the convolutional trunk")
     blocks: int = 1                  # residual blocks per resolution
     down: int = 4                    # frames per token (a power of two)
-    quantizer: str = "vq"            # "vq" or "fsq" (tied on reconstruction; vq is shipped)
+    quantizer: str = option("vq", "vq or fsq (tied on reconstruction; vq is shipped)", choices=("vq", "fsq"))
     fsq_levels: list[int] = field(default_factory=lambda: [8, 5, 5, 5])  # 1000 codes
     vq_codes: int = 512
     vq_dim: int = 64

@@ -22,12 +22,13 @@ from backend.models.evaluator import (
     labelled,
 )
 from backend.models.llm import TextFeatures
+from backend.options import option
 
 
 # -- training ------------------------------------------------------------------------------
 @dataclass
 class EvaluatorTraining:
-    steps: int = 1500
+    steps: int = option(1500, "optimizer steps")
     batch: int = 64
     lr: float = 1e-3
     min_frames: int = 40          # random crops of 2 s ...
@@ -36,9 +37,9 @@ class EvaluatorTraining:
     # does not change with the side it is done on, and the generator learns from mirrors too.
     # Without them the classifiers read the actors' asymmetries: on mirrored validation clips
     # content accuracy fell 0.95 -> 0.43 and style 0.95 -> 0.41.
-    mirror: bool = True
-    seed: int = 0
-    threads: int = 0
+    mirror: bool = option(True, "also train on left/right mirrors (--no-mirror: the clips as recorded only)")
+    seed: int = option(0, "random seed")
+    threads: int = option(0, "torch threads (0: torch's choice)")
 
 
 def train(ds: Dataset, out: Path, training: EvaluatorTraining | None = None, text_features: TextFeatures | None = None,

@@ -18,6 +18,7 @@ from backend.data.dataset import Dataset, mirrored_features
 from backend.models.generator import CAPTION, INFILL, NEXT, T2M, Batch, GeneratorConfig, MotionLM
 from backend.models.llm import load_base
 from backend.models.tokenizer import MotionTokenizer
+from backend.options import option
 from backend.training import checkpoint
 from backend.training.plots import save_loss_curve
 
@@ -27,9 +28,9 @@ class GeneratorTraining:
     """How the generator is trained. The shipped weights came in sittings; each one's settings
     are in their generator.json (`training`, then `init_from` for the one before)."""
 
-    steps: int = 1500
-    batch: int = 16
-    lr: float = 5e-4
+    steps: int = option(1500, "optimizer steps")
+    batch: int = option(16, "examples per step")
+    lr: float = option(5e-4, "LoRA learning rate (new token rows: new_token_lr)")
     new_token_lr: float = 2e-3
     warmup: int = 50
     max_tokens: int = 40        # longest training window, in motion tokens (8 s)
@@ -38,15 +39,16 @@ class GeneratorTraining:
     next_share: float = 0.15     # fraction that are causal next-token text-to-motion
     span_share: float = 0.3      # fraction of masked examples masked as spans (in-betweening)
     text_dropout: float = 0.1
-    wide_captions: int = 12      # more paraphrases per labelled clip, from the wider wordings (0: none)
-    word_noise: float = 0.5      # fraction of text-to-motion examples whose caption is noised (captions.noisy)
+    wide_captions: int = option(12, "paraphrases per clip from the wider wordings, besides the template ones (0: none)")
+    word_noise: float = option(0.5, "fraction of text-to-motion examples whose caption has words dropped or swapped "
+                                    "for random ones (captions.noisy; 0: none)")
     mirror: bool = True
     bf16: bool = True
-    seed: int = 0
+    seed: int = option(0, "random seed")
     save_every: int = 250
-    minutes: float = 0.0         # stop early after this long (0: no limit)
-    threads: int = 0
-    device: str = "auto"         # CUDA, then MPS, then the CPU
+    minutes: float = option(0.0, "stop after this many minutes (0: no limit)")
+    threads: int = option(0, "torch threads (0: torch's choice)")
+    device: str = option("auto", "auto (CUDA, then MPS, then CPU), cpu, cuda, mps")
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch < 1:

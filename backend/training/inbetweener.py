@@ -20,6 +20,7 @@ from backend.models.inbetweener import (
     window_input,
 )
 from backend.models.kinematics import matrix_from_6d
+from backend.options import option
 from backend.training import checkpoint
 from motioncore import canonical, features
 from motioncore.clip import Motion
@@ -29,16 +30,16 @@ from motioncore.windows import face_forward
 # -- training ------------------------------------------------------------------------------
 @dataclass
 class InbetweenerTraining:
-    steps: int = 3000
-    batch: int = 48
+    steps: int = option(3000, "optimizer steps")
+    batch: int = option(48, "windows per step")
     lr: float = 5e-4
     warmup: int = 100
     min_gap: int = 1
     context_dropout: float = 0.3   # share of windows shown fewer context frames (as at a first key)
     mirror: bool = True
-    seed: int = 0
-    threads: int = 0
-    minutes: float = 0.0
+    seed: int = option(0, "random seed")
+    threads: int = option(0, "torch threads (0: torch's choice)")
+    minutes: float = option(0.0, "stop after this many minutes (0: no limit)")
 
 
 def clips_at(ds, split: str, fps: float, mirror: bool) -> list[Motion]:

@@ -15,18 +15,19 @@ from tqdm import tqdm
 from backend.data.dataset import Dataset
 from backend.models.length import FORMAT_VERSION, LengthConfig, LengthEstimator  # noqa: F401
 from backend.models.llm import DEFAULT_BASE, TextFeatures  # noqa: F401
+from backend.options import option
 
 
 @dataclass
 class LengthTraining:
-    steps: int = 3000
+    steps: int = option(3000, "optimizer steps")
     batch: int = 256
     lr: float = 1e-3
     # Soft targets over neighbouring bins: a 3.0 s clip is nearly as right at 3.2 s, and
     # lengths are ordinal, which one-hot targets ignore.
     sigma_bins: float = 2.0
     wide_captions: int = 12       # the generator's own training captions (see train_generator)
-    seed: int = 0
+    seed: int = option(0, "random seed")
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch < 1 or self.lr <= 0 or self.sigma_bins <= 0 or self.wide_captions < 0:

@@ -14,6 +14,7 @@ from tqdm import tqdm
 from backend.data.dataset import Dataset, mirrored_features
 from backend.models.kinematics import FeatureFK
 from backend.models.tokenizer import MotionTokenizer, TokenizerConfig
+from backend.options import option
 from backend.training import checkpoint
 from backend.training.plots import save_loss_curve
 from motioncore import canonical, features, metrics
@@ -23,17 +24,17 @@ from motioncore import canonical, features, metrics
 class TokenizerTraining:
     """How the tokenizer is trained. Defaults reproduce the shipped weights."""
 
-    steps: int = 4000
-    batch: int = 64
+    steps: int = option(4000, "optimizer steps")
+    batch: int = option(64, "windows per step")
     window: int = 64          # frames per training window (3.2 s at 20 fps)
     lr: float = 4e-4
     warmup: int = 100
     velocity_weight: float = 0.5
     position_weight: float = 10.0  # L1 on joint positions (metres) through FK of the output
     mirror: bool = True       # add left/right mirrored copies of every training clip
-    seed: int = 0
+    seed: int = option(0, "random seed")
     eval_every: int = 500
-    threads: int = 0          # torch threads; 0 keeps torch's default
+    threads: int = option(0, "torch threads (0: torch's choice)")
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch", "window", "eval_every"):
