@@ -78,7 +78,7 @@ def _train_inbetweener(args: argparse.Namespace) -> int:
     ds = dataset.load(Path(args.cache) if args.cache else None)
     training = InbetweenerTraining(**picked(args, InbetweenerTraining, INBETWEENER_TRAINING))
     out = Path(args.out) if args.out else default_weights_dir()
-    _, result = train(ds, out, training=training)
+    _, result = train(ds, out, training=training, resume=not args.restart)
     print(json.dumps(result, indent=1))
     print(f"wrote {out / 'inbetweener.safetensors'} and {out / 'inbetweener_loss.png'}")
     return 0
@@ -114,7 +114,8 @@ def _train_evaluator(args: argparse.Namespace) -> int:
 
     ds = dataset.load(Path(args.cache) if args.cache else None)
     out = Path(args.out) if args.out else default_weights_dir() / "evaluator"
-    _, result = train(ds, out, EvaluatorTraining(**picked(args, EvaluatorTraining, EVALUATOR_TRAINING)))
+    _, result = train(ds, out, EvaluatorTraining(**picked(args, EvaluatorTraining, EVALUATOR_TRAINING)),
+                      resume=not args.restart)
     print(json.dumps(result, indent=1))
     print(f"wrote {out / 'evaluator.safetensors'}")
     return 0
@@ -130,7 +131,7 @@ def _train_length(args: argparse.Namespace) -> int:
     training = LengthTraining(**picked(args, LengthTraining, LENGTH_TRAINING))  # bad values stop here, before loading
     ds = dataset.load(Path(args.cache) if args.cache else None)
     out = Path(args.out) if args.out else default_weights_dir() / "length"
-    _, result = train(ds, out, training)
+    _, result = train(ds, out, training, resume=not args.restart)
     print(json.dumps(result, indent=1))
     print(f"wrote {out / 'length.safetensors'}")
     return 0
@@ -428,18 +429,21 @@ def build_parser() -> argparse.ArgumentParser:
     add_options(ib, InbetweenerTraining, INBETWEENER_TRAINING)
     ib.add_argument("--cache", help="dataset cache folder (default: cache/)")
     ib.add_argument("--out", help="output folder (default: weights/default)")
+    ib.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
     ib.set_defaults(func=_train_inbetweener)
 
     te = tsub.add_parser("evaluator", help="train the text-to-motion evaluator on the train split")
     add_options(te, EvaluatorTraining, EVALUATOR_TRAINING)
     te.add_argument("--cache", help="dataset cache folder (default: cache/)")
     te.add_argument("--out", help="output folder (default: weights/default/evaluator)")
+    te.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
     te.set_defaults(func=_train_evaluator)
 
     tl = tsub.add_parser("length", help="train the text-to-length estimator (for prompts given without a length)")
     add_options(tl, LengthTraining, LENGTH_TRAINING)
     tl.add_argument("--cache", help="dataset cache folder (default: cache/)")
     tl.add_argument("--out", help="output folder (default: weights/default/length)")
+    tl.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
     tl.set_defaults(func=_train_length)
 
     ad = tsub.add_parser("adapter", help="train your own LoRA adapter from a folder of BVH files")

@@ -2,15 +2,12 @@
 alignment with content and style heads, on the train split (with mirrors)."""
 from __future__ import annotations
 
-import random
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch.nn import functional as F
-from tqdm import tqdm
 
 from backend.data.dataset import Dataset
 from backend.models.evaluator import (
@@ -23,6 +20,8 @@ from backend.models.evaluator import (
 )
 from backend.models.llm import TextFeatures
 from backend.options import option
+from backend.training.loop import Loop, seeded
+from backend.training.loop import run as run_loop
 
 
 # -- training ------------------------------------------------------------------------------
@@ -43,12 +42,9 @@ class EvaluatorTraining:
 
 
 def train(ds: Dataset, out: Path, training: EvaluatorTraining | None = None, text_features: TextFeatures | None = None,
-          progress: bool = True) -> tuple[Evaluator, dict]:
+          progress: bool = True, resume: bool = True) -> tuple[Evaluator, dict]:
     training = training or EvaluatorTraining()
-    if training.threads:
-        torch.set_num_threads(training.threads)
-    torch.manual_seed(training.seed)
-    rng = random.Random(training.seed)
+    rng = seeded(training.seed, training.threads)
     clips = labelled(ds, "train")
     if not clips:
         raise ValueError("no labelled, captioned training clips")
@@ -65,9 +61,8 @@ def train(ds: Dataset, out: Path, training: EvaluatorTraining | None = None, tex
     opt = torch.optim.AdamW(model.parameters(), lr=training.lr, weight_decay=1e-4)
     cidx = {n: i for i, n in enumerate(config.contents)}
     sidx = {n: i for i, n in enumerate(config.styles)}
-    t0, run = time.perf_counter(), None
-    bar = tqdm(range(training.steps), desc="evaluator", unit="step", disable=not progress)
-    for step in bar:
+
+    def step(_: int):
         picked = rng.sample(range(len(clips)), min(training.batch, len(clips)))
         batch = [mirrors[i] if mirrors[i] is not None and rng.random() < 0.5 else examples[i] for i in picked]
         feats = []
@@ -87,14 +82,13 @@ def train(ds: Dataset, out: Path, training: EvaluatorTraining | None = None, tex
         lc = F.cross_entropy(model.content(m), torch.tensor([cidx[e[1]] for e in batch]))
         ls = F.cross_entropy(model.style(m), torch.tensor([sidx[e[2]] for e in batch]))
         loss = contrast + lc + ls
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        run = loss.item() if run is None else 0.98 * run + 0.02 * loss.item()
-        bar.set_postfix(loss=f"{run:.3f}")
-    model.eval()
-    result = {"steps": training.steps, "train_seconds": round(time.perf_counter() - t0, 1),
-              "final_loss": round(run, 4), "training": asdict(training),
+        return loss, {"loss": loss.item()}
+
+    loop = Loop("evaluator", training.steps, training.seed, Path(out) / "checkpoint", resume, clip_grad=None,
+                progress=progress)
+    run = run_loop(loop, model, opt, step, rng=rng)
+    result = {"steps": run.step, "train_seconds": round(run.seconds, 1), "resumed_from": run.resumed_from,
+              "final_loss": round(run.running.get("loss", float("nan")), 4), "training": asdict(training),
               "validation": held_out_accuracy(model, ds, "val")}
     model.save_pretrained(out, extra={"training": result})
     return model, result

@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import math
 import random
-import time
 from dataclasses import asdict, astuple, dataclass
 from pathlib import Path
 
@@ -20,6 +19,8 @@ from backend.models.llm import load_base
 from backend.models.tokenizer import MotionTokenizer
 from backend.options import option
 from backend.training import checkpoint
+from backend.training.loop import Loop, seeded
+from backend.training.loop import run as run_loop
 from backend.training.plots import save_loss_curve
 
 
@@ -144,10 +145,7 @@ def train(ds: Dataset, tokenizer: MotionTokenizer, config: GeneratorConfig, trai
           init_from: Path | None = None, splits: tuple[str, ...] = ("train",)) -> tuple[MotionLM, dict]:
     """Train from a fresh adapter, or go on from the model in `init_from` (a user's adapter on
     top of the default). Checkpoints go to out/generator_checkpoint, the model to out/."""
-    if training.threads:
-        torch.set_num_threads(training.threads)
-    torch.manual_seed(training.seed)
-    rng = random.Random(training.seed)
+    rng = seeded(training.seed, training.threads)
     if init_from is not None:
         model = MotionLM.from_pretrained(init_from, cache_dir=cache_dir)
         model.train()
@@ -173,22 +171,11 @@ def train(ds: Dataset, tokenizer: MotionTokenizer, config: GeneratorConfig, trai
                             weight_decay=0.0)
 
     sched = checkpoint.warmup_cosine(opt, training.warmup, training.steps)
-    ckpt = Path(out) / "generator_checkpoint"
-    step, history = 0, {"motion loss": [], "caption loss": []}
     trainable = torch.nn.ModuleDict({"lm": model.lm, "new_tokens": model.new_tokens})
-    if resume and (ckpt / "checkpoint.json").is_file():
-        meta = checkpoint.load(ckpt, trainable, opt, sched)
-        step, history = meta["step"], meta["history"]
-        rng.seed(training.seed + step)
-    t0 = time.perf_counter()
     tokens_seen = 0
-    bar = tqdm(total=training.steps, initial=step, unit="step", desc="generator", disable=not progress)
-    run = {"motion": None, "text": None}
-    model.train()
-    while step < training.steps:
-        if training.minutes and time.perf_counter() - t0 > 60 * training.minutes:
-            bar.write(f"stopping at step {step}: the {training.minutes} minute budget is spent")
-            break
+
+    def step(_: int):
+        nonlocal tokens_seen
         length = rng.randint(training.min_tokens, training.max_tokens)
         batch = model.collate([make_example(model, rng.choice(clips), training, rng, length, noise)
                                for _ in range(training.batch)])
@@ -196,35 +183,20 @@ def train(ds: Dataset, tokenizer: MotionTokenizer, config: GeneratorConfig, trai
         tokens_seen += int(batch.valid.sum())
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=training.bf16 and device.type != "mps"):
             loss, logs = model.loss(batch)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(lora + list(model.new_tokens.parameters()), 1.0)
-        opt.step()
-        sched.step()
-        step += 1
-        for k, v in logs.items():
-            run[k] = v if run[k] is None else 0.95 * run[k] + 0.05 * v
-        bar.update()
-        bar.set_postfix({k: f"{v:.3f}" for k, v in run.items() if v is not None},
-                        tok_s=f"{tokens_seen / (time.perf_counter() - t0):.0f}")
-        if step % 25 == 0:
-            if run["motion"] is not None:
-                history["motion loss"].append((step, run["motion"]))
-            if run["text"] is not None:
-                history["caption loss"].append((step, run["text"]))
-        if step % training.save_every == 0:
-            checkpoint.save(ckpt, trainable, opt, sched, step, {"history": history})
-    bar.close()
-    model.eval()
+        return loss, {k: v for k, v in logs.items() if v is not None}
+
+    loop = Loop("generator", training.steps, training.seed, Path(out) / "generator_checkpoint", resume,
+                save_every=training.save_every, minutes=training.minutes, smoothing=0.95,
+                history_names={"motion": "motion loss", "text": "caption loss"}, progress=progress)
+    run = run_loop(loop, trainable, opt, step, sched, rng=rng)
     model.to("cpu")  # saved and handed back on the CPU, where the engine decides the device
-    seconds = time.perf_counter() - t0
-    result = {"steps": step, "train_seconds": round(seconds, 1),
-              "tokens_per_second": round(tokens_seen / max(seconds, 1e-9)), "training": asdict(training),
-              "final_loss": {k: round(v, 4) for k, v in run.items() if v is not None}}
+    result = {"steps": run.step, "train_seconds": round(run.seconds, 1), "resumed_from": run.resumed_from,
+              "tokens_per_second": round(tokens_seen / max(run.seconds, 1e-9)), "training": asdict(training),
+              "final_loss": {k: round(v, 4) for k, v in run.running.items()}}
     if init_from is not None:
         # The parent's own record (and so its parents'), so the shipped weights carry their lineage.
         result["init_from"] = model.training_record
     model.save_pretrained(Path(out), extra={"training": result})
-    save_loss_curve(history, Path(out) / "generator_loss.png", "motion LM (LoRA)")
+    save_loss_curve(run.history, Path(out) / "generator_loss.png", "motion LM (LoRA)")
     (Path(out) / "generator_metrics.json").write_text(json.dumps(result, indent=1))
     return model, result

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import random
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -22,6 +21,9 @@ from backend.models.inbetweener import (
 from backend.models.kinematics import matrix_from_6d
 from backend.options import option
 from backend.training import checkpoint
+from backend.training.loop import Loop, seeded
+from backend.training.loop import run as run_loop
+from backend.training.plots import save_loss_curve
 from motioncore import canonical, features
 from motioncore.clip import Motion
 from motioncore.windows import face_forward
@@ -105,12 +107,9 @@ def position_stats(clips: list[Motion], config: InbetweenerConfig, windows: int 
 
 
 def train(ds, out: Path, config: InbetweenerConfig | None = None, training: InbetweenerTraining | None = None,
-          progress: bool = True) -> tuple[Inbetweener, dict]:
+          progress: bool = True, resume: bool = True) -> tuple[Inbetweener, dict]:
     config, training = config or InbetweenerConfig(), training or InbetweenerTraining()
-    if training.threads:
-        torch.set_num_threads(training.threads)
-    torch.manual_seed(training.seed)
-    rng = random.Random(training.seed)
+    rng = seeded(training.seed, training.threads)
     clips = clips_at(ds, "train", config.fps, training.mirror)
     model = Inbetweener(config)
     mean, std = position_stats([m for i, m in enumerate(clips) if i % 2 == 0] if training.mirror else clips, config)
@@ -118,32 +117,15 @@ def train(ds, out: Path, config: InbetweenerConfig | None = None, training: Inbe
     model.pos_std.copy_(torch.from_numpy(std).float())
     opt = torch.optim.AdamW(model.parameters(), lr=training.lr, weight_decay=1e-4)
     sched = checkpoint.warmup_cosine(opt, training.warmup, training.steps)
-    history: dict[str, list] = {"position error (m)": []}
-    run = None
-    t0 = time.perf_counter()
-    bar = tqdm(range(training.steps), desc="inbetweener", unit="step", disable=not progress)
-    step = 0
-    for step in bar:
-        if training.minutes and time.perf_counter() - t0 > 60 * training.minutes:
-            bar.write(f"stopping at step {step}: the {training.minutes} minute budget is spent")
-            break
-        loss, logs = loss_of(model, *sample_batch(clips, config, training, rng))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        run = logs["pos_m"] if run is None else 0.98 * run + 0.02 * logs["pos_m"]
-        bar.set_postfix(pos_cm=f"{100 * run:.2f}")
-        if step % 25 == 0:
-            history["position error (m)"].append((step, run))
-    else:
-        step = training.steps
-    model.eval()
-    result = {"steps": step, "train_seconds": round(time.perf_counter() - t0, 1),
-              "final_position_error_m": round(run or math.nan, 5), "training": asdict(training)}
-    model.save_pretrained(out, extra={"training": result})
-    from backend.training.plots import save_loss_curve
 
-    save_loss_curve(history, Path(out) / "inbetweener_loss.png", "in-betweener (residual over interpolation)")
+    def step(_: int):
+        return loss_of(model, *sample_batch(clips, config, training, rng))
+
+    loop = Loop("inbetweener", training.steps, training.seed, Path(out) / "inbetweener_checkpoint", resume,
+                minutes=training.minutes, history_names={"pos_m": "position error (m)"}, progress=progress)
+    run = run_loop(loop, model, opt, step, sched, rng=rng)
+    result = {"steps": run.step, "train_seconds": round(run.seconds, 1), "resumed_from": run.resumed_from,
+              "final_position_error_m": round(run.running.get("pos_m", math.nan), 5), "training": asdict(training)}
+    model.save_pretrained(out, extra={"training": result})
+    save_loss_curve(run.history, Path(out) / "inbetweener_loss.png", "in-betweener (residual over interpolation)")
     return model, result

@@ -2,20 +2,19 @@
 training captions, train split only."""
 from __future__ import annotations
 
-import random
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch.nn import functional as F
-from tqdm import tqdm
 
 from backend.data.dataset import Dataset
 from backend.models.length import FORMAT_VERSION, LengthConfig, LengthEstimator  # noqa: F401
-from backend.models.llm import DEFAULT_BASE, TextFeatures  # noqa: F401
+from backend.models.llm import TextFeatures
 from backend.options import option
+from backend.training.loop import Loop, seeded
+from backend.training.loop import run as run_loop  # noqa: F401
 
 
 @dataclass
@@ -62,10 +61,9 @@ def validate(model: LengthEstimator, tf: TextFeatures, pairs: list[tuple[str, in
 
 
 def train(ds: Dataset, out: Path, training: LengthTraining | None = None, text_features: TextFeatures | None = None,
-          progress: bool = True) -> tuple[LengthEstimator, dict]:
+          progress: bool = True, resume: bool = True) -> tuple[LengthEstimator, dict]:
     training = training or LengthTraining()
-    torch.manual_seed(training.seed)
-    rng = random.Random(training.seed)
+    rng = seeded(training.seed)
     pairs = examples(ds, "train", training.wide_captions)
     if not pairs:
         raise ValueError("no captioned training clips to learn lengths from")
@@ -78,19 +76,18 @@ def train(ds: Dataset, out: Path, training: LengthTraining | None = None, text_f
     y = torch.from_numpy(model.bin_of(np.array([f for _, f in pairs])))
     centres = torch.arange(model.config.bins, dtype=torch.float32)
     opt = torch.optim.AdamW(model.parameters(), lr=training.lr, weight_decay=1e-4)
-    t0, run = time.perf_counter(), None
-    bar = tqdm(range(training.steps), desc="length", unit="step", disable=not progress)
-    for _ in bar:
+
+    def step(_: int):
         pick = torch.tensor(rng.sample(range(len(pairs)), min(training.batch, len(pairs))))
         target = (-0.5 * ((centres[None] - y[pick, None].float()) / training.sigma_bins) ** 2).softmax(-1)
         loss = -(target * F.log_softmax(model.net(feats[x_idx[pick]]), -1)).sum(-1).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        run = loss.item() if run is None else 0.98 * run + 0.02 * loss.item()
-        bar.set_postfix(loss=f"{run:.3f}")
-    model.eval()
-    record = {"steps": training.steps, "train_seconds": round(time.perf_counter() - t0, 1), "final_loss": round(run, 4),
+        return loss, {"loss": loss.item()}
+
+    loop = Loop("length", training.steps, training.seed, Path(out) / "checkpoint", resume, clip_grad=None,
+                progress=progress)
+    run = run_loop(loop, model, opt, step, rng=rng)
+    record = {"steps": run.step, "train_seconds": round(run.seconds, 1), "resumed_from": run.resumed_from,
+              "final_loss": round(run.running.get("loss", float("nan")), 4),
               "training": asdict(training), "train_captions": len(pairs),
               "train_median_seconds": round(float(np.median([f for _, f in pairs])) / model.config.fps, 3)}
     model.training_record = record  # validate() compares with its training median

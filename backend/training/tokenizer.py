@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -16,6 +15,8 @@ from backend.models.kinematics import FeatureFK
 from backend.models.tokenizer import MotionTokenizer, TokenizerConfig
 from backend.options import option
 from backend.training import checkpoint
+from backend.training.loop import Loop, Outcome, seeded
+from backend.training.loop import run as run_loop
 from backend.training.plots import save_loss_curve
 from motioncore import canonical, features, metrics
 
@@ -112,58 +113,40 @@ def evaluate(tokenizer: MotionTokenizer, ds: Dataset, split: str = "test") -> di
 def train(ds: Dataset, config: TokenizerConfig, training: TokenizerTraining, out: Path,
           resume: bool = True, progress: bool = True) -> tuple[MotionTokenizer, dict]:
     """Train, writing checkpoints to out/checkpoint and the final model to out/."""
-    if training.threads:
-        torch.set_num_threads(training.threads)
-    torch.manual_seed(training.seed)
+    seeded(training.seed, training.threads)
     model = MotionTokenizer(config)
     model.set_statistics(ds.mean, ds.std)
     sampler = WindowSampler(training_clips(ds, training.window, training.mirror),
                             training.window, training.seed)
     opt = torch.optim.AdamW(model.parameters(), lr=training.lr, weight_decay=0.0)
-
     sched = checkpoint.warmup_cosine(opt, training.warmup, training.steps)
-    ckpt = Path(out) / "checkpoint"
-    step, history = 0, {"train loss": [], "val MPJPE (m)": []}
-    if resume and (ckpt / "checkpoint.json").is_file():
-        meta = checkpoint.load(ckpt, model, opt, sched)
-        step, history = meta["step"], meta["history"]
-    t0 = time.perf_counter()
-    bar = tqdm(total=training.steps, initial=step, unit="step", desc=f"tokenizer ({config.quantizer})",
-               disable=not progress)
-    running = None
     fk = FeatureFK()
-    while step < training.steps:
-        model.train()
+
+    def step(_: int):
         x = sampler.batch(training.batch)
         recon, _, aux = model(x)
         loss = reconstruction_loss(recon, x, training.velocity_weight) + aux
         if training.position_weight:
             error = fk(model.denormalize(recon)) - fk(model.denormalize(x))
             loss = loss + training.position_weight * error.abs().mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        step += 1
-        running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
-        bar.update()
-        bar.set_postfix(loss=f"{running:.4f}")
-        if step % 50 == 0:
-            history["train loss"].append((step, running))
-        if step % training.eval_every == 0 or step == training.steps:
-            val = evaluate(model, ds, "val")
-            if val["clips"]:
-                history["val MPJPE (m)"].append((step, val["mpjpe_mm"] / 1000))
-                bar.write(f"step {step}: val MPJPE {val['mpjpe_mm']} mm, "
-                          f"{val['codebook_used']}/{val['codebook_size']} codes used")
-            checkpoint.save(ckpt, model, opt, sched, step, {"history": history})
-    bar.close()
-    model.eval()
-    result = {"train_seconds": round(time.perf_counter() - t0, 1), "steps": step,
+        return loss, {"loss": loss.item()}
+
+    def validate(at: int, run: Outcome) -> None:
+        val = evaluate(model, ds, "val")
+        model.train()
+        if val["clips"]:
+            run.history.setdefault("val MPJPE (m)", []).append((at, val["mpjpe_mm"] / 1000))
+            tqdm.write(f"step {at}: val MPJPE {val['mpjpe_mm']} mm, "
+                       f"{val['codebook_used']}/{val['codebook_size']} codes used")
+
+    loop = Loop(f"tokenizer ({config.quantizer})", training.steps, training.seed, Path(out) / "checkpoint", resume,
+                save_every=training.eval_every, history_every=50, history_names={"loss": "train loss"},
+                progress=progress)
+    run = run_loop(loop, model, opt, step, sched, every=(training.eval_every, validate))
+    result = {"train_seconds": round(run.seconds, 1), "steps": run.step, "resumed_from": run.resumed_from,
               "val": evaluate(model, ds, "val"), "test": evaluate(model, ds, "test"),
               "training": asdict(training)}
     model.save_pretrained(Path(out), extra={"metrics": result})
-    save_loss_curve(history, Path(out) / "tokenizer_loss.png", f"motion tokenizer ({config.quantizer})")
+    save_loss_curve(run.history, Path(out) / "tokenizer_loss.png", f"motion tokenizer ({config.quantizer})")
     (Path(out) / "tokenizer_metrics.json").write_text(json.dumps(result, indent=1))
     return model, result
