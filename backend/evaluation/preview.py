@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from backend.figures import pyplot, save_figure
 from motioncore import rotations as rot
 from motioncore.canonical import heading_yaw
 from motioncore.clip import Motion
@@ -13,10 +14,7 @@ from motioncore.clip import Motion
 
 def save_strip(motion: Motion, path: Path, title: str = "", poses: int = 8) -> Path:
     """Write a PNG with `poses` evenly spaced frames and the ground-plane trajectory."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     pos = motion.positions()  # (T, J, 3) metres, Z up
     names = motion.skeleton.names
@@ -55,9 +53,4 @@ def save_strip(motion: Motion, path: Path, title: str = "", poses: int = 8) -> P
     ax.legend(fontsize=7, loc="best")
     if title:
         fig.suptitle(title, fontsize=11)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -15,6 +15,7 @@ import random
 import numpy as np
 
 from backend.data.prompts import FIRST_LIST, OUT_OF_TEMPLATE  # noqa: F401  (the lists it scores)
+from backend.figures import pyplot, save_figure
 from backend.models.evaluator import Evaluator, labelled
 from backend.models.llm import TextFeatures
 from motioncore import canonical, features, metrics
@@ -183,10 +184,7 @@ def table(result: dict) -> str:
 
 def plot(result: dict, path) -> None:
     """Bars of each metric per row, scaled by the real data's value (1 = as good as real)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     shown = [m for m in METRICS if m not in ("fid", "multimodality")]
     names = [n for n in ("real", "retrieval", "model") if n in result]
@@ -201,6 +199,5 @@ def plot(result: dict, path) -> None:
     fids = ", ".join(f"{n} {result[n]['fid']:.2f}" for n in names)
     ax.set_title(f"text-to-motion on the test split (FID: {fids})", fontsize=10)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    fig.set_dpi(110)
+    save_figure(fig, path)

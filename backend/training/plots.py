@@ -5,12 +5,11 @@ from pathlib import Path
 
 import numpy as np
 
+from backend.figures import pyplot, save_figure
+
 
 def save_loss_curve(history: dict[str, list[tuple[int, float]]], path: Path, title: str) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
     for name, points in history.items():
@@ -22,9 +21,4 @@ def save_loss_curve(history: dict[str, list[tuple[int, float]]], path: Path, tit
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
