@@ -5,7 +5,7 @@ from __future__ import annotations
 import bpy
 
 from ..client import session
-from .base import RUNNING, BackendOperator, settings_of
+from .base import RUNNING, BackendOperator, Work, settings_of
 
 
 class DYNAMICPOSE_OT_backend_start(BackendOperator, bpy.types.Operator):
@@ -15,8 +15,8 @@ class DYNAMICPOSE_OT_backend_start(BackendOperator, bpy.types.Operator):
     bl_label = "Start backend"
     bl_options = {"REGISTER"}
 
-    def prepare(self, context):
-        return lambda b, p, c: b.info()
+    def prepare(self, context) -> Work:
+        return lambda backend, progress, cancel: backend.info()
 
     def finish(self, context, info) -> None:
         settings_of(context).status = (f"ready: {info.get('device', '?')}, {info.get('base', '?')}, "

@@ -5,14 +5,20 @@ main thread as one undo step. Invoked from the UI they run modal: a progress bar
 Blender stays responsive. Executed from a script they block and return when done."""
 from __future__ import annotations
 
+import threading
 import time
+from typing import Any, Callable
 
 import bpy
 
 from ..client import session
-from ..client.protocol import BackendError, Cancelled
+from ..client.protocol import Backend, BackendError, Cancelled
+from ..rig.read import active_armature
 from ..settings import preferences
 
+# What an operator hands its worker thread: run this on the backend, reporting progress, stopping
+# when the event is set (the thread never touches bpy).
+Work = Callable[[Backend, Callable[[float], None], threading.Event], Any]
 REFUSALS = (ValueError, KeyError, BackendError)  # readable reasons; anything else is a bug
 RUNNING: dict[str, "BackendOperator"] = {}  # operators working in the background, for the panels
 
@@ -22,7 +28,8 @@ def settings_of(context):
 
 
 def armature_of(context, explicit=None) -> bpy.types.Object:
-    obj = explicit or context.active_object
+    """`explicit` (the panel's target), else the active armature; refuses when there is none."""
+    obj = explicit or active_armature(context)
     if obj is None or obj.type != "ARMATURE":
         raise ValueError("select an armature (or set the target armature in the panel)")
     return obj
@@ -36,8 +43,8 @@ def action_name(text: str, suffix: str = "") -> str:
 class BackendOperator:
     bl_options = {"REGISTER", "UNDO"}
 
-    def prepare(self, context):
-        """Read and check everything on the main thread; return job(backend, progress, cancel)."""
+    def prepare(self, context) -> Work:
+        """Read and check everything on the main thread; return the work for the backend."""
         raise NotImplementedError
 
     def finish(self, context, result) -> None:

@@ -3,15 +3,63 @@
 as a new action (the one they had is kept)."""
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import bpy
 import numpy as np
 from bpy.props import IntProperty
 
 from ..motioncore.features import ground_offset
 from ..motioncore.limits import MAX_SECONDS
+from ..motioncore.retarget import Retarget
 from ..rig import action as act
 from ..rig import motion_io, read
-from .base import BackendOperator, action_name, armature_of, settings_of
+from .base import BackendOperator, Work, action_name, armature_of, settings_of
+
+
+@dataclass(frozen=True)
+class Take:
+    """Where Generate's takes go, read on the main thread before the work starts."""
+
+    armature: str
+    rt: Retarget
+    text: str
+    start: int
+    fps: float
+    root: str
+    floor: str | float
+    facing: str
+
+
+@dataclass(frozen=True)
+class Version:
+    """Where In-between's and Edit's result goes: a new version of `action` on `armature`, the
+    frames [first, first + length) from the result's [cut, cut + length), lowered by `lift`
+    (the result was computed on the motion raised onto the model's floor), the user's keys in
+    `keep` left as they are."""
+
+    armature: str
+    action: str
+    rt: Retarget
+    first: int
+    fps: float
+    lift: float
+    suffix: str
+    cut: int = 0
+    length: int | None = None
+    keep: dict[str, set[float]] = field(default_factory=dict)
+
+
+def write_version(plan: Version, motion) -> str:
+    """The result of In-between or Edit as a new version of the action; returns what was done."""
+    obj, base = bpy.data.objects.get(plan.armature), bpy.data.actions.get(plan.action)
+    if obj is None or base is None:
+        raise ValueError("the armature or its action is gone")
+    stop = motion.num_frames if plan.length is None else plan.cut + plan.length
+    part = motion.trim(plan.cut, stop).raised(-plan.lift)
+    motion_io.put_motion(obj, part, f"{base.name} {plan.suffix}", plan.rt, frame_start=plan.first, fps=plan.fps,
+                         base=base, keep=plan.keep)
+    return f"frames {plan.first}..{plan.first + part.num_frames - 1}; '{base.name}' is kept"
 
 
 class DYNAMICPOSE_OT_generate(BackendOperator, bpy.types.Operator):
@@ -20,7 +68,7 @@ class DYNAMICPOSE_OT_generate(BackendOperator, bpy.types.Operator):
     bl_idname = "dynamicpose.generate"
     bl_label = "Generate"
 
-    def prepare(self, context):
+    def prepare(self, context) -> Work:
         s = settings_of(context)
         obj = armature_of(context, s.target)
         rt = read.retarget_for(obj)
@@ -32,20 +80,20 @@ class DYNAMICPOSE_OT_generate(BackendOperator, bpy.types.Operator):
         fps = motion_io.scene_fps(context.scene)
         seconds = s.length_seconds(fps)
         seed, variations = s.seed, s.variations
-        self._put = (obj.name, rt, text, s.start_frame, fps, s.root_motion, s.floor_setting(), s.start_facing)
-        return lambda b, p, c: b.generate(text, seconds, seed=seed, variations=variations, fps=fps,
-                                          progress=p, cancel=c)
+        self._take = Take(obj.name, rt, text, s.start_frame, fps, s.root_motion, s.floor_setting(), s.start_facing)
+        return lambda backend, progress, cancel: backend.generate(
+            text, seconds, seed=seed, variations=variations, fps=fps, progress=progress, cancel=cancel)
 
     def finish(self, context, motions) -> None:
-        name, rt, text, start, fps, root, floor, facing = self._put
-        obj = bpy.data.objects.get(name)
+        t = self._take
+        obj = bpy.data.objects.get(t.armature)
         if obj is None:
-            raise ValueError(f"the armature {name!r} is gone")
+            raise ValueError(f"the armature {t.armature!r} is gone")
         for i, m in reversed(list(enumerate(motions))):  # the first take ends up active
             suffix = f" #{i + 1}" if len(motions) > 1 else ""
-            motion_io.put_motion(obj, m, action_name(text, suffix), rt, frame_start=start, fps=fps,
-                                 root=root, floor=floor, start=facing)
-        self.report({"INFO"}, f"{len(motions)} action(s) from {start} to {start + motions[0].num_frames - 1}")
+            motion_io.put_motion(obj, m, action_name(t.text, suffix), t.rt, frame_start=t.start, fps=t.fps,
+                                 root=t.root, floor=t.floor, start=t.facing)
+        self.report({"INFO"}, f"{len(motions)} action(s) from {t.start} to {t.start + motions[0].num_frames - 1}")
 
 
 class DYNAMICPOSE_OT_inbetween(BackendOperator, bpy.types.Operator):
@@ -54,7 +102,7 @@ class DYNAMICPOSE_OT_inbetween(BackendOperator, bpy.types.Operator):
     bl_idname = "dynamicpose.inbetween"
     bl_label = "In-between"
 
-    def prepare(self, context):
+    def prepare(self, context) -> Work:
         obj = armature_of(context)
         current = obj.animation_data.action if obj.animation_data else None
         if current is None:
@@ -77,17 +125,12 @@ class DYNAMICPOSE_OT_inbetween(BackendOperator, bpy.types.Operator):
         some = {round(f) - k0: joints for f, joints in partial.items() if k0 < round(f) < k1 and round(f) not in full_frames}
         text = settings_of(context).inbetween_prompt.strip()
         seed = settings_of(context).seed
-        self._put = (obj.name, current.name, rt, k0, fps, by_bone, lift)
-        return lambda b, p, c: b.inbetween(motion, idx, text, seed=seed, partial_keys=some, progress=p, cancel=c)
+        self._version = Version(obj.name, current.name, rt, k0, fps, lift, "in-between", keep=by_bone)
+        return lambda backend, progress, cancel: backend.inbetween(
+            motion, idx, text, seed=seed, partial_keys=some, progress=progress, cancel=cancel)
 
     def finish(self, context, motion) -> None:
-        name, action_name, rt, k0, fps, keep, lift = self._put
-        obj, base = bpy.data.objects.get(name), bpy.data.actions.get(action_name)
-        if obj is None or base is None:
-            raise ValueError("the armature or its action is gone")
-        motion_io.put_motion(obj, motion.raised(-lift), f"{base.name} in-between", rt, frame_start=k0, fps=fps, base=base,
-                             keep=keep)
-        self.report({"INFO"}, f"filled frames {k0}..{k0 + motion.num_frames - 1}; '{base.name}' is kept")
+        self.report({"INFO"}, f"filled {write_version(self._version, motion)}")
 
 
 class DYNAMICPOSE_OT_edit(BackendOperator, bpy.types.Operator):
@@ -99,7 +142,7 @@ class DYNAMICPOSE_OT_edit(BackendOperator, bpy.types.Operator):
     context_seconds: IntProperty(name="Context", default=2, min=0, max=8,
                                  description="Seconds on each side the model sees (and keeps)")
 
-    def prepare(self, context):
+    def prepare(self, context) -> Work:
         s = settings_of(context)
         obj = armature_of(context)
         current = obj.animation_data.action if obj.animation_data else None
@@ -122,17 +165,13 @@ class DYNAMICPOSE_OT_edit(BackendOperator, bpy.types.Operator):
         motion = motion.raised(lift)
         text = s.edit_prompt.strip()
         seed = s.seed
-        self._put = (obj.name, current.name, rt, start, fps, start - c0, end - c0 + 1, lift)
-        return lambda b, p, c: b.edit(motion, start - c0, end - c0 + 1, text, seed=seed, progress=p, cancel=c)
+        self._version = Version(obj.name, current.name, rt, start, fps, lift, "edit", cut=start - c0,
+                                length=end - start + 1)
+        return lambda backend, progress, cancel: backend.edit(
+            motion, start - c0, end - c0 + 1, text, seed=seed, progress=progress, cancel=cancel)
 
     def finish(self, context, motion) -> None:
-        name, action_name, rt, start, fps, i0, i1, lift = self._put
-        obj, base = bpy.data.objects.get(name), bpy.data.actions.get(action_name)
-        if obj is None or base is None:
-            raise ValueError("the armature or its action is gone")
-        motion_io.put_motion(obj, motion.trim(i0, i1).raised(-lift), f"{base.name} edit", rt, frame_start=start, fps=fps,
-                             base=base)
-        self.report({"INFO"}, f"regenerated frames {start}..{start + i1 - i0 - 1}; '{base.name}' is kept")
+        self.report({"INFO"}, f"regenerated {write_version(self._version, motion)}")
 
 
 CLASSES = (DYNAMICPOSE_OT_generate, DYNAMICPOSE_OT_inbetween, DYNAMICPOSE_OT_edit)

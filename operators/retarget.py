@@ -12,13 +12,6 @@ from ..motioncore.rigs import MIN_CONFIDENCE, load_mapping, problems, save_mappi
 from ..rig import read
 
 
-def _armature(context):
-    obj = context.active_object
-    if obj is None or obj.type != "ARMATURE":
-        return None
-    return obj
-
-
 def fill_mapping(obj, mapping: dict[str, str]) -> None:
     obj.dynamicpose_map.clear()
     for joint in CANONICAL_JOINTS:
@@ -35,10 +28,10 @@ class DYNAMICPOSE_OT_mapping_detect(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        return _armature(context) is not None
+        return read.active_armature(context) is not None
 
     def execute(self, context):
-        obj = _armature(context)
+        obj = read.active_armature(context)
         preset, confidence, mapping = read.detection(obj)
         if preset is None or confidence < MIN_CONFIDENCE:
             world_rig = read.rig_from_armature(obj).in_world(read.world_matrix(obj))
@@ -63,11 +56,11 @@ class DYNAMICPOSE_OT_mapping_export(bpy.types.Operator, ExportHelper):
 
     @classmethod
     def poll(cls, context):
-        obj = _armature(context)
+        obj = read.active_armature(context)
         return obj is not None and len(obj.dynamicpose_map) > 0
 
     def execute(self, context):
-        obj = _armature(context)
+        obj = read.active_armature(context)
         save_mapping(self.filepath, {r.joint: r.bone for r in obj.dynamicpose_map if r.bone})
         return {"FINISHED"}
 
@@ -82,10 +75,10 @@ class DYNAMICPOSE_OT_mapping_import(bpy.types.Operator, ImportHelper):
 
     @classmethod
     def poll(cls, context):
-        return _armature(context) is not None
+        return read.active_armature(context) is not None
 
     def execute(self, context):
-        obj = _armature(context)
+        obj = read.active_armature(context)
         try:
             mapping = load_mapping(self.filepath)
         except ValueError as e:
@@ -109,13 +102,13 @@ class DYNAMICPOSE_OT_retarget_actions(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        return _armature(context) is not None
+        return read.active_armature(context) is not None
 
     def execute(self, context):
         from ..rig import action as act
         from ..rig import motion_io
 
-        target, settings = _armature(context), context.scene.dynamicpose
+        target, settings = read.active_armature(context), context.scene.dynamicpose
         source = settings.retarget_source
         try:
             if source is None or source == target:

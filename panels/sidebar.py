@@ -6,6 +6,7 @@ import bpy
 
 from ..client import session
 from ..rig import action as act
+from ..rig.read import active_armature
 from ..settings import preferences
 
 
@@ -26,9 +27,6 @@ def _running(layout) -> bool:
     return bool(RUNNING)
 
 
-def _active_armature(context):
-    obj = context.active_object
-    return obj if obj is not None and obj.type == "ARMATURE" else None
 
 
 class DYNAMICPOSE_PT_generate(_Panel, bpy.types.Panel):
@@ -55,7 +53,7 @@ class DYNAMICPOSE_PT_generate(_Panel, bpy.types.Panel):
             row.prop(s, "floor_height", text="")
         busy = _running(layout)
         row = layout.row()
-        row.enabled = (s.target or _active_armature(context)) is not None and not busy
+        row.enabled = (s.target or active_armature(context)) is not None and not busy
         row.operator("dynamicpose.generate", icon="ARMATURE_DATA")
         if not row.enabled:
             layout.label(text="Select an armature or set one above", icon="INFO")
@@ -68,7 +66,7 @@ class DYNAMICPOSE_PT_inbetween(_Panel, bpy.types.Panel):
     def draw(self, context):
         s = context.scene.dynamicpose
         layout = self.layout
-        obj = _active_armature(context)
+        obj = active_armature(context)
         keys = act.selected_key_frames(obj) if obj is not None else []
         layout.label(text=f"{len({round(k) for k in keys})} keyed frames selected", icon="KEYFRAME")
         layout.prop(s, "inbetween_prompt")
@@ -90,7 +88,7 @@ class DYNAMICPOSE_PT_edit(_Panel, bpy.types.Panel):
         col.prop(s, "edit_start")
         col.prop(s, "edit_end")
         layout.prop(s, "edit_prompt")
-        obj = _active_armature(context)
+        obj = active_armature(context)
         row = layout.row()
         row.enabled = obj is not None and obj.animation_data is not None and obj.animation_data.action is not None
         row.operator("dynamicpose.edit", icon="MOD_TIME")
@@ -120,7 +118,7 @@ class DYNAMICPOSE_PT_retarget(_Panel, bpy.types.Panel):
         from ..rig.read import detection
 
         layout = self.layout
-        obj = _active_armature(context)
+        obj = active_armature(context)
         if obj is None:
             layout.label(text="Select an armature", icon="INFO")
             return

@@ -9,6 +9,12 @@ from ..motioncore.rigs import CONTROL_RIGS, MIN_CONFIDENCE, PRESETS, Rig, detect
 from . import action as act
 
 
+def active_armature(context) -> bpy.types.Object | None:
+    """The active object when it is an armature, else None (panels grey out, operators refuse)."""
+    obj = context.active_object
+    return obj if obj is not None and obj.type == "ARMATURE" else None
+
+
 def rig_from_armature(obj: bpy.types.Object) -> Rig:
     """Bones in parents-first order with their armature-space rest matrices and tails."""
     if obj is None or obj.type != "ARMATURE":

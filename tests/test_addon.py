@@ -239,7 +239,10 @@ def test_task_reports_progress_and_cancels():
     from dynamic_pose.client import Cancelled
     from dynamic_pose.client.session import Task
 
+    ran_on = []
+
     def work(progress, cancel):
+        ran_on.append(threading.current_thread())
         for i in range(100):
             if cancel.is_set():
                 raise Cancelled()
@@ -252,7 +255,9 @@ def test_task_reports_progress_and_cancels():
     assert 0 < task.progress < 1 and not task.done.is_set()
     task.cancel.set()
     assert task.done.wait(1.0) and isinstance(task.error, Cancelled) and task.result is None
-    assert threading.active_count() >= 1
+    assert ran_on and ran_on[0] is not threading.main_thread()  # the work ran off Blender's thread
+    ran_on[0].join(1.0)
+    assert not ran_on[0].is_alive()  # and ended with the cancel: nothing left running
 
 
 def test_retarget_actions_in_one_go(dp):
