@@ -91,6 +91,7 @@ class Retarget:
         self.switches = dict(switches or {})
         turn, self.unit = world_frame(np.eye(4) if world is None else world)
         world = np.eye(4) if world is None else np.asarray(world, dtype=float)
+        self.world = world
 
         def point(p):  # armature space -> world, before the facing is known
             return world[:3, :3] @ np.asarray(p, dtype=float) + world[:3, 3]
@@ -507,6 +508,31 @@ class Retarget:
         out = self.scale * (motion.root_position - self.canon_rest[0])
         out[:, 2] = 0.0
         return rot.rotate(rot.yaw_rotation(np.asarray(self.facing)), out)
+
+    def moved(self, motion: Motion, worlds: np.ndarray) -> Motion:
+        """The canonical motion as it looks when the armature object stands at worlds[t] (T, 4, 4)
+        instead of the world matrix this retargeting was made with: each frame's root turned
+        and moved as the object was. from_rig reads the armature's own space; an animated object
+        (or parent) carries it about the world, and in-between and edit see the world motion.
+        The inverse is moved(motion, inverses of worlds relative to the same reference)."""
+        worlds = np.asarray(worlds, dtype=float)
+        if worlds.shape != (motion.num_frames, 4, 4):
+            raise ValueError(f"need one (4, 4) world matrix per frame, got {worlds.shape}")
+        face = rot.to_matrix(rot.yaw_rotation(np.asarray(-self.facing)))
+        ref = np.linalg.inv(self.world)
+        rel = worlds @ ref  # (T, 4, 4): from where the object stood to where it stands
+        turn, scale = zip(*(world_frame(r) for r in rel))
+        if max(abs(k - 1.0) for k in scale) > 1e-3:
+            raise ValueError("the armature's scale is animated; keys cannot follow it")
+        Ru = face @ np.array(turn) @ face.T  # in the upright frame
+        tu = rel[:, :3, 3] @ face.T
+        o = self.joint_pos["Hips"] + [0.0, 0.0, self.base_lift]
+        c0 = self.canon_rest[0]
+        root = c0 + np.einsum("tij,tj->ti", Ru, motion.root_position - c0) + \
+            (np.einsum("tij,j->ti", Ru, o) + tu - o) / self.scale
+        q = motion.local_rotations.copy()
+        q[:, 0] = rot.multiply(rot.from_matrix(Ru), q[:, 0])
+        return Motion(motion.skeleton, motion.fps, root, q, motion.local_translations)
 
     # -- rig -> canonical --------------------------------------------------------------------
     def pose(self, basis: np.ndarray, loc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -204,6 +204,12 @@ def read_channels(obj: bpy.types.Object, names: tuple[str, ...], frames: np.ndar
     return basis, loc
 
 
+def object_channels(obj: bpy.types.Object, action: bpy.types.Action) -> set[str]:
+    """The data paths `action` keys on `obj` itself (its transform), not on its bones."""
+    fcurves = _fcurves(action, obj, create=False)
+    return {fc.data_path for fc in fcurves or [] if not fc.data_path.startswith("pose.")}
+
+
 def bone_of(data_path: str) -> str | None:
     """'pose.bones["name"].rotation_quaternion' (or ...["prop"]) -> "name"; None for other paths."""
     if not data_path.startswith('pose.bones["'):

@@ -29,6 +29,10 @@ def put_motion(obj: bpy.types.Object, motion: Motion, name: str, rt: Retarget, f
     if root not in ROOT_MODES:
         raise ValueError(f"root motion must be one of {ROOT_MODES}, got {root!r}")
     m = motion.resample(fps) if abs(motion.fps - fps) > 1e-6 else motion
+    frames = frame_start + np.arange(m.num_frames, dtype=np.float64)
+    worlds = world_track(obj, frames) if base is not None else None  # the copy keeps the object's keys
+    if worlds is not None:  # the object moves under the keys: take its motion back out
+        m = rt.moved(m, np.linalg.inv(worlds @ np.linalg.inv(rt.world)) @ rt.world)
     if start is not None:
         m = place(m, *standing(obj, rt, frame_start, fps, facing=start == "CHARACTER"))
     basis, loc = rt.to_rig(m, root=root, floor=floor)
@@ -48,7 +52,6 @@ def put_motion(obj: bpy.types.Object, motion: Motion, name: str, rt: Retarget, f
         moved = np.array(obj.location) + rt.travel(m) @ np.linalg.inv(parent[:3, :3]).T
         for axis in range(3):
             channels[("location", axis, "Object Transforms")] = moved[:, axis]
-    frames = frame_start + np.arange(m.num_frames, dtype=np.float64)
     return act.write_action(obj, name, channels, frames, base=base, keep=keep)
 
 
@@ -63,9 +66,49 @@ def standing(obj: bpy.types.Object, rt: Retarget, frame: float, fps: float, faci
 
 def take_motion(obj: bpy.types.Object, rt: Retarget, frames: np.ndarray, fps: float,
                 action: bpy.types.Action | None = None) -> Motion:
-    """The armature's current action (or the given one) at `frames` as a canonical motion."""
+    """The armature's current action (or the given one) at `frames` as a canonical motion, in
+    the world: where the object (or a parent) is animated, its motion is in it."""
     basis, loc = act.read_channels(obj, rt.rig.names, np.asarray(frames, dtype=float), action=action)
-    return rt.from_rig(basis, loc, fps)
+    motion = rt.from_rig(basis, loc, fps)
+    current = obj.animation_data.action if obj.animation_data else None
+    worlds = world_track(obj, frames) if action is None or action == current else None
+    return motion if worlds is None else rt.moved(motion, worlds)
+
+
+def world_track(obj: bpy.types.Object, frames) -> np.ndarray | None:
+    """(T, 4, 4) the object's world matrix at each frame, or None where neither it nor a parent
+    is animated (the usual case: then it stands as it stands now). The scene is put back on its
+    frame afterwards."""
+    if not any(o.animation_data is not None and (o.animation_data.action is not None or o.animation_data.drivers)
+               and _moves(o) for o in _lineage(obj)):
+        return None
+    scene = bpy.context.scene
+    was = scene.frame_current, scene.frame_subframe
+    out = []
+    try:
+        for f in np.asarray(frames, dtype=float):
+            scene.frame_set(int(np.floor(f)), subframe=float(f - np.floor(f)))
+            out.append(np.array(obj.matrix_world))
+    finally:
+        scene.frame_set(was[0], subframe=was[1])
+    return np.array(out)
+
+
+def _lineage(obj):
+    while obj is not None:
+        yield obj
+        obj = obj.parent
+
+
+def _moves(obj) -> bool:
+    """Whether the object's action keys its own transform (not only its bones)."""
+    anim = obj.animation_data
+    if anim.drivers:
+        return True
+    channels = act.object_channels(obj, anim.action) if anim.action is not None else ()
+    return any(path in ("location", "rotation_euler", "rotation_quaternion", "rotation_axis_angle", "scale",
+                        "delta_location", "delta_rotation_euler", "delta_rotation_quaternion", "delta_scale")
+               for path in channels)
 
 
 def retarget_action(source: bpy.types.Object, rt_source: Retarget, action: bpy.types.Action,

@@ -269,3 +269,47 @@ def test_operators_start_where_the_character_stands(dp, shipped_inbetweener, tmp
     back = motion_io.take_motion(obj, rt, frames, 30.0)
     on_keys = [int(f) - 1 for f in sorted(keys)]
     assert np.abs(back.root_position[on_keys] - truth.root_position[on_keys]).max() < 1e-4 * rt.height
+
+
+def test_an_animated_object_carries_the_motion_both_ways(dp, shipped_inbetweener, tmp_path):
+    """The armature object itself keyed to travel and turn under its bones' walk (as imported
+    takes often are): the motion read from it is the world motion Blender shows, and In-between
+    keeps the object's keys and puts the body back where it was at every key."""
+    import bpy
+
+    from dynamic_pose.motioncore import rotations as rot
+    from dynamic_pose.rig import action as act
+    from dynamic_pose.rig import motion_io, read
+    from tools import characters
+
+    obj = build("metarig_gltf", tmp_path)
+    enable_addon(bpy, shipped_inbetweener)
+    bpy.context.view_layer.objects.active = obj
+    rt = read.retarget_for(obj)
+    motion_io.put_motion(obj, characters.walk(), "walk", rt, frame_start=1, fps=30.0)
+    obj.rotation_mode = "XYZ"
+    for frame, x, turn in ((1, 0.0, 0.0), (31, 1.0, 0.5)):
+        obj.location[0] = x
+        obj.rotation_euler[2] = turn
+        obj.keyframe_insert("location", frame=frame)
+        obj.keyframe_insert("rotation_euler", frame=frame)
+    assert act.object_channels(obj, obj.animation_data.action)
+    frames = 1 + np.arange(31)
+    hips = rt.rig.names[rt.hips_bone]
+    shown = characters.world_heads(obj, [hips], frames)[:, 0]
+    bpy.context.scene.frame_set(1)
+    rt = read.retarget_for(obj)  # made at frame 1: the object's travel is in the motion read
+    read_back = motion_io.take_motion(obj, rt, frames, 30.0)
+    up = rt.joint_pos["Hips"] + rt.scale * (read_back.root_position - rt.canon_rest[0]) + [0.0, 0.0, rt.base_lift]
+    world = rot.rotate(rot.yaw_rotation(np.asarray(rt.facing)), up)
+    assert np.abs(world - shown).max() < 1e-3 * rt.height
+    assert np.linalg.norm(shown[-1] - shown[0]) > 0.5  # the object's travel is in what Blender shows
+    keyed = obj.animation_data.action
+    for fc in act._fcurves(keyed, obj, create=False):
+        for k in fc.keyframe_points:
+            k.select_control_point = k.co[0] in (1.0, 11.0, 21.0, 31.0)
+    assert bpy.ops.dynamicpose.inbetween() == {"FINISHED"}
+    assert obj.animation_data.action != keyed and act.object_channels(obj, obj.animation_data.action)
+    after = characters.world_heads(obj, [hips], frames)[:, 0]
+    assert np.abs(after[[0, 10, 20, 30]] - shown[[0, 10, 20, 30]]).max() < 1e-4 * rt.height
+    assert np.abs(after - shown).max() < 0.05 * rt.height  # and between the keys, near the walk
