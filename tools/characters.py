@@ -31,13 +31,33 @@ NEEDS_SHARED = {"cmu_bvh", "robot_gltf", "anonymous_cmu", "anonymous_robot"}
 
 
 def _fresh():
+    """An empty scene, by removing what is in it rather than reading factory settings again
+    (bpy 4.2's glTF importer once crashed in create_bones, setting context.window.scene, after a
+    second factory reset in one test)."""
     import addon_utils
     import bpy
 
-    bpy.ops.wm.read_factory_settings(use_empty=True)
     for module in ("io_anim_bvh", "io_scene_fbx", "io_scene_gltf2", "rigify"):
         addon_utils.enable(module, default_set=True)
+    if bpy.context.object is not None and bpy.context.object.mode != "OBJECT":
+        bpy.ops.object.mode_set(mode="OBJECT")
+    data = bpy.data
+    bpy.data.batch_remove([*data.objects, *data.armatures, *data.meshes, *data.actions, *data.materials,
+                           *data.images, *data.textures, *data.cameras, *data.lights, *data.collections])
     return bpy
+
+
+def _import_gltf(path: Path) -> None:
+    """Blender's glTF importer, with the window manager's own window in the context (the
+    importer sets context.window.scene; headless, the context's window can be stale)."""
+    import bpy
+
+    windows = bpy.context.window_manager.windows
+    if len(windows):
+        with bpy.context.temp_override(window=windows[0]):
+            bpy.ops.import_scene.gltf(filepath=str(path))
+    else:
+        bpy.ops.import_scene.gltf(filepath=str(path))
 
 
 def _armature():
@@ -94,7 +114,7 @@ def build(name: str, folder: Path):
         path = folder / "metarig.glb"
         bpy.ops.export_scene.gltf(filepath=str(path), export_format="GLB")
         _fresh()
-        bpy.ops.import_scene.gltf(filepath=str(path))
+        _import_gltf(path)
         return _armature()
     if name == "metarig_facing_y":
         obj = _metarig()
@@ -104,7 +124,7 @@ def build(name: str, folder: Path):
         bpy.ops.import_anim.bvh(filepath=str(RIGS / "cmu_131_01.bvh"))
         obj = bpy.context.object
     elif name in ("robot_gltf", "anonymous_robot"):
-        bpy.ops.import_scene.gltf(filepath=str(RIGS / "RobotExpressive.glb"))
+        _import_gltf(RIGS / "RobotExpressive.glb")
         obj = _armature()
     else:
         raise ValueError(f"unknown character {name!r}; known: {', '.join(CHARACTERS)}")
