@@ -120,12 +120,11 @@ class Retarget:
         self.height = float(np.ptp([p[2] for p in self.joint_pos.values()])) or 1.0  # world units
         self.stands = self._rest_stands()
         self.facing = self._rest_facing() if self.stands else 0.0
-        face = rot.yaw_rotation(np.asarray(-self.facing))
+        self.face = face = rot.yaw_rotation(np.asarray(-self.facing))  # world -> the upright frame
         self.rest_rot = rot.multiply(np.broadcast_to(face, self.rest_rot.shape), self.rest_rot)
         self.heads = rot.rotate(np.broadcast_to(face, (len(self.heads), 4)), self.heads)
         self.joint_pos = {j: rot.rotate(face, p) for j, p in self.joint_pos.items()}
         self.pivots = {j: rot.rotate(face, p) for j, p in self.pivots.items()}
-        self.axes = rot.to_matrix(face) @ turn  # armature axes -> the upright frame
         self.origin = rot.rotate(face, world[:3, 3])  # the object's origin in the upright frame
         self.drivers = None
         if drivers is not None:
@@ -176,10 +175,9 @@ class Retarget:
         """Whether the rest pose stands upright in the world (head above hips above feet): only
         then do its facing and its feet say anything (a BVH's zero pose may lie along an axis)."""
         z = {j: p[2] for j, p in self.joint_pos.items()}
-        height = np.ptp(list(z.values())) if z else 0.0
         feet = [z[j] for j in ("Foot_L", "Foot_R") if j in z]
-        return bool(height > 0 and "Head" in z and z["Head"] > z["Hips"] + 0.15 * height
-                    and feet and max(feet) < z["Hips"] - 0.25 * height)
+        return bool("Head" in z and z["Head"] > z["Hips"] + 0.15 * self.height
+                    and feet and max(feet) < z["Hips"] - 0.25 * self.height)
 
     def _rest_facing(self) -> float:
         """The rest pose's facing about world Z (0: -Y, as canonical), from its hip line (or its
@@ -384,17 +382,23 @@ class Retarget:
         # The hips bone carries the root: its ancestors stay at rest, so its head is h + R loc.
         h = self.hips_bone
         loc[:, h] = rot.rotate(rot.conjugate(R[h]), travel)
+        self._attach_detached(basis, loc)
+
+    def _attach_detached(self, basis: np.ndarray, loc: np.ndarray) -> None:
+        """Move each detached bone (an IK-style foot) onto where its anchor's chain carries its
+        joint, wherever the rest of the rig now is."""
+        T = basis.shape[0]
         for b, anchor in self.detached.items():  # canonical order: each sees the ones above it moved
             W, H = self._pose(basis, loc)
             frame = rot.multiply(W[:, b], rot.conjugate(basis[:, b]))
-            carried = rot.multiply(W[:, anchor], rot.conjugate(R[anchor]))
+            carried = rot.multiply(W[:, anchor], rot.conjugate(self.rest_rot[anchor]))
             target = H[:, anchor] + rot.rotate(carried, np.broadcast_to(self.heads[b] - self.heads[anchor], (T, 3)))
             loc[:, b] += rot.rotate(rot.conjugate(frame), target - H[:, b])
 
     def _stand(self, motion: Motion, P: np.ndarray, basis: np.ndarray, loc: np.ndarray, floor) -> None:
-        """Raise or lower the whole body once (hips, and feet that hang elsewhere) so that the
-        planted feet meet the floor on the rig's own proportions: one offset for the clip, so
-        the hips keep their own rise and fall."""
+        """Raise or lower the whole body once (the hips, and feet that hang elsewhere follow) so
+        that the planted feet meet the floor on the rig's own proportions: one offset for the
+        clip, so the hips keep their own rise and fall."""
         if floor == "AUTO":  # a rig that does not stand at rest (or hangs from its origin): the origin's height
             floor = "REST" if self.stands and not self.hung else float(self.origin[2])
         if not (floor == "REST" or isinstance(floor, (int, float)) and np.isfinite(floor)):
@@ -417,11 +421,7 @@ class Retarget:
         lift = np.broadcast_to([0.0, 0.0, float(np.median(gaps))], (len(P), 3))
         h = self.hips_bone
         loc[:, h] += rot.rotate(np.broadcast_to(rot.conjugate(self.rest_rot[h]), (len(P), 4)), lift)
-        if self.detached:
-            W, _ = self._pose(basis, loc)
-            for b in self.detached:
-                frame = rot.multiply(W[:, b], rot.conjugate(basis[:, b]))
-                loc[:, b] += rot.rotate(rot.conjugate(frame), lift)
+        self._attach_detached(basis, loc)
 
     def joint_heights(self, motion: Motion, hips_loc: np.ndarray) -> np.ndarray:
         """(T, J) each canonical joint's height on the rig's proportions (upright frame, world
@@ -507,20 +507,21 @@ class Retarget:
         leaves out in place, for the object to carry instead."""
         out = self.scale * (motion.root_position - self.canon_rest[0])
         out[:, 2] = 0.0
-        return rot.rotate(rot.yaw_rotation(np.asarray(self.facing)), out)
+        return rot.rotate(rot.conjugate(self.face), out)
 
-    def moved(self, motion: Motion, worlds: np.ndarray) -> Motion:
+    def moved(self, motion: Motion, worlds: np.ndarray, undo: bool = False) -> Motion:
         """The canonical motion as it looks when the armature object stands at worlds[t] (T, 4, 4)
         instead of the world matrix this retargeting was made with: each frame's root turned
         and moved as the object was. from_rig reads the armature's own space; an animated object
         (or parent) carries it about the world, and in-between and edit see the world motion.
-        The inverse is moved(motion, inverses of worlds relative to the same reference)."""
+        undo: the inverse, the world motion -> what the bones must do under the moving object."""
         worlds = np.asarray(worlds, dtype=float)
         if worlds.shape != (motion.num_frames, 4, 4):
             raise ValueError(f"need one (4, 4) world matrix per frame, got {worlds.shape}")
-        face = rot.to_matrix(rot.yaw_rotation(np.asarray(-self.facing)))
-        ref = np.linalg.inv(self.world)
-        rel = worlds @ ref  # (T, 4, 4): from where the object stood to where it stands
+        face = rot.to_matrix(self.face)
+        rel = worlds @ np.linalg.inv(self.world)  # (T, 4, 4): from where the object stood to where it stands
+        if undo:
+            rel = np.linalg.inv(rel)
         turn, scale = zip(*(world_frame(r) for r in rel))
         if max(abs(k - 1.0) for k in scale) > 1e-3:
             raise ValueError("the armature's scale is animated; keys cannot follow it")

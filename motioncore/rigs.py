@@ -235,7 +235,7 @@ def guess_from_hierarchy(rig: Rig) -> dict[str, str]:
     """Canonical joint -> bone, read from the shape of a skeleton in world space (+Z up, any
     facing): the hips are the first bone with two chains reaching down toward the floor and one
     reaching up; along each leg the ankle is the first joint near the floor, the knee and thigh
-    the two above it; a foot parented elsewhere (an IK rig) is the bone at the shin's end;
+    the two above it; a foot parented elsewhere (an IK rig) is the bone under the shin, near the floor;
     forward is where the feet point; the chest is where the spine branches into two arms (up,
     out or hanging down); each limb is its chain through the child with most descendants."""
     B = len(rig.names)

@@ -8,7 +8,7 @@ from bpy.props import StringProperty
 from bpy_extras.io_utils import ExportHelper, ImportHelper
 
 from ..motioncore.canonical import CANONICAL_JOINTS
-from ..motioncore.rigs import MIN_CONFIDENCE, load_mapping, problems, save_mapping
+from ..motioncore.rigs import load_mapping, save_mapping
 from ..rig import read
 
 
@@ -33,12 +33,9 @@ class DYNAMICPOSE_OT_mapping_detect(bpy.types.Operator):
     def execute(self, context):
         obj = read.active_armature(context)
         preset, confidence, mapping = read.detection(obj)
-        if preset is None or confidence < MIN_CONFIDENCE:
-            world_rig = read.rig_from_armature(obj).in_world(read.world_matrix(obj))
-            wrong = problems(world_rig, mapping, shape=preset == "hierarchy") if mapping else []
-            self.report({"ERROR"}, f"no reliable mapping found (best: {preset or 'none'}, {confidence:.0%}"
-                        f"{'; ' + '; '.join(wrong) if wrong else ''}); nothing was changed: "
-                        "fill the mapping by hand or import one")
+        unsure = read.doubt(obj, preset, confidence, mapping)
+        if unsure:
+            self.report({"ERROR"}, f"{unsure}; nothing was changed: fill the mapping by hand or import one")
             return {"CANCELLED"}
         fill_mapping(obj, mapping)
         obj.dynamicpose_use_custom = True

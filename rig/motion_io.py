@@ -32,7 +32,7 @@ def put_motion(obj: bpy.types.Object, motion: Motion, name: str, rt: Retarget, f
     frames = frame_start + np.arange(m.num_frames, dtype=np.float64)
     worlds = world_track(obj, frames) if base is not None else None  # the copy keeps the object's keys
     if worlds is not None:  # the object moves under the keys: take its motion back out
-        m = rt.moved(m, np.linalg.inv(worlds @ np.linalg.inv(rt.world)) @ rt.world)
+        m = rt.moved(m, worlds, undo=True)
     if start is not None:
         m = place(m, *standing(obj, rt, frame_start, fps, facing=start == "CHARACTER"))
     basis, loc = rt.to_rig(m, root=root, floor=floor)
@@ -79,8 +79,7 @@ def world_track(obj: bpy.types.Object, frames) -> np.ndarray | None:
     """(T, 4, 4) the object's world matrix at each frame, or None where neither it nor a parent
     is animated (the usual case: then it stands as it stands now). The scene is put back on its
     frame afterwards."""
-    if not any(o.animation_data is not None and (o.animation_data.action is not None or o.animation_data.drivers)
-               and _moves(o) for o in _lineage(obj)):
+    if not any(_moves(o) for o in _lineage(obj)):
         return None
     scene = bpy.context.scene
     was = scene.frame_current, scene.frame_subframe
@@ -101,8 +100,10 @@ def _lineage(obj):
 
 
 def _moves(obj) -> bool:
-    """Whether the object's action keys its own transform (not only its bones)."""
+    """Whether the object's transform is driven or keyed in its action (not only its bones)."""
     anim = obj.animation_data
+    if anim is None:
+        return False
     if anim.drivers:
         return True
     channels = act.object_channels(obj, anim.action) if anim.action is not None else ()

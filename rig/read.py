@@ -58,6 +58,15 @@ def detection(obj: bpy.types.Object, update: bool = True) -> tuple[str | None, f
 _DETECTED: dict[str, tuple] = {}
 
 
+def doubt(obj: bpy.types.Object, preset: str | None, confidence: float, mapping: dict[str, str]) -> str | None:
+    """Why a detected mapping may not be used (below MIN_CONFIDENCE), in words; None when it may."""
+    if preset is not None and confidence >= MIN_CONFIDENCE:
+        return None
+    wrong = problems(rig_from_armature(obj).in_world(world_matrix(obj, update=False)), mapping,
+                     shape=preset == "hierarchy") if mapping else ["nothing humanoid found"]
+    return f"no reliable mapping found (best: {preset or 'none'}, {confidence:.0%}; {'; '.join(wrong)})"
+
+
 def custom_mapping(obj: bpy.types.Object) -> dict[str, str] | None:
     """The mapping the user set in the Retarget panel, when it is switched on."""
     if not getattr(obj, "dynamicpose_use_custom", False):
@@ -74,11 +83,9 @@ def retarget_for(obj: bpy.types.Object, mapping: dict[str, str] | None = None) -
     preset = None
     if mapping is None:
         preset, confidence, mapping = detection(obj)
-        if preset is None or confidence < MIN_CONFIDENCE:
-            wrong = "; ".join(problems(rig.in_world(world), mapping, shape=preset == "hierarchy")) \
-                if mapping else "nothing humanoid found"
-            raise ValueError(f"{obj.name}: no reliable mapping found (best: {preset or 'none'}, "
-                             f"{confidence:.0%}; {wrong}); set one in the Retarget panel")
+        unsure = doubt(obj, preset, confidence, mapping)
+        if unsure:
+            raise ValueError(f"{obj.name}: {unsure}; set a mapping in the Retarget panel")
     control = CONTROL_RIGS.get(preset)
     if control is None:
         return Retarget(rig, mapping, world=world)

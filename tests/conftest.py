@@ -50,6 +50,17 @@ def blender():
     bpy.ops.wm.read_factory_settings(use_empty=True)
 
 
+@pytest.fixture
+def addon(blender):
+    """The add-on package imported from this checkout (not enabled), in a fresh Blender."""
+    from tools.addon_import import import_addon
+
+    import_addon()
+    import dynamic_pose
+
+    return dynamic_pose
+
+
 @pytest.fixture(scope="session")
 def tiny_base(tmp_path_factory):
     from tiny_models import make_base

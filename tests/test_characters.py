@@ -5,36 +5,21 @@ character's floor and reads back exactly; the operators start where the characte
 unsure or wrong mapping is refused, never used."""
 import numpy as np
 import pytest
-
 from conftest import ROOT, enable_addon
 
-SHARED_RIGS = ROOT.parent / "shared" / "rigs"
-
-
-@pytest.fixture
-def addon(blender):
-    from tools.addon_import import import_addon
-
-    import_addon()
-    import dynamic_pose
-
-    return dynamic_pose
+from tools.characters import CHARACTERS, NEEDS_SHARED, RIGS
 
 
 def build(name, tmp_path):
     from tools import characters
 
-    if name in characters.NEEDS_SHARED and not (SHARED_RIGS / "cmu_131_01.bvh").exists():
-        pytest.skip(f"{SHARED_RIGS} is missing (the real characters come from ../shared/rigs)")
+    if name in NEEDS_SHARED and not (RIGS / "cmu_131_01.bvh").exists():
+        pytest.skip(f"{RIGS} is missing (the real characters come from ../shared/rigs)")
     obj = characters.build(name, tmp_path)
     import bpy
 
     bpy.context.scene.render.fps = 30
     return obj
-
-
-CHARACTERS = ("mixamo_fbx", "metarig_gltf", "metarig_facing_y", "cmu_bvh", "robot_gltf", "anonymous_cmu",
-              "anonymous_robot")
 
 
 @pytest.mark.parametrize("name", CHARACTERS)
@@ -46,6 +31,7 @@ def test_a_walk_stands_on_the_character(addon, tmp_path, name):
     from dynamic_pose.motioncore import rotations as rot
     from dynamic_pose.motioncore.retarget import place
     from dynamic_pose.rig import motion_io, read
+
     from tools import characters
 
     obj = build(name, tmp_path)
@@ -74,6 +60,7 @@ def test_grounding_is_what_puts_the_feet_down(addon, tmp_path):
     """Without the floor step the canonical heights float the metarig's feet well off its
     floor; with it they meet it: the test above could fail."""
     from dynamic_pose.rig import motion_io, read
+
     from tools import characters
 
     obj = build("metarig_facing_y", tmp_path)
@@ -97,6 +84,7 @@ def test_root_motion_on_the_root_bone(addon, tmp_path):
     """ROOT: the rig's root bone carries the ground track, the hips only their sway about it;
     every joint still lands where the hips-carried walk puts it."""
     from dynamic_pose.rig import motion_io, read
+
     from tools import characters
 
     obj = build("robot_gltf", tmp_path)
@@ -199,7 +187,6 @@ def test_detection_is_remembered_per_armature(addon, tmp_path):
 
 def test_non_uniform_scale_is_refused_with_a_reason(addon):
     import bpy
-
     from dynamic_pose.motioncore.canonical import canonical_skeleton
     from dynamic_pose.rig import read
     from dynamic_pose.rig.armature import create_armature
@@ -228,12 +215,12 @@ def shipped_inbetweener(tiny_weights, tmp_path_factory):
 def test_operators_start_where_the_character_stands(dp, shipped_inbetweener, tmp_path, name):
     """Generate (the real operator, the embedded engine) starts the take over the spot the
     character's hips were over and facing its way; In-between (the shipped in-betweener) on a
-    real walk keyed every 6 frames fills the gaps upright, along the character's facing, with
+    real walk keyed every 5 frames fills the gaps upright, along the character's facing, with
     the planted feet on its floor and the user's keys kept."""
     import bpy
-
     from dynamic_pose.rig import action as act
     from dynamic_pose.rig import motion_io, read
+
     from tools import characters
 
     obj = build(name, tmp_path)
@@ -276,10 +263,10 @@ def test_an_animated_object_carries_the_motion_both_ways(dp, shipped_inbetweener
     takes often are): the motion read from it is the world motion Blender shows, and In-between
     keeps the object's keys and puts the body back where it was at every key."""
     import bpy
-
     from dynamic_pose.motioncore import rotations as rot
     from dynamic_pose.rig import action as act
     from dynamic_pose.rig import motion_io, read
+
     from tools import characters
 
     obj = build("metarig_gltf", tmp_path)

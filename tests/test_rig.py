@@ -6,8 +6,8 @@ import sys
 
 import numpy as np
 import pytest
-
 from conftest import DATA, ROOT, fcurves_of, needs_backend
+
 from motioncore import canonical, read_bvh
 from motioncore import rotations as rot
 from motioncore.canonical import CANONICAL_JOINTS
@@ -16,16 +16,6 @@ from motioncore.canonical import CANONICAL_JOINTS
 @pytest.fixture
 def walk():
     return canonical.to_canonical(read_bvh(DATA / "bandai-1" / "dataset-1_walk_normal_002.bvh"))
-
-
-@pytest.fixture
-def addon(blender):
-    from tools.addon_import import import_addon
-
-    import_addon()
-    import dynamic_pose
-
-    return dynamic_pose
 
 
 def make_rig(bpy, kind: str):
@@ -55,7 +45,6 @@ def evaluated_heads(bpy, obj, names, frame):
 @pytest.mark.parametrize("kind,preset", [("canonical", "bandai"), ("bandai", "bandai"), ("rigify", "rigify_metarig")])
 def test_motion_onto_rig_and_back(addon, walk, kind, preset):
     import bpy
-
     from dynamic_pose.motioncore.rigs import detect_preset
     from dynamic_pose.rig import motion_io, read
 
@@ -109,7 +98,6 @@ def test_motion_onto_rig_and_back(addon, walk, kind, preset):
 
 def test_in_range_rewrite_keeps_the_users_other_keys(addon, walk):
     import bpy
-
     from dynamic_pose.rig import motion_io, read
 
     obj = make_rig(bpy, "canonical")
@@ -213,7 +201,6 @@ def scripted_rig(bpy, preset: str, a_pose: bool, scale: float):
 def test_scripted_rigs_detected_round_trip_and_follow_the_source(addon, walk, preset, a_pose):
     """"hierarchy": bones named Bone.000.. so that only the skeleton's shape can tell them."""
     import bpy
-
     from dynamic_pose.motioncore.rigs import detect
     from dynamic_pose.rig import motion_io, read
 
@@ -239,7 +226,6 @@ def test_root_motion_on_the_object_lands_where_the_bone_would(addon, walk):
     """OBJECT: the armature object carries the travel (through its own rotation and scale),
     the hips only their height; every joint ends where BONE mode puts it."""
     import bpy
-
     from dynamic_pose.rig import motion_io, read
 
     obj = make_rig(bpy, "canonical")
@@ -284,7 +270,6 @@ def test_generated_rigify_rig_keyed_on_its_fk_controls(addon, walk, generated_ri
     the rig's own constraints, land where the canonical joint rotations put the metarig's
     joints (extra spine bones held, as the canonical skeleton has none) on every frame."""
     import bpy
-
     from dynamic_pose.motioncore.rigs import PRESETS, detect
     from dynamic_pose.rig import motion_io, read
 
