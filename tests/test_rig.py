@@ -253,16 +253,11 @@ def test_root_motion_on_the_object_lands_where_the_bone_would(addon, walk):
 
 
 @pytest.fixture
-def generated_rigify(addon):
+def generated_rigify(addon, tmp_path):
     """A Rigify rig generated from the human metarig (controls, MCH and DEF bones, constraints)."""
-    import addon_utils
-    import bpy
+    from tools.characters import generated_rigify
 
-    addon_utils.enable("rigify", default_set=True)
-    bpy.ops.object.armature_human_metarig_add()
-    meta = bpy.context.object
-    bpy.ops.pose.rigify_generate()
-    return meta, bpy.context.object
+    return generated_rigify(tmp_path)
 
 
 def test_generated_rigify_rig_keyed_on_its_fk_controls(addon, walk, generated_rigify):
