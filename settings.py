@@ -85,6 +85,19 @@ DEVICES = [("auto", "Auto", "CUDA, then Apple MPS, then CPU"), ("cpu", "CPU", ""
            ("mps", "Apple MPS", "")]
 
 
+# Values kept in memory only: a property with get/set stores nothing in the preferences file
+# (which is readable by every user of the computer).
+_SESSION = {"token": ""}
+
+
+def _get_token(self) -> str:
+    return _SESSION["token"]
+
+
+def _set_token(self, value: str) -> None:
+    _SESSION["token"] = value
+
+
 class DynamicPosePreferences(bpy.types.AddonPreferences):
     bl_idname = __package__  # the extension's own package: settings.py sits at its root
 
@@ -93,9 +106,12 @@ class DynamicPosePreferences(bpy.types.AddonPreferences):
                            description="Python interpreter of the DynamicPose backend environment "
                                        "(for example the checkout's .venv/bin/python)")
     backend_dir: StringProperty(name="Backend folder", subtype="DIR_PATH",
-                                description="Folder holding the backend package (the DynamicPose checkout)")
+                                description="Folder holding the backend package (the DynamicPose checkout); empty: the "
+                                            "backend installed in the chosen Python")
     url: StringProperty(name="URL", default="http://127.0.0.1:8765")
-    token: StringProperty(name="Token", subtype="PASSWORD", description="The token the server printed")
+    token: StringProperty(name="Token", subtype="PASSWORD", get=_get_token, set=_set_token,
+                          description="The token the server printed (kept for this Blender session only, "
+                                      "never saved with the preferences)")
     weights: StringProperty(name="Model folder", subtype="DIR_PATH",
                             description="Model weights (empty: the backend's default model)")
     device: EnumProperty(name="Device", items=DEVICES, default="auto")

@@ -365,7 +365,8 @@ def _eval_generator(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from backend.server import serve
 
-    serve(port=args.port, weights=Path(args.weights) if args.weights else None, device=args.device)
+    serve(port=args.port, weights=Path(args.weights) if args.weights else None, device=args.device,
+          exit_with_stdin=args.exit_with_stdin)
     return 0
 
 
@@ -527,6 +528,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sv = sub.add_parser("serve", help="serve the engine over HTTP on 127.0.0.1 (prints one JSON line)")
     sv.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
+    sv.add_argument("--exit-with-stdin", action="store_true",
+                    help="exit when stdin closes (how the add-on keeps the server from outliving Blender)")
     _engine_args(sv, seed=False)
     sv.set_defaults(func=_serve)
 

@@ -20,7 +20,7 @@ from backend.sampling import Sampling  # noqa: F401  (part of the engine's API)
 from motioncore import blend, canonical, features
 from motioncore import rotations as rot
 from motioncore.clip import Motion
-from motioncore.limits import MAX_SECONDS, MAX_TEXT, MAX_VARIATIONS
+from motioncore.limits import MAX_FPS, MAX_SECONDS, MAX_TEXT, MAX_VARIATIONS, MIN_FPS, motion_problem
 
 
 class Engine:
@@ -99,6 +99,8 @@ class Engine:
             seconds = self.length_for(text)
         if not 1 <= variations <= MAX_VARIATIONS:
             raise ValueError(f"variations must be 1..{MAX_VARIATIONS}, got {variations}")
+        if not MIN_FPS <= fps <= MAX_FPS:
+            raise ValueError(f"the frame rate must be between {MIN_FPS:g} and {MAX_FPS:g} fps, got {fps:g}")
         frames = self._frames(seconds)
         # seconds x fps frames, as a timeline counts them: enough model frames that resampling
         # reaches the last one (a clip of N frames spans N - 1 intervals).
@@ -122,6 +124,7 @@ class Engine:
     @torch.no_grad()
     def caption(self, motion: Motion) -> str:
         """Motion to text."""
+        self._check_motion(motion)
         m = motion.resample(canonical.MODEL_FPS)
         codes = self.tokenizer.encode(features.to_features(m))
         return self.model.caption([int(c) for c in codes])
@@ -130,10 +133,9 @@ class Engine:
     def _check_motion(self, motion: Motion) -> None:
         if not motion.skeleton.same_shape(canonical.canonical_skeleton()):
             raise ValueError("the motion must be on the canonical skeleton (21 joints, metres)")
-        if motion.duration > MAX_SECONDS:
-            raise ValueError(f"the motion lasts {motion.duration:.1f} s; at most {MAX_SECONDS:g} s at a time")
-        if motion.num_frames < 2:
-            raise ValueError("the motion needs at least 2 frames")
+        problem = motion_problem(motion.num_frames, motion.fps)
+        if problem:
+            raise ValueError(problem)
 
     def _infill(self, motion: Motion, regenerate: np.ndarray, text: str, seed: int, sampling: Sampling | None,
                 on_step) -> Motion:

@@ -52,11 +52,14 @@ class JobQueue:
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self.keep_seconds, self.max_jobs = keep_seconds, max_jobs
+        self.closing = False
         self._worker = threading.Thread(target=self._work, name="dynamicpose-jobs", daemon=True)
         self._worker.start()
 
     def submit(self, task: str, run: Callable[[Job], Any]) -> Job:
         with self._lock:
+            if self.closing:
+                raise OverflowError("the backend is shutting down")
             self._forget_old()
             if sum(j.status in ("queued", "running") for j in self._jobs.values()) >= self.max_jobs:
                 raise OverflowError(f"{self.max_jobs} jobs are waiting already; try again later")
@@ -93,6 +96,14 @@ class JobQueue:
         if job is not None and job.status in ("queued", "running"):
             job.cancel_requested = True
         return job
+
+    def shut_down(self) -> None:
+        """Cancel every queued and running job and take no more (the server is stopping)."""
+        with self._lock:
+            self.closing = True
+            for job in self._jobs.values():
+                if job.status in ("queued", "running"):
+                    job.cancel_requested = True
 
     def pending(self) -> int:
         return self._queue.qsize()

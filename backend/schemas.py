@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from backend.sampling import Sampling
 from motioncore import canonical
 from motioncore.clip import Motion
-from motioncore.limits import MAX_FPS, MAX_FRAMES, MAX_SECONDS, MAX_TEXT, MAX_VARIATIONS
+from motioncore.limits import MAX_FPS, MAX_FRAMES, MAX_SECONDS, MAX_TEXT, MAX_VARIATIONS, MIN_FPS, motion_problem
 from motioncore.wire import WIRE_FORMAT, from_wire
 
 DEFAULT_SAMPLING = Sampling()
@@ -30,7 +30,7 @@ class Strict(BaseModel):
 
 class MotionData(Strict):
     format: int = Field(API_VERSION, description="wire format version")
-    fps: float = Field(gt=0, le=MAX_FPS)
+    fps: float = Field(ge=MIN_FPS, le=MAX_FPS)
     joint_names: list[str] = Field(default_factory=lambda: list(canonical.CANONICAL_JOINTS),
                                    max_length=len(canonical.CANONICAL_JOINTS))
     root_position: list[Vec3] = Field(min_length=1, max_length=MAX_FRAMES, description="metres, Z up")
@@ -53,6 +53,16 @@ class MotionData(Strict):
                              f"{list(canonical.CANONICAL_JOINTS)}")
         return v
 
+    @model_validator(mode="after")
+    def _readable(self) -> "MotionData":
+        if len(self.root_position) != len(self.local_rotations):
+            raise ValueError(f"root_position has {len(self.root_position)} frames but local_rotations "
+                             f"{len(self.local_rotations)}")
+        problem = motion_problem(len(self.root_position), self.fps)
+        if problem:
+            raise ValueError(problem)
+        return self
+
     def to_motion(self) -> Motion:
         return from_wire(self.model_dump())
 
@@ -69,7 +79,7 @@ class GenerateRequest(Strict):
     guidance: float = Field(DEFAULT_SAMPLING.guidance, ge=0, le=10,
                             description="classifier-free guidance scale (1: off)")
     decoding: Literal["parallel", "next"] = Field("parallel", description="parallel passes or token by token")
-    fps: float = Field(30.0, gt=0, le=MAX_FPS)
+    fps: float = Field(30.0, ge=MIN_FPS, le=MAX_FPS)
     wait: bool = Field(True, description="answer with the result; false: answer with a job id at once")
 
 

@@ -15,14 +15,16 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from backend.engine import Engine, Sampling
+from backend.guards import BodyLimit, GuardedH11Protocol, quiet_repeats
 from backend.jobs import Job, JobQueue
 from backend.schemas import CaptionRequest, ContinueRequest, EditRequest, GenerateRequest, InbetweenRequest, JobState
 from motioncore.wire import to_wire
 
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "[::1]"}
+WAIT_POLL_SECONDS = 0.02
 
 
 def _host_name(header: str) -> str:
@@ -77,18 +79,24 @@ def create_app(engine: Engine, token: str, jobs: JobQueue | None = None, on_read
                                 status_code=401)
         return await call_next(request)
 
-    async def wait_for(job: Job, wait: bool) -> dict:
-        if wait:
-            import asyncio
+    async def wait_for(job: Job, wait: bool) -> Response:
+        """The job's answer, once it has finished if `wait`. Waiting polls rather than holding a
+        thread per request, and the answer (up to tens of MB of motion) is written off the
+        event loop, so one big job never stalls the others."""
+        import asyncio
 
-            await asyncio.get_running_loop().run_in_executor(None, job.done.wait)
-        return job_state(job)
+        while wait and not job.done.is_set():
+            await asyncio.sleep(WAIT_POLL_SECONDS)
+        return await asyncio.get_running_loop().run_in_executor(None, answer, job)
 
-    def answer(state: dict) -> JSONResponse:
+    def answer(job: Job) -> Response:
+        state = job_state(job)
         code = 200
         if state["status"] == "failed":  # the engine refused the input (400) or broke (500)
             code = 500 if state.get("error", "").startswith("internal") else 400
-        return JSONResponse(state, status_code=code)
+        elif state["status"] == "cancelled" and jobs.closing:
+            state, code = {**state, "detail": "the backend is shutting down; the job was cancelled"}, 503
+        return Response(json.dumps(state, allow_nan=False), status_code=code, media_type="application/json")
 
     @app.get("/v1/info")
     def info() -> dict:
@@ -100,7 +108,7 @@ def create_app(engine: Engine, token: str, jobs: JobQueue | None = None, on_read
         job = jobs.submit("generate", lambda j: engine.generate(
             body.text, body.seconds, seed=body.seed, variations=body.variations, sampling=sampling,
             fps=body.fps, on_step=j.on_step))
-        return answer(await wait_for(job, body.wait))
+        return await wait_for(job, body.wait)
 
     def motion_of(body):  # the motion, or the 422 answer naming what is wrong with it
         try:
@@ -115,7 +123,7 @@ def create_app(engine: Engine, token: str, jobs: JobQueue | None = None, on_read
             return motion
         sampling = sampling_of(body)
         job = jobs.submit(task, lambda j: call(motion, sampling, j.on_step))
-        return answer(await wait_for(job, body.wait))
+        return await wait_for(job, body.wait)
 
     @app.post("/v1/edit", response_model=JobState, response_model_exclude_none=True)
     async def edit(body: EditRequest):
@@ -139,14 +147,14 @@ def create_app(engine: Engine, token: str, jobs: JobQueue | None = None, on_read
         if isinstance(motion, JSONResponse):
             return motion
         job = jobs.submit("caption", lambda j: engine.caption(motion))
-        return answer(await wait_for(job, True))
+        return await wait_for(job, True)
 
     @app.get("/v1/jobs/{job_id}", response_model=JobState, response_model_exclude_none=True)
-    def get_job(job_id: str):
+    async def get_job(job_id: str):
         job = jobs.get(job_id)
         if job is None:
             return JSONResponse({"detail": f"no job {job_id!r}"}, status_code=404)
-        return JSONResponse(job_state(job))
+        return await wait_for(job, False)
 
     @app.post("/v1/jobs/{job_id}/cancel", response_model=JobState, response_model_exclude_none=True)
     def cancel_job(job_id: str):
@@ -172,15 +180,23 @@ def loopback_socket(port: int = 0) -> socket.socket:
     """A listening socket on 127.0.0.1 (port 0: a free one). Nothing else is ever bound."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # inherited by accepted sockets
     sock.bind(("127.0.0.1", port))
     sock.listen(64)
     return sock
 
 
-def serve(port: int = 0, weights: Path | None = None, device: str = "auto", token: str | None = None) -> None:
+SHUTDOWN_SECONDS = 2  # after SIGTERM: running jobs are cancelled and answered, then the process exits
+
+
+def serve(port: int = 0, weights: Path | None = None, device: str = "auto", token: str | None = None,
+          exit_with_stdin: bool = False) -> None:
     """Load the engine, print one JSON line {"url", "token", "pid", "device"} and serve until
-    SIGINT or SIGTERM (uvicorn finishes running requests, then stops)."""
+    SIGINT or SIGTERM, or, with `exit_with_stdin`, until stdin closes (the add-on holds the
+    other end: when Blender goes, so does the server). Stopping cancels the running jobs, whose
+    waiting clients get a JSON 503, and exits within SHUTDOWN_SECONDS."""
     import os
+    import threading
 
     import uvicorn
 
@@ -189,19 +205,40 @@ def serve(port: int = 0, weights: Path | None = None, device: str = "auto", toke
     token = token or os.environ.get("DYNAMICPOSE_TOKEN") or secrets.token_urlsafe(24)
     sock = loopback_socket(port)
     host, bound = sock.getsockname()[:2]
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig, frame) -> None:
+            jobs.shut_down()
+            super().handle_exit(sig, frame)
+
+    server: Server | None = None
+
     def announce() -> None:
         print(json.dumps({"url": f"http://{host}:{bound}", "token": token, "pid": os.getpid(),
                           "device": str(engine.device), "load_seconds": round(engine.load_seconds, 2)}),
               flush=True)
+        if exit_with_stdin:
+            def watch() -> None:  # the raw fd: a buffered read would hold a lock at exit (abort)
+                try:
+                    while os.read(sys.stdin.fileno(), 4096):
+                        pass
+                except (OSError, ValueError):
+                    pass
+                server.handle_exit(signal.SIGTERM, None)
+
+            threading.Thread(target=watch, name="dynamicpose-parent-watch", daemon=True).start()
 
     app = create_app(engine, token, jobs=jobs, on_ready=announce)
-    config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=5)
+    quiet_repeats()
+    config = uvicorn.Config(BodyLimit(app), log_level="warning", access_log=False, http=GuardedH11Protocol,
+                            timeout_graceful_shutdown=SHUTDOWN_SECONDS, lifespan="on")
     # uvicorn handles SIGTERM gracefully, then re-raises it to the handler it found: make that
     # a no-op so the process finishes its clean-up and exits 0.
     signal.signal(signal.SIGTERM, lambda *_: None)
+    server = Server(config)
     try:
-        uvicorn.Server(config).run(sockets=[sock])
+        server.run(sockets=[sock])
     finally:
-        app.state.jobs.close()
+        jobs.close()
         sock.close()
         print("dynamicpose: server stopped", file=sys.stderr, flush=True)

@@ -3,62 +3,119 @@
 that server with a Python interpreter the user configured, reading its one JSON line."""
 from __future__ import annotations
 
+import collections
 import json
+import queue
 import subprocess
 import threading
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 from ..motioncore.clip import Motion
 from ..motioncore.wire import from_wire, to_wire
 from .protocol import BackendError, Cancelled, Progress
 
 POLL_SECONDS = 0.1
+START_SECONDS = 180.0  # the longest a start may take (a cold model load here: 12-46 s)
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """The token rides on every request: a redirect (anywhere) is refused, never followed."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        raise urllib.error.HTTPError(req.full_url, code, f"the backend answered with a redirect to {newurl!r}; "
+                                                         "refused", headers, fp)
+
+
+# No proxies either (http_proxy in the environment would otherwise see the token).
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirects())
 
 
 class HTTPBackend:
-    def __init__(self, url: str, token: str, timeout: float = 300.0, process: subprocess.Popen | None = None):
+    def __init__(self, url: str, token: str, timeout: float = 300.0, process: subprocess.Popen | None = None,
+                 log: collections.deque | None = None):
         self.url, self.token, self.timeout, self.process = url.rstrip("/"), token, timeout, process
+        self.log = log if log is not None else collections.deque(maxlen=40)  # the server's last stderr lines
 
     # -- lifecycle ---------------------------------------------------------------------------
     @classmethod
-    def start(cls, python: str, args: tuple[str, ...] = (), cwd: str | None = None,
-              timeout: float = 180.0) -> "HTTPBackend":
-        """Start `python -m backend serve` and connect once it prints its URL and token."""
-        if not python or not Path(python).exists():
-            raise BackendError(f"the backend Python {python!r} does not exist; set it in the add-on preferences")
-        if cwd and not (Path(cwd) / "backend").is_dir():
-            raise BackendError(f"{cwd!r} holds no DynamicPose backend (no backend/ folder); "
-                               "set the backend folder in the add-on preferences")
-        proc = subprocess.Popen([python, "-m", "backend", "serve", *args], cwd=cwd or None, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
+    def start(cls, python: str, args: tuple[str, ...] = (), cwd: str = "", timeout: float = START_SECONDS,
+              cancel: threading.Event | None = None) -> "HTTPBackend":
+        """Start `python -m backend serve` and connect once it prints its URL and token.
+
+        `python` and `cwd` come checked (client/places.py). With no folder the backend installed
+        in that Python runs: `-P` keeps the working directory off its import path. The server
+        reads its stdin and exits when it closes, so it never outlives Blender. Bounded by
+        `timeout`; `cancel` stops the start (the child is killed)."""
+        from pathlib import Path
+
+        command = [python, "-m", "backend", "serve", "--exit-with-stdin", *args]
+        if not cwd:
+            command.insert(1, "-P")
+        proc = subprocess.Popen(command, cwd=cwd or Path(python).parent, stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        lines: queue.Queue[str | None] = queue.Queue()
+        log: collections.deque = collections.deque(maxlen=40)
+
+        def read(stream, into) -> None:  # reader threads: a silent child never blocks the start
+            try:
+                for line in stream:
+                    into(line)
+            except (OSError, ValueError):  # closed by stop()
+                pass
+            if stream is proc.stdout:
+                lines.put(None)
+
+        threading.Thread(target=read, args=(proc.stdout, lines.put), daemon=True).start()
+        threading.Thread(target=read, args=(proc.stderr, log.append), daemon=True).start()
         deadline = time.monotonic() + timeout
-        line = ""
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if line.strip().startswith("{"):
-                break
-            if proc.poll() is not None:
-                err = proc.stderr.read()[-2000:]
-                raise BackendError(f"the backend exited with code {proc.returncode}: {err.strip()}")
+        backend = cls("", "", process=proc, log=log)
         try:
-            hello = json.loads(line)
-        except json.JSONDecodeError:
-            proc.kill()
-            raise BackendError("the backend did not report its address in time") from None
-        # Nobody reads stderr from here on; drain it so a chatty server never blocks on a full pipe.
-        threading.Thread(target=proc.stderr.read, daemon=True).start()
-        return cls(hello["url"], hello["token"], process=proc)
+            while True:
+                if cancel is not None and cancel.is_set():
+                    raise Cancelled()
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise BackendError(f"the backend did not report its address within {timeout:g} s")
+                try:
+                    line = lines.get(timeout=min(POLL_SECONDS, left))
+                except queue.Empty:
+                    continue
+                if line is None:
+                    proc.wait(5)
+                    raise BackendError(f"the backend exited with code {proc.returncode}: {backend.last_words()}")
+                if line.strip().startswith("{"):
+                    hello = json.loads(line)
+                    backend.url, backend.token = hello["url"].rstrip("/"), hello["token"]
+                    return backend
+        except BaseException:
+            backend.stop()
+            raise
+
+    def last_words(self) -> str:
+        """The end of what the server wrote to stderr."""
+        return "".join(self.log)[-2000:].strip()
+
+    def alive(self) -> bool:
+        return self.process is None or self.process.poll() is None
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
+        proc = self.process
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.terminate()
             try:
-                self.process.wait(10)
+                proc.wait(10)
             except subprocess.TimeoutExpired:
-                self.process.kill()
+                proc.kill()
+                proc.wait()
+        for stream in (proc.stdin, proc.stdout, proc.stderr):
+            try:
+                stream.close()
+            except (OSError, ValueError):
+                pass
 
     # -- calls -------------------------------------------------------------------------------
     def _call(self, method: str, path: str, body: dict | None = None) -> dict:
@@ -66,7 +123,7 @@ class HTTPBackend:
         req = urllib.request.Request(self.url + path, data=data, method=method, headers={
             "Authorization": f"Bearer {self.token}", "Content-Type": "application/json"})
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+            with _OPENER.open(req, timeout=self.timeout) as resp:
                 return json.loads(resp.read())
         except urllib.error.HTTPError as e:
             try:

@@ -11,9 +11,10 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from . import places
 from .embedded import EmbeddedBackend
 from .http import HTTPBackend
-from .protocol import BackendError
+from .protocol import BackendError, Cancelled
 
 
 @dataclass(frozen=True)
@@ -28,23 +29,45 @@ class BackendConfig:
 
     @classmethod
     def from_preferences(cls, prefs) -> "BackendConfig":
+        """The preferences, checked for the mode in use (client/places.py): BackendError says
+        what to fix."""
         import bpy
 
-        path = bpy.path.abspath
-        return cls(prefs.mode, path(prefs.python), path(prefs.backend_dir), prefs.url.strip(), prefs.token.strip(),
-                   path(prefs.weights), prefs.device)
+        python = backend_dir = url = ""
+        if prefs.mode == "PROCESS":
+            python, backend_dir = places.backend_python(prefs.python), places.backend_folder(prefs.backend_dir)
+        elif prefs.mode == "URL":
+            url = places.loopback_url(prefs.url)
+        else:
+            backend_dir = places.backend_folder(prefs.backend_dir)
+        return cls(prefs.mode, python, backend_dir, url, prefs.token.strip(), bpy.path.abspath(prefs.weights),
+                   prefs.device)
 
 
 _lock = threading.Lock()
 _current: tuple[BackendConfig, Any] | None = None
+_stopping = threading.Event()  # set by disconnect(): a start in progress gives up
+_restarted: set[BackendConfig] = set()  # local processes already started again once after dying
 
 
-def connect(config: BackendConfig):
-    """The backend for this configuration, started once and reused (call from any thread)."""
+def connect(config: BackendConfig, cancel: threading.Event | None = None):
+    """The backend for this configuration, started once and reused (call from a worker thread:
+    a start takes seconds; `cancel`, or disconnect(), stops it). A local process that died is
+    started again once; a second death is reported with what it said."""
     global _current
     with _lock:
+        _stopping.clear()
         if _current is not None and _current[0] == config:
-            return _current[1]
+            backend = _current[1]
+            if getattr(backend, "alive", lambda: True)():
+                return backend
+            _current = None
+            said = backend.last_words()
+            backend.stop()
+            if config in _restarted:
+                raise BackendError(f"the backend stopped again (exit code {backend.process.returncode}): "
+                                   f"{said or 'it said nothing'}")
+            _restarted.add(config)
         if _current is not None:
             _current[1].stop()
             _current = None
@@ -52,17 +75,29 @@ def connect(config: BackendConfig):
         if config.weights:
             args += ["--weights", config.weights]
         if config.mode == "PROCESS":
-            backend = HTTPBackend.start(config.python, tuple(args), cwd=config.backend_dir or None)
+            backend = HTTPBackend.start(config.python, tuple(args), cwd=config.backend_dir,
+                                        cancel=_either(cancel, _stopping))
         elif config.mode == "URL":
-            if not config.url.startswith(("http://127.0.0.1", "http://localhost", "http://[::1]")):
-                raise BackendError(f"the backend URL must be on this computer (http://127.0.0.1:PORT), got {config.url!r}")
-            backend = HTTPBackend(config.url, config.token)
+            backend = HTTPBackend(places.loopback_url(config.url), config.token)
             backend.info()  # fail now, with a readable reason, if it is not there
         else:
             backend = EmbeddedBackend(config.weights or None, device=config.device,
                                       backend_dir=config.backend_dir or None)
+        if _stopping.is_set():  # Stop was pressed while it loaded
+            backend.stop()
+            raise Cancelled()
         _current = (config, backend)
         return backend
+
+
+class _either:
+    """An Event-like view that is set when either event is."""
+
+    def __init__(self, *events):
+        self.events = [e for e in events if e is not None]
+
+    def is_set(self) -> bool:
+        return any(e.is_set() for e in self.events)
 
 
 def current():
@@ -70,11 +105,19 @@ def current():
 
 
 def disconnect() -> None:
+    """Stop the backend without waiting on a start in progress (that start gives up and ends
+    its process itself): safe on Blender's main thread."""
     global _current
-    with _lock:
+    _stopping.set()
+    if not _lock.acquire(blocking=False):
+        return
+    try:
         if _current is not None:
             _current[1].stop()
             _current = None
+        _restarted.clear()
+    finally:
+        _lock.release()
 
 
 class Task:

@@ -3,6 +3,19 @@ panel fields all read them here."""
 
 MAX_SECONDS = 20.0   # the longest motion one request makes or reads
 MAX_FPS = 120.0      # the highest frame rate a motion may have on the wire
+MIN_FPS = 8.0        # the lowest (animation on threes at 24 fps); a frame time typed as a rate is refused
 MAX_FRAMES = int(MAX_SECONDS * MAX_FPS)
 MAX_TEXT = 1000      # characters of prompt; the model reads at most its max_text_tokens of them
 MAX_VARIATIONS = 16  # takes from one Generate
+
+
+def motion_problem(frames: int, fps: float) -> str | None:
+    """Why a motion of `frames` frames at `fps` cannot be read (None: it can): the one rule
+    every route and engine call that takes a motion applies before any work."""
+    if not (MIN_FPS <= fps <= MAX_FPS):
+        return f"the frame rate must be between {MIN_FPS:g} and {MAX_FPS:g} fps, got {fps:g}"
+    if frames < 2:
+        return f"the motion needs at least 2 frames, got {frames}"
+    if (frames - 1) / fps > MAX_SECONDS:
+        return f"the motion lasts {(frames - 1) / fps:.1f} s; at most {MAX_SECONDS:g} s at a time"
+    return None

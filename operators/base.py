@@ -53,7 +53,7 @@ class BackendOperator:
     def _work(self, context):
         config = session.BackendConfig.from_preferences(preferences(context))
         job = self.prepare(context)
-        return lambda progress, cancel: job(session.connect(config), progress, cancel)
+        return lambda progress, cancel: job(session.connect(config, cancel), progress, cancel)
 
     def execute(self, context):
         """Scripts and background Blender: the same work and the same steps, waited for here."""

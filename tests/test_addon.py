@@ -183,7 +183,12 @@ def test_edit_changes_only_the_range(dp):
     (lambda s, p: setattr(s, "prompt", "   "), "write a prompt"),
     (lambda s, p: (setattr(p, "mode", "URL"), setattr(p, "url", "http://127.0.0.1:9")), "cannot reach"),
     (lambda s, p: (setattr(p, "mode", "URL"), setattr(p, "url", "http://example.com:80")), "this computer"),
+    (lambda s, p: (setattr(p, "mode", "URL"), setattr(p, "url", "http://127.0.0.1.evil.example:8765")),
+     "this computer"),
     (lambda s, p: (setattr(p, "mode", "PROCESS"), setattr(p, "python", "/nonexistent/python")), "does not exist"),
+    (lambda s, p: (setattr(p, "mode", "PROCESS"), setattr(p, "python", "//python")), "relative to the open .blend"),
+    (lambda s, p: (setattr(p, "mode", "PROCESS"), setattr(p, "python", str(BACKEND_PYTHON)),
+                   setattr(p, "backend_dir", "//")), "relative to the open .blend"),
 ])
 def test_failures_leave_the_scene_unchanged_and_say_why(dp, setup, message):
     bpy = dp
@@ -196,6 +201,19 @@ def test_failures_leave_the_scene_unchanged_and_say_why(dp, setup, message):
         bpy.ops.dynamicpose.generate()
     assert obj.animation_data.action == original and len(bpy.data.actions) == n_actions
     assert same(snapshot(original), kept)
+
+
+def test_the_url_token_is_kept_for_the_session_and_never_saved(dp, tmp_path, monkeypatch):
+    """The preferences file is readable by every user: the token must not be in it."""
+    bpy = dp
+    prefs = bpy.context.preferences.addons["dynamic_pose"].preferences
+    prefs.token, prefs.url = "s3cret-token-value", "http://127.0.0.1:8765"
+    assert prefs.token == "s3cret-token-value"
+    monkeypatch.setenv("BLENDER_USER_CONFIG", str(tmp_path))
+    assert bpy.ops.wm.save_userpref() == {"FINISHED"}
+    saved = (tmp_path / "userpref.blend").read_bytes()
+    assert b"127.0.0.1:8765" in saved and b"s3cret-token-value" not in saved  # saved, but not the token
+    prefs.token = ""
 
 
 def test_in_between_needs_two_selected_keyed_frames(dp):
