@@ -346,16 +346,33 @@ def guess_from_hierarchy(rig: Rig) -> dict[str, str]:
     return {j: rig.names[b] for j, b in found.items()}
 
 
+MAX_MAPPING_BYTES = 1 << 20  # a mapping names 21 bones; anything this size is not one
+MAX_BONE_NAME = 63           # Blender's limit on a bone name (bytes)
+
+
 def load_mapping(path: str | Path) -> dict[str, str]:
-    """A custom mapping saved as JSON: {"mapping": {canonical joint: bone name}}."""
+    """A custom mapping saved as JSON: {"mapping": {canonical joint: bone name}}. Anything else
+    (other JSON, deep nesting, a huge or unreadable file) is a ValueError that says what."""
+    path = Path(path)
+    what = f'{path}: not a DynamicPose mapping'
     try:
-        data = json.loads(Path(path).read_text())
-        mapping = data["mapping"]
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise ValueError(f"{path}: not a DynamicPose mapping ({e})") from None
-    unknown = sorted(set(mapping) - set(CANONICAL_JOINTS))
-    if unknown or not all(isinstance(v, str) for v in mapping.values()):
-        raise ValueError(f"{path}: unknown canonical joints {unknown} or bone names that are not text")
+        if not path.is_file():
+            raise ValueError("no such file")
+        if path.stat().st_size > MAX_MAPPING_BYTES:
+            raise ValueError(f"larger than {MAX_MAPPING_BYTES} bytes")
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
+    except (OSError, ValueError, RecursionError) as e:
+        raise ValueError(f"{what} ({e})") from None
+    mapping = data.get("mapping") if isinstance(data, dict) else None
+    if not isinstance(mapping, dict):
+        raise ValueError(f'{what} (expected {{"mapping": {{canonical joint: bone name}}}})')
+    unknown = sorted(str(k) for k in set(mapping) - set(CANONICAL_JOINTS))
+    if unknown:
+        raise ValueError(f"{what} (unknown canonical joints {unknown[:5]})")
+    bad = [k for k, v in mapping.items() if not isinstance(v, str) or len(v.encode()) > MAX_BONE_NAME]
+    if bad:
+        raise ValueError(f"{what} (the bones for {bad[:5]} are not bone names: text of at most "
+                         f"{MAX_BONE_NAME} bytes)")
     return dict(mapping)
 
 

@@ -58,7 +58,11 @@ class DYNAMICPOSE_OT_mapping_export(bpy.types.Operator, ExportHelper):
 
     def execute(self, context):
         obj = read.active_armature(context)
-        save_mapping(self.filepath, {r.joint: r.bone for r in obj.dynamicpose_map if r.bone})
+        try:
+            save_mapping(self.filepath, {r.joint: r.bone for r in obj.dynamicpose_map if r.bone})
+        except OSError as e:
+            self.report({"ERROR"}, f"could not write {self.filepath}: {e.strerror or e}")
+            return {"CANCELLED"}
         return {"FINISHED"}
 
 
@@ -128,12 +132,14 @@ class DYNAMICPOSE_OT_retarget_actions(bpy.types.Operator):
                 made.append(motion_io.retarget_action(source, rt_source, a, target, rt_target, fps,
                                                       root=settings.root_motion))
                 wm.progress_update(i + 1)
-        except (ValueError, KeyError) as e:  # all or nothing: the target is left as it was
+        except Exception as e:  # all or nothing: the target is left as it was
             if target.animation_data is not None:
                 act.assign(target, before) if before is not None else setattr(target.animation_data, "action", None)
             for new in made:
                 bpy.data.actions.remove(new)
-            self.report({"ERROR"}, f"{e}; nothing was changed")
+            reason = str(e) if isinstance(e, (ValueError, KeyError)) else \
+                f"DynamicPose failed while writing keys ({type(e).__name__}: {e})"
+            self.report({"ERROR"}, f"{reason}; nothing was changed")
             return {"CANCELLED"}
         finally:
             wm.progress_end()

@@ -316,6 +316,48 @@ def test_retarget_actions_in_one_go(dp):
     assert set(bpy.data.actions.keys()) == names and target.animation_data.action == current
 
 
+@pytest.mark.parametrize("text", ['{"mapping": ["Hips", "Spine"]}', "5", "null", "[" * 100000 + "]" * 100000,
+                                  '{"mapping": {"Hips": 5}}', '{"mapping": {"Tail": "tail"}}', "\ufeff{not json",
+                                  '{"mapping": {"Hips": "' + "x" * 200 + '"}}', "\x00\xff"])
+def test_a_bad_mapping_file_is_refused_readably_and_changes_nothing(dp, tmp_path, text):
+    bpy = dp
+    obj = rig(bpy, "bandai")
+    assert bpy.ops.dynamicpose.mapping_detect() == {"FINISHED"}
+    before = [(r.joint, r.bone) for r in obj.dynamicpose_map]
+    path = tmp_path / "bad.json"
+    path.write_bytes(text.encode("utf-8", "surrogatepass") if "\x00" not in text else b"\x00\xff")
+    with pytest.raises(RuntimeError, match="not a DynamicPose mapping"):
+        bpy.ops.dynamicpose.mapping_import(filepath=str(path))
+    assert [(r.joint, r.bone) for r in obj.dynamicpose_map] == before
+    with pytest.raises(RuntimeError, match="could not write"):
+        bpy.ops.dynamicpose.mapping_export(filepath=str(tmp_path / "no" / "such" / "folder.json"))
+
+
+def test_a_fault_part_way_through_a_batch_retarget_leaves_nothing_and_says_so(dp, monkeypatch):
+    bpy = dp
+    from dynamic_pose.rig import motion_io
+
+    bpy.ops.import_anim.bvh(filepath=str(BANDAI_WALK))
+    source = bpy.context.object
+    bpy.ops.import_anim.bvh(filepath=str(DATA / "bandai-2" / "dataset-2_run_normal_001.bvh"))
+    target = rig(bpy, "rigify")
+    bpy.context.scene.dynamicpose.retarget_source = source
+    real, calls = motion_io.retarget_action, []
+
+    def fails_second_time(*args, **kw):  # a write that breaks after the first action was made
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("disk full")
+        return real(*args, **kw)
+
+    monkeypatch.setattr(motion_io, "retarget_action", fails_second_time)
+    names = set(bpy.data.actions.keys())
+    with pytest.raises(RuntimeError, match=r"failed while writing keys \(RuntimeError: disk full\); nothing was changed"):
+        bpy.ops.dynamicpose.retarget_actions()
+    assert set(bpy.data.actions.keys()) == names and len(calls) == 2
+    assert target.animation_data is None or target.animation_data.action is None
+
+
 def test_custom_mapping_detect_export_import(dp, tmp_path):
     bpy = dp
     obj = rig(bpy, "bandai")
