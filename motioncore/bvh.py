@@ -20,6 +20,13 @@ from .clip import Motion
 from .skeleton import Skeleton
 
 # (x, y, z) Y-up -> (x, -z, y) Z-up: +90 degrees about X.
+# What a character's BVH can hold; past these a file is broken or hostile, and is refused by
+# name rather than read into infinities, one-frame clips or a stack overflow.
+MAX_DEPTH = 256                       # joints from the root to the deepest leaf
+MAX_JOINTS = 1024
+MAX_VALUE = 1e7                       # |channel value|: 100 km in centimetres, 27,000 turns in degrees
+MIN_FRAME_TIME, MAX_FRAME_TIME = 1e-3, 1.0  # 1,000 fps to 1 fps
+
 Y_UP_TO_Z_UP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
 
 _POSITION = ("Xposition", "Yposition", "Zposition")
@@ -81,14 +88,17 @@ class _Tokens:
                 v = float(word)
             except ValueError:
                 raise self.error(line, f"{what}: {word!r} is not a number") from None
-            if not np.isfinite(v):
-                raise self.error(line, f"{what}: {word!r} is not a finite number")
+            if not abs(v) <= MAX_VALUE:
+                raise self.error(line, f"{what}: {word!r} is not a finite number of at most {MAX_VALUE:g}")
             vals.append(v)
         return np.array(vals)
 
 
 def _parse_joint(tok: _Tokens, joints: list[_Joint], end_sites: dict[int, np.ndarray],
-                 parent: int, name: str, line: int) -> None:
+                 parent: int, name: str, line: int, depth: int = 0) -> None:
+    if depth > MAX_DEPTH or len(joints) >= MAX_JOINTS:
+        raise tok.error(line, f"the hierarchy is deeper than {MAX_DEPTH} joints or has more than {MAX_JOINTS}; "
+                              "not a character")
     tok.next("{")
     tok.next("OFFSET")
     offset = tok.floats(3, f"OFFSET of {name!r}")
@@ -121,7 +131,7 @@ def _parse_joint(tok: _Tokens, joints: list[_Joint], end_sites: dict[int, np.nda
             return
         if word == "JOINT":
             child, cl = tok.next()
-            _parse_joint(tok, joints, end_sites, me, child, cl)
+            _parse_joint(tok, joints, end_sites, me, child, cl, depth + 1)
         elif word == "End":
             tok.next("Site")
             tok.next("{")
@@ -139,7 +149,7 @@ def parse_bvh(text: str, source: str = "<bvh>") -> tuple[Skeleton, list[list[str
     Returns (skeleton in file units and axes, channel names per joint, frame time in seconds,
     values (T, C) in file order: positions in file units, rotations in degrees).
     """
-    lines = text.splitlines()
+    lines = text.removeprefix("\ufeff").splitlines()  # a UTF-8 byte order mark is text, not an error
     tok = _Tokens(lines, source)
     if tok.peek() != "HIERARCHY":
         raise tok.error(tok.items[0][1] if tok.items else 1, "a BVH file starts with 'HIERARCHY'")
@@ -182,11 +192,12 @@ def parse_bvh(text: str, source: str = "<bvh>") -> tuple[Skeleton, list[list[str
                                               f"found {header['Frames'][0]!r}") from None
     try:
         frame_time = float(header["Frame Time"][0])
-        if not (np.isfinite(frame_time) and frame_time > 0):
+        if not (np.isfinite(frame_time) and MIN_FRAME_TIME <= frame_time <= MAX_FRAME_TIME):
             raise ValueError
     except ValueError:
-        raise tok.error(header["Frame Time"][1], f"Frame Time must be a positive number of "
-                                                  f"seconds, found {header['Frame Time'][0]!r}") from None
+        raise tok.error(header["Frame Time"][1], f"Frame Time must be seconds per frame between "
+                                                  f"{MIN_FRAME_TIME:g} and {MAX_FRAME_TIME:g}, "
+                                                  f"found {header['Frame Time'][0]!r}") from None
 
     n_ch = sum(len(j.channels) for j in joints)
     data_lines = lines[i:]
@@ -218,11 +229,11 @@ def parse_bvh(text: str, source: str = "<bvh>") -> tuple[Skeleton, list[list[str
                 except ValueError:
                     raise tok.error(first_data_line + k, f"{w!r} is not a number") from None
         raise
-    bad = ~np.isfinite(values)
+    bad = ~(np.abs(values) <= MAX_VALUE)  # also catches inf and NaN
     if bad.any():
         f, c = np.argwhere(bad)[0]
         raise tok.error(first_data_line + int(f), f"value {values[f, c]} in channel {c} "
-                                                  "is not a finite number")
+                                                  f"is not a finite number of at most {MAX_VALUE:g}")
     skeleton = Skeleton(names, [j.parent for j in joints], np.stack([j.offset for j in joints]),
                         end_sites)
     return skeleton, [j.channels for j in joints], frame_time, values
@@ -247,7 +258,7 @@ def read_bvh(path: str | Path, scale: float = 0.01, y_up: bool = True) -> Motion
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8", errors="strict")
+        text = path.read_text(encoding="utf-8-sig", errors="strict")
     except UnicodeDecodeError as e:
         raise BVHError(f"{path}: not a text file ({e.reason} at byte {e.start})") from None
     return bvh_from_text(text, source=str(path), scale=scale, y_up=y_up)

@@ -191,3 +191,48 @@ def test_cli_builds_and_prints_the_summary(tmp_path):
                           str(tmp_path / "nowhere"), "--cache", str(tmp_path)],
                          capture_output=True, text=True, env=env, timeout=120)
     assert bad.returncode == 2 and "does not exist" in bad.stderr and "Traceback" not in bad.stderr
+
+
+BUILD = """
+import json, sys
+from pathlib import Path
+from backend.data import dataset
+ds, skipped, _ = dataset.build([Path(sys.argv[1])], Path(sys.argv[2]), workers=1, progress=False)
+print(json.dumps({"clips": sorted(c.name for c in ds.clips), "skipped": skipped,
+                  "finite": bool(__import__("numpy").isfinite(ds.features).all())}))
+"""
+
+
+def test_a_build_skips_and_lists_every_bad_entry_and_never_hangs(tmp_path):
+    """One bad entry never aborts or hangs a build (issue #23, items 9 and 10): each is skipped
+    and listed with its reason; a UTF-8 BOM is read."""
+    good = (DATA / "bandai-1" / "dataset-1_walk_normal_002.bvh").read_text()
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "good.bvh").write_text(good)
+    (src / "good.json").write_text("[" * 100000 + "]" * 100000)  # nested past the parser's depth
+    (src / "bom.bvh").write_bytes(b"\xef\xbb\xbf" + good.encode())
+    (src / "broken_link.bvh").symlink_to(tmp_path / "nowhere.bvh")
+    (src / "folder.bvh").mkdir()
+    os.mkfifo(src / "fifo.bvh")
+    (src / "zero.bvh").symlink_to("/dev/zero")
+    deep = "HIERARCHY\nROOT r\n" + "".join(f"{{\nOFFSET 0 0 0\nCHANNELS 3 Zrotation Xrotation Yrotation\nJOINT j{i}\n"
+                                           for i in range(5000))
+    (src / "deep.bvh").write_text(deep + "{\n}\n" * 5001 + "MOTION\nFrames: 1\nFrame Time: 0.03\n0\n")
+    head, motion = good.split("MOTION", 1)
+    lines = motion.strip().splitlines()
+    huge = lines[3].split()
+    huge[5] = "1e308"
+    (src / "huge.bvh").write_text(head + "MOTION\n" + "\n".join(lines[:3] + [" ".join(huge)] + lines[4:]) + "\n")
+    (src / "tiny_time.bvh").write_text(head + "MOTION\n" + lines[0] + "\nFrame Time: 1e-300\n"
+                                       + "\n".join(lines[2:]) + "\n")
+    run = subprocess.run([sys.executable, "-c", BUILD, str(src), str(tmp_path / "cache")], cwd=ROOT,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    out = json.loads(run.stdout.strip().splitlines()[-1])
+    assert out["clips"] == ["bom", "good"] and out["finite"]
+    said = "\n".join(out["skipped"])
+    for name, why in [("broken_link.bvh", "unreadable"), ("folder.bvh", "a folder"), ("fifo.bvh", "not a regular"),
+                      ("zero.bvh", "not a regular"), ("deep.bvh", "deeper than"), ("huge.bvh", "at most 1e+07"),
+                      ("tiny_time.bvh", "Frame Time must be"), ("good.json", "not readable JSON")]:
+        assert any(name in line and why in line for line in out["skipped"]), (name, said)

@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import tarfile
 import tempfile
 import time
@@ -30,6 +31,50 @@ from motioncore import bvh, canonical, features
 
 CACHE_FORMAT = 1
 SPLITS = ("train", "val", "test")
+MAX_BVH_BYTES = 64 << 20   # a capture file is about 1 MB; larger is not one clip
+MAX_SIDE_BYTES = 1 << 20   # labels and captions beside a clip
+MAX_FOLDER_DEPTH = 32
+
+
+def _entries(root: Path, suffixes: tuple[str, ...]) -> Iterator[tuple[Path, str | None]]:
+    """Files under `root` ending in `suffixes`, in name order, each with the reason it cannot be
+    read (None: it can): regular files only (not a folder, FIFO, device or broken link), at most
+    MAX_BVH_BYTES, at most MAX_FOLDER_DEPTH folders down; links to folders are not followed."""
+    for folder, dirs, files in os.walk(root, onerror=None):
+        here = Path(folder)
+        depth = len(here.relative_to(root).parts)
+        dirs.sort()
+        for d in list(dirs):
+            if d.endswith(suffixes):
+                yield here / d, "a folder, not a file"
+        if depth >= MAX_FOLDER_DEPTH:
+            if dirs:
+                yield here, f"more than {MAX_FOLDER_DEPTH} folders deep; not read further"
+            dirs.clear()
+        for name in sorted(files):
+            if not name.endswith(suffixes):
+                continue
+            path = here / name
+            try:
+                st = path.stat()  # through a link: what it points at
+            except OSError as e:
+                yield path, f"unreadable ({e.strerror or e})"
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                yield path, "not a regular file (a device, FIFO or socket)"
+            elif st.st_size > MAX_BVH_BYTES:
+                yield path, f"{st.st_size} bytes; larger than {MAX_BVH_BYTES} bytes"
+            else:
+                yield path, None
+
+
+def _read_text(path: Path, limit: int) -> str:
+    """A small regular file's text (a BOM dropped); OSError or ValueError if it is not one."""
+    with open(path, "rb") as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise ValueError(f"larger than {limit} bytes")
+    return data.decode("utf-8-sig", errors="replace")
 
 
 @dataclass
@@ -89,11 +134,12 @@ class Sources:
         self.labels: dict[str, tuple[str, str]] = {}
         self.captions: dict[str, list[str]] = {}
         self.count = 0
+        self.problems: list[str] = []  # entries that could not be read, and why
         for p in paths:
             if not p.exists():
                 raise FileNotFoundError(f"data source {p} does not exist")
             if p.is_dir():
-                self.count += sum(1 for _ in p.rglob("*.bvh"))
+                self.count += sum(1 for _, problem in _entries(p, (".bvh",)) if problem is None)
             elif p.name.endswith((".tar.xz", ".tar.gz", ".tar")):
                 with tarfile.open(p) as tf:  # names only; cheap next to the full read
                     self.count += sum(1 for n in tf.getnames() if n.endswith(".bvh"))
@@ -104,7 +150,7 @@ class Sources:
         """What the cache was built from, to tell when it is stale."""
         out = []
         for p in self.paths:
-            files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
+            files = [f for f, problem in _entries(p, ("",)) if problem is None] if p.is_dir() else [p]
             listing = hashlib.sha1()
             for f in files:
                 st = f.stat()
@@ -123,7 +169,8 @@ class Sources:
         if kind == ".json":
             try:
                 raw = json.loads(text)
-            except json.JSONDecodeError:
+            except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth
+                self.problems.append(f"{stem}{kind}: not readable JSON labels; ignored")
                 return
             found = _labels_from_cfg(cfg, raw) if isinstance(raw, dict) else None
             if found:
@@ -135,16 +182,29 @@ class Sources:
 
     def _from_dir(self, root: Path) -> Iterator[_Item]:
         cfg = _read_cfg({k: root / "cfg" / f"{k}_label.txt" for k in ("content", "style")})
-        for path in sorted(root.rglob("*.bvh")):
+        for path, problem in _entries(root, (".bvh",)):
+            try:
+                if problem is not None:
+                    raise ValueError(problem)
+                text = _read_text(path, MAX_BVH_BYTES)
+            except (OSError, ValueError) as e:
+                self.problems.append(f"{path}: {getattr(e, 'strerror', None) or e}; skipped")
+                continue
             for kind in (".json", ".txt"):
                 side = path.with_suffix(kind)
-                if side.is_file():
-                    self._note_side_files(path.stem, kind, side.read_text(errors="replace"), cfg)
-            yield _Item(path.stem, str(root), path.read_text(errors="replace"))
+                try:
+                    if side.is_file():
+                        self._note_side_files(path.stem, kind, _read_text(side, MAX_SIDE_BYTES), cfg)
+                except (OSError, ValueError) as e:
+                    self.problems.append(f"{side}: {getattr(e, 'strerror', None) or e}; ignored")
+            yield _Item(path.stem, str(root), text)
 
     def _from_tar(self, archive: Path) -> Iterator[_Item]:
         with tarfile.open(archive) as tf:
             members = [m for m in tf.getmembers() if m.isfile()]
+            for m in [m for m in members if m.size > MAX_BVH_BYTES]:
+                self.problems.append(f"{archive.name}/{m.name}: larger than {MAX_BVH_BYTES} bytes; skipped")
+            members = [m for m in members if m.size <= MAX_BVH_BYTES]
             cfg_text = {}
             for m in members:
                 if m.name.endswith(("cfg/content_label.txt", "cfg/style_label.txt")):
@@ -175,10 +235,19 @@ def clip_features(text: str, source: str = "<bvh>") -> np.ndarray:
 
 
 def _convert(item: _Item) -> tuple[str, str, np.ndarray | None, str | None]:
+    """One clip's features, or why it cannot be used: one bad file never stops a build."""
+    where = f"{item.source}/{item.name}.bvh"
     try:
-        return item.name, item.source, clip_features(item.text, f"{item.source}/{item.name}.bvh"), None
+        feats = clip_features(item.text, where)
     except ValueError as e:  # BVHError and SkeletonMismatchError are ValueErrors
         return item.name, item.source, None, str(e)
+    except (ArithmeticError, RecursionError, MemoryError, IndexError) as e:
+        return item.name, item.source, None, f"{where}: cannot be read ({type(e).__name__}: {e})"
+    if len(feats) < 2:
+        return item.name, item.source, None, f"{where}: shorter than two frames at {canonical.MODEL_FPS} fps"
+    if not np.isfinite(feats).all():
+        return item.name, item.source, None, f"{where}: values too large to convert"
+    return item.name, item.source, feats, None
 
 
 # -- the cache -----------------------------------------------------------------------------
@@ -228,6 +297,7 @@ def build(sources: list[Path], cache_dir: Path, workers: int | None = None, forc
             arrays.append(feats)
             start += len(feats)
     bar.close()
+    skipped = src.problems + skipped
     if not clips:
         raise ValueError(f"no usable BVH clips in {', '.join(map(str, sources))}"
                          + (f"; first problem: {skipped[0]}" if skipped else ""))
