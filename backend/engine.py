@@ -97,6 +97,8 @@ class Engine:
             raise ValueError(f"text must be a string of at most {MAX_TEXT} characters")
         if seconds is None:
             seconds = self.length_for(text)
+            if on_step is not None:  # the estimator's first load takes a while: a cancel lands here
+                on_step(0, 1)
         if not 1 <= variations <= MAX_VARIATIONS:
             raise ValueError(f"variations must be 1..{MAX_VARIATIONS}, got {variations}")
         if not MIN_FPS <= fps <= MAX_FPS:

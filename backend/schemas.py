@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from backend.sampling import Sampling
 from motioncore import canonical
@@ -20,23 +20,36 @@ DEFAULT_SAMPLING = Sampling()
 
 API_VERSION = WIRE_FORMAT
 
-Vec3 = Annotated[list[float], Field(min_length=3, max_length=3)]
-Quat = Annotated[list[float], Field(min_length=4, max_length=4)]
+def _not_a_flag(value):
+    if isinstance(value, bool):  # JSON true/false is not a number, though Python counts it as one
+        raise ValueError("expected a number, not true/false")
+    return value
+
+
+Num = Annotated[float, BeforeValidator(_not_a_flag)]
+Int = Annotated[int, BeforeValidator(_not_a_flag)]
+Vec3 = Annotated[list[Num], Field(min_length=3, max_length=3)]
+Quat = Annotated[list[Num], Field(min_length=4, max_length=4)]
 
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
+Flag = Annotated[bool, Field(strict=True)]  # 0 and "yes" are not booleans
+
+
 class MotionData(Strict):
-    format: int = Field(API_VERSION, description="wire format version")
-    fps: float = Field(ge=MIN_FPS, le=MAX_FPS)
+    format: Int = Field(API_VERSION, description="wire format version")
+    fps: Num = Field(ge=MIN_FPS, le=MAX_FPS)
     joint_names: list[str] = Field(default_factory=lambda: list(canonical.CANONICAL_JOINTS),
-                                   max_length=len(canonical.CANONICAL_JOINTS))
-    root_position: list[Vec3] = Field(min_length=1, max_length=MAX_FRAMES, description="metres, Z up")
+                                   max_length=len(canonical.CANONICAL_JOINTS),
+                                   json_schema_extra={"const": list(canonical.CANONICAL_JOINTS)})
+    root_position: list[Vec3] = Field(min_length=2, max_length=MAX_FRAMES,
+                                      description=f"metres, Z up; frames / fps at most {MAX_SECONDS:g} s")
     local_rotations: list[Annotated[list[Quat], Field(min_length=len(canonical.CANONICAL_JOINTS),
                                                       max_length=len(canonical.CANONICAL_JOINTS))]] = Field(
-        min_length=1, max_length=MAX_FRAMES, description="(T, 21, 4) wxyz")
+        min_length=2, max_length=MAX_FRAMES, description="(T, 21, 4) wxyz, as many frames as root_position")
 
     @field_validator("format")
     @classmethod
@@ -69,40 +82,40 @@ class MotionData(Strict):
 
 class GenerateRequest(Strict):
     text: str = Field(max_length=MAX_TEXT)
-    seconds: float | None = Field(None, gt=0, le=MAX_SECONDS,
+    seconds: Num | None = Field(None, gt=0, le=MAX_SECONDS,
                                   description="length; left out or null: as long as the text suggests")
-    seed: int = Field(0, ge=0, le=2**31 - 1)
-    variations: int = Field(1, ge=1, le=MAX_VARIATIONS)
-    steps: int = Field(DEFAULT_SAMPLING.steps, ge=1, le=64, description="parallel decoding passes")
-    temperature: float = Field(1.0, ge=0, le=10)
-    top_k: int = Field(0, ge=0, le=4096)
-    guidance: float = Field(DEFAULT_SAMPLING.guidance, ge=0, le=10,
+    seed: Int = Field(0, ge=0, le=2**31 - 1)
+    variations: Int = Field(1, ge=1, le=MAX_VARIATIONS)
+    steps: Int = Field(DEFAULT_SAMPLING.steps, ge=1, le=64, description="parallel decoding passes")
+    temperature: Num = Field(1.0, ge=0, le=10)
+    top_k: Int = Field(0, ge=0, le=4096)
+    guidance: Num = Field(DEFAULT_SAMPLING.guidance, ge=0, le=10,
                             description="classifier-free guidance scale (1: off)")
     decoding: Literal["parallel", "next"] = Field("parallel", description="parallel passes or token by token")
-    fps: float = Field(30.0, ge=MIN_FPS, le=MAX_FPS)
-    wait: bool = Field(True, description="answer with the result; false: answer with a job id at once")
+    fps: Num = Field(30.0, ge=MIN_FPS, le=MAX_FPS)
+    wait: Flag = Field(True, description="answer with the result; false: answer with a job id at once")
 
 
 class InfillOptions(Strict):
     text: str = Field("", max_length=MAX_TEXT)
-    seed: int = Field(0, ge=0, le=2**31 - 1)
-    steps: int = Field(DEFAULT_SAMPLING.steps, ge=1, le=64, description="parallel decoding passes")
-    temperature: float = Field(1.0, ge=0, le=10)
-    top_k: int = Field(0, ge=0, le=4096)
-    guidance: float = Field(DEFAULT_SAMPLING.guidance, ge=0, le=10,
+    seed: Int = Field(0, ge=0, le=2**31 - 1)
+    steps: Int = Field(DEFAULT_SAMPLING.steps, ge=1, le=64, description="parallel decoding passes")
+    temperature: Num = Field(1.0, ge=0, le=10)
+    top_k: Int = Field(0, ge=0, le=4096)
+    guidance: Num = Field(DEFAULT_SAMPLING.guidance, ge=0, le=10,
                             description="classifier-free guidance scale (1: off)")
-    wait: bool = Field(True, description="answer with the result; false: answer with a job id at once")
+    wait: Flag = Field(True, description="answer with the result; false: answer with a job id at once")
 
 
 class EditRequest(InfillOptions):
     motion: MotionData
-    start: int = Field(ge=0, le=MAX_FRAMES, description="first frame to regenerate")
-    stop: int = Field(ge=1, le=MAX_FRAMES, description="frame after the last to regenerate")
+    start: Int = Field(ge=0, le=MAX_FRAMES, description="first frame to regenerate")
+    stop: Int = Field(ge=1, le=MAX_FRAMES, description="frame after the last to regenerate")
 
 
 class ContinueRequest(InfillOptions):
     motion: MotionData
-    seconds: float | None = Field(None, gt=0, le=MAX_SECONDS,
+    seconds: Num | None = Field(None, gt=0, le=MAX_SECONDS,
                                   description="how much to add; left out or null: as long as the text suggests")
 
 
@@ -111,13 +124,13 @@ JointName = Literal[canonical.CANONICAL_JOINTS]
 
 class InbetweenRequest(InfillOptions):
     motion: MotionData = Field(description="poses at the key frames; other frames are ignored")
-    keys: list[Annotated[int, Field(ge=0, le=MAX_FRAMES)]] = Field(min_length=2, max_length=MAX_FRAMES,
+    keys: list[Annotated[Int, Field(ge=0, le=MAX_FRAMES)]] = Field(min_length=2, max_length=MAX_FRAMES,
                                                                    description="frames whose whole pose is keyed")
     partial_keys: dict[Annotated[int, Field(ge=0, le=MAX_FRAMES)],
                        Annotated[list[JointName], Field(min_length=1, max_length=len(canonical.CANONICAL_JOINTS))]] = Field(
         default_factory=dict, max_length=MAX_FRAMES,
         description="more frames, each with the canonical joints keyed there (keys on some bones)")
-    loop: bool | None = Field(None, description="a seamless cycle; default: whether the first and last key match")
+    loop: Flag | None = Field(None, description="a seamless cycle; default: whether the first and last key match")
 
 
 class CaptionRequest(Strict):
@@ -128,8 +141,37 @@ class JobState(BaseModel):
     job: str
     task: str
     status: str = Field(description="queued, running, done, failed or cancelled")
-    progress: float = Field(ge=0, le=1)
-    seconds: float | None = Field(None, description="how long the job ran, once it has finished")
+    progress: Num = Field(ge=0, le=1)
+    seconds: Num | None = Field(None, description="how long the job ran, once it has finished")
     error: str | None = None
+    detail: str | None = Field(None, description="why a job was cut short (the server is stopping)")
     motions: list[MotionData] | None = None
     text: str | None = None
+
+
+class FieldError(BaseModel):
+    loc: list[str | int] = Field(description="where: body, then the field path")
+    msg: str
+
+
+class ErrorAnswer(BaseModel):
+    """What every refusal answers: a sentence, or one entry per invalid field."""
+
+    detail: str | list[FieldError]
+
+
+def _error(why: str) -> dict:
+    return {"model": ErrorAnswer, "description": why}
+
+
+def _job(why: str) -> dict:
+    return {"model": JobState, "description": why}
+
+
+# The answers every route may give besides its 200, for the OpenAPI description.
+REFUSALS = {401: _error("missing or wrong token"), 403: _error("the Host header is not a loopback name"),
+            413: _error("the body is larger than any valid request"),
+            422: _error("an invalid field (each one named)"), 429: _error("too many jobs waiting")}
+JOB_ANSWERS = {**REFUSALS, 400: _job("the engine refused the input (the job's error says why)"),
+               500: _job("the engine failed (a bug)"), 503: _job("the server is stopping; the job was cancelled")}
+LOOKUP_ANSWERS = {**REFUSALS, 404: _error("no such job (finished jobs are kept 10 minutes)")}

@@ -16,11 +16,13 @@ from pathlib import Path
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from backend.engine import Engine, Sampling
 from backend.guards import BodyLimit, GuardedH11Protocol, quiet_repeats
 from backend.jobs import Job, JobQueue
-from backend.schemas import CaptionRequest, ContinueRequest, EditRequest, GenerateRequest, InbetweenRequest, JobState
+from backend.schemas import (JOB_ANSWERS, LOOKUP_ANSWERS, REFUSALS, CaptionRequest, ContinueRequest, EditRequest,
+                             GenerateRequest, InbetweenRequest, JobState)
 from motioncore.wire import to_wire
 
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "[::1]"}
@@ -98,11 +100,11 @@ def create_app(engine: Engine, token: str, jobs: JobQueue | None = None, on_read
             state, code = {**state, "detail": "the backend is shutting down; the job was cancelled"}, 503
         return Response(json.dumps(state, allow_nan=False), status_code=code, media_type="application/json")
 
-    @app.get("/v1/info")
+    @app.get("/v1/info", responses=REFUSALS)
     def info() -> dict:
         return {**engine.info(), "api": 1, "queued": jobs.pending()}
 
-    @app.post("/v1/generate", response_model=JobState, response_model_exclude_none=True)
+    @app.post("/v1/generate", response_model=JobState, response_model_exclude_none=True, responses=JOB_ANSWERS)
     async def generate(body: GenerateRequest):
         sampling = sampling_of(body, decoding=body.decoding)
         job = jobs.submit("generate", lambda j: engine.generate(
@@ -125,23 +127,23 @@ def create_app(engine: Engine, token: str, jobs: JobQueue | None = None, on_read
         job = jobs.submit(task, lambda j: call(motion, sampling, j.on_step))
         return await wait_for(job, body.wait)
 
-    @app.post("/v1/edit", response_model=JobState, response_model_exclude_none=True)
+    @app.post("/v1/edit", response_model=JobState, response_model_exclude_none=True, responses=JOB_ANSWERS)
     async def edit(body: EditRequest):
         return await motion_job("edit", body, lambda m, s, cb: engine.edit(
             m, body.start, body.stop, body.text, seed=body.seed, sampling=s, on_step=cb))
 
-    @app.post("/v1/continue", response_model=JobState, response_model_exclude_none=True)
+    @app.post("/v1/continue", response_model=JobState, response_model_exclude_none=True, responses=JOB_ANSWERS)
     async def continue_(body: ContinueRequest):
         return await motion_job("continue", body, lambda m, s, cb: engine.continue_(
             m, body.text, body.seconds, seed=body.seed, sampling=s, on_step=cb))
 
-    @app.post("/v1/inbetween", response_model=JobState, response_model_exclude_none=True)
+    @app.post("/v1/inbetween", response_model=JobState, response_model_exclude_none=True, responses=JOB_ANSWERS)
     async def inbetween(body: InbetweenRequest):
         return await motion_job("inbetween", body, lambda m, s, cb: engine.inbetween(
             m, body.keys, body.text, seed=body.seed, sampling=s, on_step=cb, loop=body.loop,
             partial_keys=body.partial_keys))
 
-    @app.post("/v1/caption", response_model=JobState, response_model_exclude_none=True)
+    @app.post("/v1/caption", response_model=JobState, response_model_exclude_none=True, responses=JOB_ANSWERS)
     async def caption(body: CaptionRequest):
         motion = motion_of(body)
         if isinstance(motion, JSONResponse):
@@ -149,14 +151,15 @@ def create_app(engine: Engine, token: str, jobs: JobQueue | None = None, on_read
         job = jobs.submit("caption", lambda j: engine.caption(motion))
         return await wait_for(job, True)
 
-    @app.get("/v1/jobs/{job_id}", response_model=JobState, response_model_exclude_none=True)
+    @app.get("/v1/jobs/{job_id}", response_model=JobState, response_model_exclude_none=True, responses=LOOKUP_ANSWERS)
     async def get_job(job_id: str):
         job = jobs.get(job_id)
         if job is None:
             return JSONResponse({"detail": f"no job {job_id!r}"}, status_code=404)
         return await wait_for(job, False)
 
-    @app.post("/v1/jobs/{job_id}/cancel", response_model=JobState, response_model_exclude_none=True)
+    @app.post("/v1/jobs/{job_id}/cancel", response_model=JobState, response_model_exclude_none=True,
+              responses=LOOKUP_ANSWERS)
     def cancel_job(job_id: str):
         job = jobs.cancel(job_id)
         if job is None:
@@ -168,6 +171,13 @@ def create_app(engine: Engine, token: str, jobs: JobQueue | None = None, on_read
         # Name the field and the problem; never echo the input (it may hold NaN, or 100 kB).
         detail = [{"loc": list(e.get("loc", [])), "msg": e.get("msg", "invalid")} for e in exc.errors()]
         return JSONResponse({"detail": detail}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def refused(request: Request, exc: StarletteHTTPException):
+        if exc.status_code == 400:  # a body that is not JSON text at all: a field error like the rest
+            return JSONResponse({"detail": [{"loc": ["body"], "msg": str(exc.detail)}]}, status_code=422)
+        return JSONResponse({"detail": str(exc.detail)}, status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))
 
     @app.exception_handler(OverflowError)
     async def busy(request: Request, exc: OverflowError):

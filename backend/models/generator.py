@@ -18,6 +18,7 @@ every linear layer.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from dataclasses import asdict, dataclass, field
@@ -101,6 +102,22 @@ class MotionLM(nn.Module):
     def decoder(self) -> nn.Module:
         """The Llama trunk (with LoRA layers injected)."""
         return self.lm.get_base_model().model
+
+    @contextlib.contextmanager
+    def _checked_layers(self, check):
+        """Call check(fraction) before each decoder layer, so a cancel (check raises) lands
+        within one layer's time, not one whole pass of a 16-variation batch (seconds)."""
+        if check is None:
+            yield
+            return
+        layers = list(self.decoder.layers)
+        hooks = [layer.register_forward_pre_hook(lambda *_, k=k: check(k / len(layers)))
+                 for k, layer in enumerate(layers)]
+        try:
+            yield
+        finally:
+            for h in hooks:
+                h.remove()
 
     # -- forward -----------------------------------------------------------------------------
     def embed(self, ids: torch.Tensor) -> torch.Tensor:
@@ -247,10 +264,19 @@ class MotionLM(nn.Module):
         rest on a cosine schedule, so N codes take `steps` passes, not N. The text prefix is
         encoded once and cached; each pass runs only the N motion positions. guidance > 1 runs
         each pass also without the text and pushes the logits away from that (classifier-free
-        guidance). on_step(done, total) is called after every pass (it may raise to cancel).
+        guidance). on_step(done, total) is called after every pass, and with a fractional `done`
+        before every decoder layer (it may raise to cancel).
         """
         device = self.new_tokens.weight.device
         codes = codes.clone().to(device)
+        B, N = codes.shape
+        step = [0]
+        check = None if on_step is None else (lambda f: on_step(step[0] + f, steps))
+        with self._checked_layers(check):
+            return self._fill(text, codes, steps, temperature, top_k, generator, task, on_step, guidance, step)
+
+    def _fill(self, text, codes, steps, temperature, top_k, generator, task, on_step, guidance, step):
+        device = codes.device
         B, N = codes.shape
         past, starts, keep, _ = self._guided(task, text, B, guidance)
         R = len(starts)
@@ -275,6 +301,7 @@ class MotionLM(nn.Module):
             rank = torch.empty_like(codes)
             rank.scatter_(1, conf.argsort(dim=1), torch.arange(N, device=device).expand(B, N))
             codes = torch.where(masked & (rank >= keep_masked[:, None]), sample, codes)
+            step[0] = s
             if on_step is not None:
                 on_step(s, steps)
         return codes.cpu()
