@@ -42,10 +42,15 @@ def _data_build(args: argparse.Namespace) -> int:
 def _check_install(args: argparse.Namespace) -> int:
     from backend.models.basemodel import verify_gguf
 
+    from backend.models.weights_file import check_sums
+    from backend.paths import default_weights_dir
+
     path = verify_gguf()
     import torch
 
-    print(f"torch {torch.__version__}; base model {path.name} (sha256 verified)")
+    checked = check_sums(default_weights_dir())
+    print(f"torch {torch.__version__}; base model {path.name} (sha256 verified); "
+          f"{checked} files of {default_weights_dir()} match their SHA256SUMS")
     return 0
 
 

