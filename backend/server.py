@@ -54,6 +54,27 @@ def result_motions(job: Job) -> list:
     return job.result if isinstance(job.result, list) else [job.result]
 
 
+STREAM_ROWS = 120  # frames of motion per streamed piece (about 25 ms of JSON writing each)
+
+
+def _answer_pieces(state: dict, motions: list):
+    """The JobState JSON with its motions, as byte pieces of at most STREAM_ROWS frames: each
+    piece is one short hold of the GIL (json.dumps runs in C and lets no other thread in)."""
+    yield (json.dumps(state)[:-1] + ', "motions": [').encode()
+    for i, motion in enumerate(motions):
+        wire = to_wire(motion)
+        head = {k: v for k, v in wire.items() if k not in ("root_position", "local_rotations")}
+        yield ((", " if i else "") + json.dumps(head)[:-1]).encode()
+        for key in ("root_position", "local_rotations"):
+            rows = wire[key]
+            yield f', "{key}": ['.encode()
+            for start in range(0, len(rows), STREAM_ROWS):
+                yield ((", " if start else "") + json.dumps(rows[start:start + STREAM_ROWS])[1:-1]).encode()
+            yield b"]"
+        yield b"}"
+    yield b"]}"
+
+
 def sampling_of(body, **more) -> Sampling:
     """The decoding controls a request carries."""
     return Sampling(steps=body.steps, temperature=body.temperature, top_k=body.top_k, guidance=body.guidance,
@@ -105,16 +126,14 @@ def create_app(engine: Engine, token: str, jobs: JobQueue | None = None, on_read
 
         async def body():
             loop = asyncio.get_running_loop()
-            yield (json.dumps(state)[:-1] + ', "motions": [').encode()
-            for i, motion in enumerate(result_motions(job)):
-                text = await loop.run_in_executor(None, lambda m=motion: json.dumps(to_wire(m)))
-                yield ((", " if i else "") + text).encode()
-            yield b"]}"
+            pieces = _answer_pieces(state, result_motions(job))
+            while (piece := await loop.run_in_executor(None, next, pieces, None)) is not None:
+                yield piece
 
         return StreamingResponse(body(), status_code=code, media_type="application/json")
 
     @app.get("/v1/info", responses=REFUSALS)
-    def info() -> dict:
+    async def info() -> dict:  # cheap: on the loop, no thread hop
         return {**engine.info(), "api": 1, "queued": jobs.pending()}
 
     @app.post("/v1/generate", response_model=JobState, response_model_exclude_none=True, responses=JOB_ANSWERS)
@@ -225,6 +244,12 @@ def serve(port: int = 0, weights: Path | None = None, device: str = "auto", toke
 
     jobs = JobQueue()
     engine = jobs.call(lambda: Engine(weights, device=device))  # loaded where its jobs will run
+    import gc
+
+    # The model's objects live as long as the process: keep them out of the collector's full
+    # passes, which otherwise paused every request for a few hundred ms while a big answer was
+    # written (millions of new floats set the collections off).
+    gc.freeze()
     token = token or os.environ.get("DYNAMICPOSE_TOKEN") or secrets.token_urlsafe(24)
     sock = loopback_socket(port)
     host, bound = sock.getsockname()[:2]
