@@ -188,6 +188,7 @@ def main() -> None:
         "cancel_16_variations": lambda s: summary(cancel_latency(s, 16, args.trials)),
         "concurrent": lambda s: concurrent_jobs(s, 20),
         "sustained": lambda s: sustained(s, args.seconds),
+        "keep_alive_1_client": lambda s: sustained(s, 10.0, clients=1),
         "idle": lambda s: among_idle(s, 1000),
         "big_answer": beside_a_big_answer,
     }
