@@ -526,7 +526,7 @@ def test_a_damaged_base_cache_is_found_and_rebuilt(tmp_path):
     folder.mkdir()
     save_file({"w": torch.arange(1000, dtype=torch.float32)}, str(folder / "model.safetensors"))
     weights = folder / "model.safetensors"
-    from backend.models.weights_file import sha256
+    from backend.models.basemodel import sha256
 
     meta = {"format": llm._CACHE_FORMAT, "source_sha256": llm.GGUF_SHA256,
             "files": {"model.safetensors": weights.stat().st_size}, "weights_sha256": sha256(weights)}

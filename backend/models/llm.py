@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from backend.models.basemodel import GGUF_FILE, GGUF_SHA256, verify_gguf
+from backend.models.basemodel import GGUF_FILE, GGUF_SHA256, sha256, verify_gguf
 from backend.paths import default_cache_dir
 
 DEFAULT_BASE = "embedded:smollm2-135m-instruct"
@@ -47,8 +47,6 @@ def _weights_unchanged(folder: Path, meta: dict) -> bool:
     """The cached weights hash to what was recorded when they were written. Hashing 540 MB
     takes 0.4 s here, so it is done when the file's modification time differs from the last
     check (any write changes it), and the check is recorded."""
-    from backend.models.weights_file import sha256
-
     weights = folder / "model.safetensors"
     if meta.get("checked_mtime_ns") == weights.stat().st_mtime_ns:
         return True
@@ -85,8 +83,6 @@ def embedded_base_dir(cache_dir: Path | None = None) -> Path:
         config = json.loads((tmp / "config.json").read_text())
         config.pop("quantization_config", None)
         (tmp / "config.json").write_text(json.dumps(config, indent=2))
-        from backend.models.weights_file import sha256
-
         files = {f.name: f.stat().st_size for f in tmp.iterdir() if f.is_file()}
         (tmp / "dynamicpose_cache.json").write_text(json.dumps(
             {"format": _CACHE_FORMAT, "source": GGUF_FILE, "source_sha256": GGUF_SHA256, "files": files,

@@ -3,7 +3,6 @@
 evaluator and length estimator are all stored this way."""
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict
 from pathlib import Path
@@ -11,20 +10,14 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from backend.models.basemodel import sha256
+
 SUMS = "SHA256SUMS"  # beside a model folder's files (`sha256sum -c` reads it); checked on load
 RESTORE = "restore the folder (git checkout weights/default, or copy it again) or train it again"
 
 
 class WeightsError(ValueError):
     """A weights file that is damaged: says which file and what to do."""
-
-
-def sha256(path: Path, chunk: int = 1 << 22) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _sums_of(folder: Path) -> dict[str, str]:
