@@ -365,7 +365,14 @@ def test_sigterm_cancels_the_running_job_answers_json_and_exits(tiny_weights):
     request = threading.Thread(target=lambda: answers.append(call(found, "POST", "/v1/generate", {
         "text": "a long dance", "seconds": 20, "variations": 16, "steps": 64})))
     request.start()
-    time.sleep(1.0)
+    # A fresh server's first job (j1) loaded the model; the request's job is j2. Stop it while it runs.
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        status, state = call(found, "GET", "/v1/jobs/j2")
+        if status == 200 and state["status"] != "queued":
+            break
+        time.sleep(0.005)
+    assert state["status"] == "running", state
     t0 = time.monotonic()
     found["proc"].send_signal(signal.SIGTERM)
     assert found["proc"].wait(10) == 0
