@@ -21,7 +21,7 @@ from backend.sampling import Sampling  # noqa: F401  (part of the engine's API)
 from motioncore import blend, canonical, features
 from motioncore import rotations as rot
 from motioncore.clip import Motion
-from motioncore.limits import MAX_FPS, MAX_SECONDS, MAX_TEXT, MAX_VARIATIONS, MIN_FPS, motion_problem
+from motioncore.limits import MAX_SECONDS, MAX_TEXT, MAX_VARIATIONS, fps_problem, motion_problem
 
 
 class Engine:
@@ -103,8 +103,8 @@ class Engine:
                 on_step(0, 1)
         if not 1 <= variations <= MAX_VARIATIONS:
             raise ValueError(f"variations must be 1..{MAX_VARIATIONS}, got {variations}")
-        if not MIN_FPS <= fps <= MAX_FPS:
-            raise ValueError(f"the frame rate must be between {MIN_FPS:g} and {MAX_FPS:g} fps, got {fps:g}")
+        if problem := fps_problem(fps):
+            raise ValueError(problem)
         frames = self._frames(seconds)
         # seconds x fps frames, as a timeline counts them: enough model frames that resampling
         # reaches the last one (a clip of N frames spans N - 1 intervals).

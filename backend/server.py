@@ -35,17 +35,14 @@ def _host_name(header: str) -> str:
     return header.rsplit(":", 1)[0] if ":" in header else header
 
 
-def job_state(job: Job, motions: bool = True) -> dict:
-    """The JobState answer as a JSON-ready dict (`motions`: with the result's motions). Built
-    directly rather than through the pydantic model: validating our own 5,000-float motions cost
-    more than the rest of a request."""
+def job_state(job: Job) -> dict:
+    """The JobState answer as a JSON-ready dict, without the result's motions (they stream:
+    _answer_pieces). Built directly rather than through the pydantic model: validating our own
+    5,000-float motions cost more than the rest of a request."""
     state = {"job": job.id, "task": job.task, "status": job.status, "progress": round(job.progress, 3),
              "seconds": None if job.seconds is None else round(job.seconds, 4), "error": job.error}
-    if job.status == "done":
-        if job.task == "caption":
-            state["text"] = job.result
-        elif motions:
-            state["motions"] = [to_wire(m) for m in result_motions(job)]
+    if job.status == "done" and job.task == "caption":
+        state["text"] = job.result
     return {k: v for k, v in state.items() if v is not None}
 
 
@@ -115,7 +112,7 @@ def create_app(engine: Engine, token: str, jobs: JobQueue | None = None, on_read
 
         while wait and not job.done.is_set():
             await asyncio.sleep(WAIT_POLL_SECONDS)
-        state = job_state(job, motions=False)
+        state = job_state(job)
         code = 200
         if state["status"] == "failed":  # the engine refused the input (400) or broke (500)
             code = 500 if state.get("error", "").startswith("internal") else 400
@@ -192,11 +189,11 @@ def create_app(engine: Engine, token: str, jobs: JobQueue | None = None, on_read
 
     @app.post("/v1/jobs/{job_id}/cancel", response_model=JobState, response_model_exclude_none=True,
               responses=LOOKUP_ANSWERS)
-    def cancel_job(job_id: str):
+    async def cancel_job(job_id: str):
         job = jobs.cancel(job_id)
         if job is None:
             return JSONResponse({"detail": f"no job {job_id!r}"}, status_code=404)
-        return JSONResponse(job_state(job))
+        return await wait_for(job, False)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError):

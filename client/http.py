@@ -11,6 +11,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 from ..motioncore.clip import Motion
 from ..motioncore.wire import from_wire, to_wire
@@ -48,8 +49,6 @@ class HTTPBackend:
         in that Python runs: `-P` keeps the working directory off its import path. The server
         reads its stdin and exits when it closes, so it never outlives Blender. Bounded by
         `timeout`; `cancel` stops the start (the child is killed)."""
-        from pathlib import Path
-
         command = [python, "-m", "backend", "serve", "--exit-with-stdin", *args]
         if not cwd:
             command.insert(1, "-P")

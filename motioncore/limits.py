@@ -9,11 +9,18 @@ MAX_TEXT = 1000      # characters of prompt; the model reads at most its max_tex
 MAX_VARIATIONS = 16  # takes from one Generate
 
 
+def fps_problem(fps: float) -> str | None:
+    """Why `fps` is not a frame rate a motion may have (None: it is)."""
+    if not (MIN_FPS <= fps <= MAX_FPS):
+        return f"the frame rate must be between {MIN_FPS:g} and {MAX_FPS:g} fps, got {fps:g}"
+    return None
+
+
 def motion_problem(frames: int, fps: float) -> str | None:
     """Why a motion of `frames` frames at `fps` cannot be read (None: it can): the one rule
     every route and engine call that takes a motion applies before any work."""
-    if not (MIN_FPS <= fps <= MAX_FPS):
-        return f"the frame rate must be between {MIN_FPS:g} and {MAX_FPS:g} fps, got {fps:g}"
+    if problem := fps_problem(fps):
+        return problem
     if frames < 2:
         return f"the motion needs at least 2 frames, got {frames}"
     if (frames - 1) / fps > MAX_SECONDS:

@@ -36,15 +36,15 @@ MAX_SIDE_BYTES = 1 << 20   # labels and captions beside a clip
 MAX_FOLDER_DEPTH = 32
 
 
-def _entries(root: Path, suffixes: tuple[str, ...]) -> Iterator[tuple[Path, str | None]]:
-    """Files under `root` ending in `suffixes`, in name order, each with the reason it cannot be
+def _entries(root: Path, suffixes: tuple[str, ...] = ()) -> Iterator[tuple[Path, str | None]]:
+    """Files under `root` ending in `suffixes` (none given: every file), in name order, each with the reason it cannot be
     read (None: it can): regular files only (not a folder, FIFO, device or broken link), at most
     MAX_BVH_BYTES, at most MAX_FOLDER_DEPTH folders down; links to folders are not followed."""
     for folder, dirs, files in os.walk(root, onerror=None):
         here = Path(folder)
         depth = len(here.relative_to(root).parts)
         dirs.sort()
-        for d in list(dirs):
+        for d in list(dirs) if suffixes else ():
             if d.endswith(suffixes):
                 yield here / d, "a folder, not a file"
         if depth >= MAX_FOLDER_DEPTH:
@@ -52,7 +52,7 @@ def _entries(root: Path, suffixes: tuple[str, ...]) -> Iterator[tuple[Path, str 
                 yield here, f"more than {MAX_FOLDER_DEPTH} folders deep; not read further"
             dirs.clear()
         for name in sorted(files):
-            if not name.endswith(suffixes):
+            if suffixes and not name.endswith(suffixes):
                 continue
             path = here / name
             try:
@@ -150,7 +150,7 @@ class Sources:
         """What the cache was built from, to tell when it is stale."""
         out = []
         for p in self.paths:
-            files = [f for f, problem in _entries(p, ("",)) if problem is None] if p.is_dir() else [p]
+            files = [f for f, problem in _entries(p) if problem is None] if p.is_dir() else [p]
             listing = hashlib.sha1()
             for f in files:
                 st = f.stat()
