@@ -12,9 +12,10 @@ import numpy as np
 import torch
 
 from backend import __version__
+from backend import adapters as store
 from backend.device import pick_device
 from backend.models import weights_file
-from backend.models.generator import INFILL, MotionLM
+from backend.models.generator import FORMAT_VERSION, INFILL, MotionLM
 from backend.models.tokenizer import MotionTokenizer
 from backend.paths import default_weights_dir
 from backend.sampling import Sampling  # noqa: F401  (part of the engine's API)
@@ -26,10 +27,12 @@ from motioncore.limits import MAX_SECONDS, MAX_TEXT, MAX_VARIATIONS, fps_problem
 
 class Engine:
     def __init__(self, weights: Path | None = None, device: str = "auto", dtype: str = "auto",
-                 base: str | None = None, cache_dir: Path | None = None):
+                 base: str | None = None, cache_dir: Path | None = None, adapter: str = store.DEFAULT,
+                 adapters: Path | None = None):
         t0 = time.perf_counter()
         self.weights = Path(weights) if weights else default_weights_dir()
         self.cache_dir = cache_dir
+        self.adapters = Path(adapters) if adapters else store.adapters_dir()  # the user's own (backend/adapters.py)
         self._length = None  # (estimator, sentence features), loaded on the first prompt without a length
         self.device = pick_device(device)
         if dtype == "auto":  # bf16 halves memory traffic; on this class of CPU it is ~2x faster
@@ -38,10 +41,14 @@ class Engine:
         weights_file.check_sums(self.weights)  # a damaged file is named here, not as a NaN later
         self.tokenizer = MotionTokenizer.from_pretrained(self.weights)
         self.model = MotionLM.from_pretrained(self.weights, base=base, dtype=self.dtype, cache_dir=cache_dir)
+        self._keep_unmerged()
         # The engine only infers: fold the LoRA deltas into the base weights, so each linear layer
         # is one matmul instead of three (measured: 5 passes 0.73 s -> 0.48 s for an 8 s clip).
         self.model.lm.merge_adapter()
         self.model.to(self.device)
+        self.adapter = store.DEFAULT
+        if adapter != store.DEFAULT:
+            self.use_adapter(adapter)
         self.down = self.tokenizer.config.down
         # The in-betweener is small and fast on any CPU; weights without one fall back to the LM.
         self.inbetweener = None
@@ -53,10 +60,105 @@ class Engine:
 
     def info(self) -> dict:
         return {"version": __version__, "device": str(self.device), "dtype": str(self.dtype).replace("torch.", ""),
-                "base": self.model.config.base, "weights": str(self.weights),
+                "base": self.model.config.base, "weights": str(self.weights), "adapter": self.adapter,
                 "codebook_size": self.tokenizer.config.codebook_size, "model_fps": canonical.MODEL_FPS,
                 "max_seconds": MAX_SECONDS, "torch": torch.__version__, "python": platform.python_version(),
                 "load_seconds": round(self.load_seconds, 2)}
+
+    # -- adapters: the user's own, switched in place --------------------------------------------
+    def _keep_unmerged(self) -> None:
+        """Before the merge: each LoRA layer's base weight and the default's LoRA and new token
+        rows, so any adapter can be merged onto the same base later (and the default again, to
+        the bit) without reloading it. Costs a copy of the adapted layers (0.2 GB for the default base)."""
+        from peft import get_peft_model_state_dict
+        from peft.tuners.lora import LoraLayer
+
+        self._lora = {n: m for n, m in self.model.lm.named_modules() if isinstance(m, LoraLayer)}
+        self._unmerged = {n: m.base_layer.weight.detach().clone() for n, m in self._lora.items()}
+        self._default = ({k: v.detach().clone() for k, v in get_peft_model_state_dict(self.model.lm).items()},
+                         self.model.new_tokens.weight.detach().clone())
+        self._identity = store.identity(self.weights)
+
+    def adapters_list(self) -> list[dict]:
+        """The default and every adapter in the user's folder (newest first)."""
+        return [{"name": store.DEFAULT, "clips": None, "steps": None, "created": None}] + store.list_adapters(self.adapters)
+
+    @torch.no_grad()
+    def use_adapter(self, name: str) -> dict:
+        """Put adapter `name` (store.DEFAULT: the shipped one) in use: its LoRA merged onto the
+        base weights as they were loaded, its new token rows in. Checked whole before anything
+        changes; returns its info."""
+        from peft import set_peft_model_state_dict
+
+        if name == store.DEFAULT:
+            state, rows, info = *self._default, {"name": store.DEFAULT}
+        else:
+            folder = store.folder_of(name, self.adapters)
+            info = store.read_info(folder)
+            meta = weights_file.read_meta(folder, "generator", FORMAT_VERSION, "generator")
+            why = store.mismatch({**info, "config": meta.get("config", {}), "base_vocab": meta.get("base_vocab")},
+                                 self._identity)
+            if why:
+                raise store.AdapterError(f"adapter {name!r} does not fit this model: {why}")
+            weights_file.check_sums(folder)
+            state = weights_file.read_tensors(folder / "adapter" / "adapter_model.safetensors")
+            rows = weights_file.read_tensors(folder / "new_tokens.safetensors")["new_tokens"]
+            ours = self._default[0]
+            bad = [k for k in ours if k not in state or state[k].shape != ours[k].shape] + sorted(set(state) - set(ours))
+            if bad or rows.shape != self._default[1].shape:
+                raise store.AdapterError(f"adapter {name!r} does not fit this model's layers ({bad[:3]})")
+        for n, m in self._lora.items():  # back to the base as loaded, then this adapter merged on
+            m.base_layer.weight.data.copy_(self._unmerged[n])
+            m.merged_adapters = []
+        set_peft_model_state_dict(self.model.lm, state)
+        self.model.new_tokens.weight.data.copy_(rows)
+        self.model.lm.merge_adapter()
+        self.adapter = name
+        return info
+
+    def train_adapter(self, name: str, motions: list[Motion], captions: list[str], steps: int = 100,
+                      batch: int = 8, lr: float = 5e-4, seed: int = 0, on_step=None, report: bool = True,
+                      sources: list[str] | None = None) -> dict:
+        """Train adapter `name` on `motions` (canonical, one caption each) from the default model,
+        into the adapters folder, then measure it (evaluation/adapter_report.py). on_step(done,
+        total) after each step, raising to stop: a stop keeps the steps done as the adapter (its
+        info says "stopped"), and the stop is raised again once it is saved. The adapter in use
+        stays in use."""
+        from backend.jobs import Cancelled
+        from backend.training.adapter import AdapterTraining, check_clips, train_adapter
+
+        for m in motions:
+            self._check_motion(m)
+        check_clips(motions, captions)
+        training = AdapterTraining(steps=steps, batch=batch, lr=lr, seed=seed)
+        self.training_progress: dict = {}
+        stopped: list[BaseException] = []
+
+        def progress(step: int, total: int, loss: float | None, left: float | None) -> bool:
+            self.training_progress = {"step": step, "steps": total, "loss": None if loss is None else round(loss, 4),
+                                      "seconds_left": None if left is None else round(left, 1)}
+            if on_step is None:
+                return False
+            try:
+                on_step(step, total)
+            except Exception as e:  # a cancel: stop after this step and keep what was learnt
+                stopped.append(e)
+                return True
+            return False
+
+        if on_step is not None:
+            on_step(0, steps)
+        info = train_adapter(self.weights, name, motions, captions, training, root=self.adapters,
+                             device=str(self.device), progress=progress, cache_dir=self.cache_dir, sources=sources)
+        if stopped:
+            raise stopped[0] if not isinstance(stopped[0], Cancelled) else Cancelled()
+        if report:
+            from backend.evaluation.adapter_report import measure
+
+            folder = store.folder_of(name, self.adapters)
+            info["report"] = measure(self, name, motions, captions, picture=folder / "report.png", seed=seed)
+            store.write_info(folder, info)
+        return info
 
     # -- helpers -----------------------------------------------------------------------------
     def _tokens_for(self, frames: int) -> int:

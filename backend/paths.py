@@ -34,3 +34,10 @@ def default_weights_dir() -> Path:
     """$DYNAMICPOSE_WEIGHTS, else the shipped default model in weights/default of the checkout."""
     env = os.environ.get("DYNAMICPOSE_WEIGHTS")
     return Path(env) if env else REPO_ROOT / "weights" / "default"
+
+
+def adapters_dir() -> Path:
+    """$DYNAMICPOSE_ADAPTERS, else adapters/ in the cache folder: the user's own adapters, one
+    folder each (backend/adapters.py), shared by the CLI, the server and every Blender."""
+    env = os.environ.get("DYNAMICPOSE_ADAPTERS")
+    return Path(env) if env else default_cache_dir() / "adapters"

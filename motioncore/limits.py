@@ -7,6 +7,12 @@ MIN_FPS = 8.0        # the lowest (animation on threes at 24 fps); a frame time 
 MAX_FRAMES = int(MAX_SECONDS * MAX_FPS)
 MAX_TEXT = 1000      # characters of prompt; the model reads at most its max_text_tokens of them
 MAX_VARIATIONS = 16  # takes from one Generate
+# Training an adapter: clips go to the backend at the model's 20 fps, so a request holds no more
+# motion data than one motion of MAX_FRAMES.
+MAX_TRAIN_CLIPS = 32
+MAX_TRAIN_FRAMES = MAX_FRAMES
+MAX_TRAIN_STEPS = 5000
+MAX_TRAIN_BATCH = 64
 
 
 def fps_problem(fps: float) -> str | None:

@@ -72,11 +72,11 @@ class TokenClip:
 
 
 def tokenize_split(ds: Dataset, tokenizer: MotionTokenizer, split: str, mirror: bool,
-                   wide_captions: int = 0) -> list[TokenClip]:
+                   wide_captions: int = 0, progress: bool = True) -> list[TokenClip]:
     """Motion tokens for every clip of a split (and its mirror, captions relabelled). Clips
     without captions get an empty text and teach motion infill only."""
     out = []
-    for c in tqdm(ds.split(split), desc=f"tokenizing {split}", unit="clip"):
+    for c in tqdm(ds.split(split), desc=f"tokenizing {split}", unit="clip", disable=not progress):
         f = ds.clip_features(c)
         for mirrored, content, texts in clip_texts(c, mirror, wide_captions):
             codes = tokenizer.encode(mirrored_features(f) if mirrored else f)
@@ -142,9 +142,11 @@ def make_example(model: MotionLM, clip: TokenClip, training: GeneratorTraining, 
 
 def train(ds: Dataset, tokenizer: MotionTokenizer, config: GeneratorConfig, training: GeneratorTraining,
           out: Path, resume: bool = True, progress: bool = True, cache_dir: Path | None = None,
-          init_from: Path | None = None, splits: tuple[str, ...] = ("train",)) -> tuple[MotionLM, dict]:
+          init_from: Path | None = None, splits: tuple[str, ...] = ("train",),
+          stop=None) -> tuple[MotionLM, dict]:
     """Train from a fresh adapter, or go on from the model in `init_from` (a user's adapter on
-    top of the default). Checkpoints go to out/generator_checkpoint, the model to out/."""
+    top of the default). Checkpoints go to out/generator_checkpoint, the model to out/.
+    `stop(step, outcome)`: see training.loop.run (the model trained so far is saved)."""
     rng = seeded(training.seed, training.threads)
     if init_from is not None:
         model = MotionLM.from_pretrained(init_from, cache_dir=cache_dir)
@@ -157,7 +159,8 @@ def train(ds: Dataset, tokenizer: MotionTokenizer, config: GeneratorConfig, trai
     if model.config.codebook_size != tokenizer.config.codebook_size:
         raise ValueError(f"the generator has {model.config.codebook_size} motion codes, "
                          f"the tokenizer {tokenizer.config.codebook_size}")
-    clips = [c for split in splits for c in tokenize_split(ds, tokenizer, split, training.mirror, training.wide_captions)]
+    clips = [c for split in splits for c in tokenize_split(ds, tokenizer, split, training.mirror, training.wide_captions,
+                                                                    progress)]
     if not clips:
         raise ValueError("no training clips to learn from")
     noise = noise_vocabulary(model) if training.word_noise else None
@@ -188,11 +191,11 @@ def train(ds: Dataset, tokenizer: MotionTokenizer, config: GeneratorConfig, trai
     loop = Loop("generator", training.steps, training.seed, Path(out) / "generator_checkpoint", resume,
                 save_every=training.save_every, minutes=training.minutes, smoothing=0.95,
                 history_names={"motion": "motion loss", "text": "caption loss"}, progress=progress)
-    run = run_loop(loop, trainable, opt, step, sched, rng=rng)
+    run = run_loop(loop, trainable, opt, step, sched, rng=rng, stop=stop)
     model.to("cpu")  # saved and handed back on the CPU, where the engine decides the device
     result = {"steps": run.step, "train_seconds": round(run.seconds, 1), "resumed_from": run.resumed_from,
               "tokens_per_second": round(tokens_seen / max(run.seconds, 1e-9)), "training": asdict(training),
-              "final_loss": {k: round(v, 4) for k, v in run.running.items()}}
+              "final_loss": {k: round(v, 4) for k, v in run.running.items()}, "stopped": run.stopped}
     if init_from is not None:
         # The parent's own record (and so its parents'), so the shipped weights carry their lineage.
         result["init_from"] = model.training_record

@@ -54,13 +54,17 @@ class Outcome:
     history: dict[str, list]
     running: dict[str, float]
     resumed_from: int = 0
+    stopped: bool = False  # by `stop`, before loop.steps
 
 
 def run(loop: Loop, model: torch.nn.Module, optimizer: torch.optim.Optimizer, step_fn: StepFn,
         scheduler=None, rng: random.Random | None = None,
-        every: tuple[int, Callable[[int, Outcome], None]] | None = None) -> Outcome:
+        every: tuple[int, Callable[[int, Outcome], None]] | None = None,
+        stop: Callable[[int, Outcome], bool] | None = None) -> Outcome:
     """Train `model` (what the checkpoint holds) until `loop.steps`. `every`: (n, fn) calls
-    fn(step, outcome so far) every n steps and at the last one, before that step's checkpoint."""
+    fn(step, outcome so far) every n steps and at the last one, before that step's checkpoint.
+    `stop(step, outcome)` runs after every step (progress reports, a cancel): True ends the
+    run there, with a checkpoint, as a spent time budget does."""
     out = Outcome(0, 0.0, {name: [] for name in loop.history_names.values()}, {})
     ckpt = Path(loop.checkpoint_dir) if loop.checkpoint_dir else None
     if ckpt is not None and loop.resume and (ckpt / "checkpoint.json").is_file():
@@ -101,6 +105,10 @@ def run(loop: Loop, model: torch.nn.Module, optimizer: torch.optim.Optimizer, st
             every[1](out.step, out)
         if ckpt is not None and (out.step % loop.save_every == 0 or last):
             _save(ckpt, model, optimizer, scheduler, out)
+        if stop is not None and stop(out.step, out) and not last:
+            bar.write(f"stopping at step {out.step}: asked to")
+            out.stopped = True
+            break
     bar.close()
     if ckpt is not None and out.step < loop.steps:  # stopped by the budget: resume from here
         _save(ckpt, model, optimizer, scheduler, out)

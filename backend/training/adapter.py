@@ -1,0 +1,114 @@
+"""Training a user's own adapter from canonical motions (takes read off their rig by the
+add-on, or BVH files) into the adapters folder: the generator's LoRA and new token rows trained
+on from the model in use, nothing else of it changed.
+
+The folder appears only once training has ended (from a hidden one beside it), so a list of
+adapters never shows half of one; a stop part way (a cancel) still leaves a usable adapter of
+the steps done."""
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from backend import adapters as store
+from backend.models import weights_file
+from backend.models.basemodel import sha256
+from motioncore.limits import MAX_TEXT, MAX_TRAIN_BATCH, MAX_TRAIN_CLIPS, MAX_TRAIN_FRAMES, MAX_TRAIN_STEPS
+
+# progress(step, steps, motion loss, seconds left) after each step; True stops the training there.
+Progress = Callable[[int, int, float | None, float | None], bool]
+
+
+@dataclass(frozen=True)
+class AdapterTraining:
+    """A handful of clips, minutes on a laptop CPU: short windows, small batches, a high rate."""
+
+    steps: int = 100
+    batch: int = 8
+    lr: float = 5e-4
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.steps <= MAX_TRAIN_STEPS:
+            raise ValueError(f"steps must be 1..{MAX_TRAIN_STEPS}, got {self.steps}")
+        if not 1 <= self.batch <= MAX_TRAIN_BATCH:
+            raise ValueError(f"batch must be 1..{MAX_TRAIN_BATCH}, got {self.batch}")
+        if not 0 < self.lr <= 0.01:
+            raise ValueError(f"the learning rate must be in (0, 0.01], got {self.lr}")
+
+
+def check_clips(motions: list, captions: list[str]) -> None:
+    if not 1 <= len(motions) <= MAX_TRAIN_CLIPS:
+        raise ValueError(f"train an adapter on 1 to {MAX_TRAIN_CLIPS} clips, got {len(motions)}")
+    if len(captions) != len(motions):
+        raise ValueError(f"{len(motions)} clips but {len(captions)} captions; give one caption per clip")
+    for i, text in enumerate(captions):
+        if not isinstance(text, str) or len(text) > MAX_TEXT:
+            raise ValueError(f"caption {i + 1} must be a string of at most {MAX_TEXT} characters")
+    from motioncore.canonical import MODEL_FPS
+
+    frames = sum(int(round(m.duration * MODEL_FPS)) + 1 for m in motions)
+    if frames > MAX_TRAIN_FRAMES:
+        raise ValueError(f"the clips hold {frames / MODEL_FPS:.0f} s of motion; train on at most "
+                         f"{MAX_TRAIN_FRAMES / MODEL_FPS:.0f} s at a time")
+    if not any(t.strip() for t in captions):
+        raise ValueError("give at least one clip a caption: an adapter learns what the words mean from them")
+
+
+def train_adapter(weights: Path, name: str, motions: list, captions: list[str], training: AdapterTraining,
+                  root: Path | None = None, device: str = "auto", progress: Progress | None = None,
+                  cache_dir: Path | None = None, sources: list[str] | None = None) -> dict:
+    """Train adapter `name` on `motions` (canonical) with their `captions`, on top of the model in
+    `weights`; returns its info (adapter_info.json)."""
+    from backend.data.dataset import from_motions
+    from backend.models.tokenizer import MotionTokenizer
+    from backend.training.generator import GeneratorTraining, train
+
+    name = store.check_name(name)
+    check_clips(motions, captions)
+    root = Path(root) if root else store.adapters_dir()
+    target = root / name
+    if target.exists():
+        raise ValueError(f"an adapter named {name!r} exists; pick another name (or remove that one)")
+    model = store.identity(weights)
+    ds = from_motions(motions, captions, sources)
+    tokenizer = MotionTokenizer.from_pretrained(weights)
+    longest = max(c.length for c in ds.clips) // tokenizer.config.down
+    settings = GeneratorTraining(
+        steps=training.steps, batch=training.batch, lr=training.lr, new_token_lr=4 * training.lr,
+        warmup=min(10, training.steps), max_tokens=max(4, min(40, longest)), save_every=max(1, training.steps // 4),
+        # The user's words and motions as they are: no template paraphrases, no noise, no mirror
+        # (a limp or a wave on one side is what they keyed).
+        wide_captions=0, word_noise=0.0, mirror=False, seed=training.seed, device=device)
+    work = root / f".training-{name}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    t0 = time.perf_counter()
+
+    def stop(step: int, outcome) -> bool:
+        if progress is None:
+            return False
+        spent = time.perf_counter() - t0
+        left = spent / step * (training.steps - step) if step else None
+        return bool(progress(step, training.steps, outcome.running.get("motion"), left))
+
+    try:
+        _, result = train(ds, tokenizer, None, settings, work, resume=False, progress=False, init_from=Path(weights),
+                          splits=("train",), stop=stop, cache_dir=cache_dir)
+        shutil.rmtree(work / "generator_checkpoint", ignore_errors=True)  # the saved adapter is the result
+        weights_file.write_sums(work)
+        info = {"name": name, "clips": len(motions), "captions": list(captions), "sources": sources or [],
+                "steps": result["steps"], "steps_asked": training.steps, "batch": training.batch, "lr": training.lr,
+                "seconds": result["train_seconds"], "loss": result["final_loss"],
+                "stopped": "cancelled" if result["stopped"] else None, "created": store.now(),
+                "trained_on": str(weights), "tokenizer_sha256": model["tokenizer_sha256"],
+                "generator_sha256": sha256(Path(weights) / "generator.json")}
+        store.write_info(work, info)
+        work.rename(target)
+    finally:
+        if work.exists():
+            shutil.rmtree(work, ignore_errors=True)
+    return info
