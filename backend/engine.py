@@ -77,7 +77,7 @@ class Engine:
         self._unmerged = {n: m.base_layer.weight.detach().clone() for n, m in self._lora.items()}
         self._default = ({k: v.detach().clone() for k, v in get_peft_model_state_dict(self.model.lm).items()},
                          self.model.new_tokens.weight.detach().clone())
-        self._identity = store.identity(self.weights)
+        self.identity = store.identity(self.weights)
 
     def adapters_list(self) -> list[dict]:
         """The default and every adapter in the user's folder (newest first)."""
@@ -97,7 +97,7 @@ class Engine:
             info = store.read_info(folder)
             meta = weights_file.read_meta(folder, "generator", FORMAT_VERSION, "generator")
             why = store.mismatch({**info, "config": meta.get("config", {}), "base_vocab": meta.get("base_vocab")},
-                                 self._identity)
+                                 self.identity)
             if why:
                 raise store.AdapterError(f"adapter {name!r} does not fit this model: {why}")
             weights_file.check_sums(folder)

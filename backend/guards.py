@@ -15,7 +15,7 @@ import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from motioncore import canonical
-from motioncore.limits import MAX_FRAMES, MAX_TEXT
+from motioncore.limits import MAX_FRAMES, MAX_TEXT, MAX_TRAIN_CLIPS
 
 MAX_CONNECTIONS = 64    # open at once (the fd limit is often 1,024); see connection_made
 REQUEST_SECONDS = 10.0  # from a connection's first byte (or its last answer) to a whole request
@@ -27,7 +27,8 @@ REQUEST_SECONDS = 10.0  # from a connection's first byte (or its last answer) to
 _JOINTS = len(canonical.CANONICAL_JOINTS)
 _MOTION = MAX_FRAMES * (26 * (3 + 4 * _JOINTS) + 4 * (1 + _JOINTS) + 8)
 _PARTIAL = MAX_FRAMES * (12 + sum(len(j) + 4 for j in canonical.CANONICAL_JOINTS))
-MAX_BODY_BYTES = _MOTION + 8 * MAX_FRAMES + _PARTIAL + 6 * MAX_TEXT + 64 * 1024
+# An adapter's training clips hold one motion's frames in all, and a caption each.
+MAX_BODY_BYTES = _MOTION + 8 * MAX_FRAMES + _PARTIAL + 6 * MAX_TEXT * (1 + MAX_TRAIN_CLIPS) + 64 * 1024
 
 
 class GuardedH11Protocol(H11Protocol):

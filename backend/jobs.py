@@ -30,6 +30,8 @@ class Job:
     done: threading.Event = field(default_factory=threading.Event)
     started_at: float | None = None
     finished_at: float | None = None
+    adapter: str | None = None       # the adapter in use when the job ran
+    training: dict | None = None     # a training job's step, loss and time left
 
     @property
     def seconds(self) -> float | None:

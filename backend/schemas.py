@@ -13,7 +13,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 from backend.sampling import Sampling
 from motioncore import canonical
 from motioncore.clip import Motion
-from motioncore.limits import MAX_FPS, MAX_FRAMES, MAX_SECONDS, MAX_TEXT, MAX_VARIATIONS, MIN_FPS, motion_problem
+from motioncore.limits import (MAX_FPS, MAX_FRAMES, MAX_SECONDS, MAX_TEXT, MAX_TRAIN_BATCH, MAX_TRAIN_CLIPS,
+                               MAX_TRAIN_STEPS, MAX_VARIATIONS, MIN_FPS, motion_problem, training_problem)
 from motioncore.wire import WIRE_FORMAT, from_wire
 
 DEFAULT_SAMPLING = Sampling()
@@ -137,6 +138,75 @@ class CaptionRequest(Strict):
     motion: MotionData
 
 
+AdapterName = Annotated[str, Field(min_length=1, max_length=63, pattern=r"^[A-Za-z0-9][A-Za-z0-9 _.-]*$")]
+FilePath = Annotated[str, Field(min_length=1, max_length=4096, description="an absolute path on the backend's machine")]
+
+
+class TrainClip(Strict):
+    motion: MotionData
+    caption: str = Field("", max_length=MAX_TEXT)
+    source: str = Field("", max_length=200, description="where it came from (an action's name), for the record")
+
+
+class TrainAdapterRequest(Strict):
+    name: AdapterName
+    clips: list[TrainClip] = Field(min_length=1, max_length=MAX_TRAIN_CLIPS)
+    steps: Int = Field(100, ge=1, le=MAX_TRAIN_STEPS)
+    batch: Int = Field(8, ge=1, le=MAX_TRAIN_BATCH)
+    lr: Num = Field(5e-4, gt=0, le=0.01)
+    seed: Int = Field(0, ge=0, le=2**31 - 1)
+    report: Flag = Field(True, description="measure the adapter against the default when trained")
+    wait: Flag = Field(False, description="answer when trained; false: answer with a job id at once")
+
+    @model_validator(mode="after")
+    def _not_too_much(self) -> "TrainAdapterRequest":
+        problem = training_problem([(len(c.motion.root_position), c.motion.fps) for c in self.clips])
+        if problem:
+            raise ValueError(problem)
+        return self
+
+
+class SelectAdapterRequest(Strict):
+    name: AdapterName
+    wait: Flag = True
+
+
+class AdapterRef(Strict):
+    name: AdapterName
+
+
+class ExportAdapterRequest(Strict):
+    name: AdapterName
+    path: FilePath
+
+
+class ImportAdapterRequest(Strict):
+    path: FilePath
+    name: AdapterName | None = Field(None, description="the name to import it as; default: the name it was exported with")
+
+
+class AdapterSummary(BaseModel):
+    name: str
+    clips: int | None = None
+    steps: int | None = None
+    steps_asked: int | None = None
+    created: str | None = None
+    stopped: str | None = None
+    imported: dict | None = None
+
+
+class AdapterList(BaseModel):
+    adapters: list[AdapterSummary]
+    in_use: str
+
+
+class TrainingProgress(BaseModel):
+    step: Int
+    steps: Int
+    loss: Num | None = None
+    seconds_left: Num | None = None
+
+
 class JobState(BaseModel):
     job: str
     task: str
@@ -147,6 +217,9 @@ class JobState(BaseModel):
     detail: str | None = Field(None, description="why a job was cut short (the server is stopping)")
     motions: list[MotionData] | None = None
     text: str | None = None
+    adapter: str | None = Field(None, description="the adapter that made the result (default: the shipped model)")
+    training: TrainingProgress | None = Field(None, description="a training job's step, loss and time left")
+    result: dict | None = Field(None, description="a training or adapter job's outcome (the adapter's info)")
 
 
 class FieldError(BaseModel):
@@ -174,4 +247,5 @@ REFUSALS = {401: _error("missing or wrong token"), 403: _error("the Host header 
             422: _error("an invalid field (each one named)"), 429: _error("too many jobs waiting")}
 JOB_ANSWERS = {**REFUSALS, 400: _job("the engine refused the input (the job's error says why)"),
                500: _job("the engine failed (a bug)"), 503: _job("the server is stopping; the job was cancelled")}
+ADAPTER_ANSWERS = {**REFUSALS, 400: _error("no such adapter, it is in use, or its file is damaged or does not fit")}
 LOOKUP_ANSWERS = {**REFUSALS, 404: _error("no such job (finished jobs are kept 10 minutes)")}

@@ -21,8 +21,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from backend.engine import Engine, Sampling
 from backend.guards import BodyLimit, GuardedH11Protocol, quiet_repeats
 from backend.jobs import Job, JobQueue
-from backend.schemas import (JOB_ANSWERS, LOOKUP_ANSWERS, REFUSALS, CaptionRequest, ContinueRequest, EditRequest,
-                             GenerateRequest, InbetweenRequest, JobState)
+from backend import adapters as store
+from backend.schemas import (ADAPTER_ANSWERS, JOB_ANSWERS, LOOKUP_ANSWERS, REFUSALS, AdapterList, AdapterRef, CaptionRequest,
+                             ContinueRequest, EditRequest, ExportAdapterRequest, GenerateRequest, ImportAdapterRequest,
+                             InbetweenRequest, JobState, SelectAdapterRequest, TrainAdapterRequest)
 from motioncore.wire import to_wire
 
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "[::1]"}
@@ -40,10 +42,16 @@ def job_state(job: Job) -> dict:
     _answer_pieces). Built directly rather than through the pydantic model: validating our own
     5,000-float motions cost more than the rest of a request."""
     state = {"job": job.id, "task": job.task, "status": job.status, "progress": round(job.progress, 3),
-             "seconds": None if job.seconds is None else round(job.seconds, 4), "error": job.error}
+             "seconds": None if job.seconds is None else round(job.seconds, 4), "error": job.error,
+             "adapter": job.adapter, "training": job.training}
     if job.status == "done" and job.task == "caption":
         state["text"] = job.result
+    elif job.status == "done" and job.task not in MOTION_TASKS:
+        state["result"] = job.result
     return {k: v for k, v in state.items() if v is not None}
+
+
+MOTION_TASKS = ("generate", "edit", "continue", "inbetween")  # jobs whose result is motions
 
 
 def result_motions(job: Job) -> list:
@@ -93,6 +101,14 @@ def create_app(engine: Engine, token: str, jobs: JobQueue | None = None, on_read
     jobs = jobs or JobQueue()
     app.state.jobs = jobs
 
+    def submit(task: str, run) -> Job:
+        """An engine job, recording the adapter that does it."""
+        def with_adapter(job: Job):
+            job.adapter = engine.adapter
+            return run(job)
+
+        return jobs.submit(task, with_adapter)
+
     @app.middleware("http")
     async def guard(request: Request, call_next):
         if _host_name(request.headers.get("host", "")) not in LOOPBACK_HOSTS:
@@ -118,7 +134,7 @@ def create_app(engine: Engine, token: str, jobs: JobQueue | None = None, on_read
             code = 500 if state.get("error", "").startswith("internal") else 400
         elif state["status"] == "cancelled" and jobs.closing:
             state, code = {**state, "detail": "the backend is shutting down; the job was cancelled"}, 503
-        if state["status"] != "done" or job.task == "caption":
+        if state["status"] != "done" or job.task not in MOTION_TASKS:
             return Response(json.dumps(state), status_code=code, media_type="application/json")
 
         async def body():
@@ -136,7 +152,7 @@ def create_app(engine: Engine, token: str, jobs: JobQueue | None = None, on_read
     @app.post("/v1/generate", response_model=JobState, response_model_exclude_none=True, responses=JOB_ANSWERS)
     async def generate(body: GenerateRequest):
         sampling = sampling_of(body, decoding=body.decoding)
-        job = jobs.submit("generate", lambda j: engine.generate(
+        job = submit("generate", lambda j: engine.generate(
             body.text, body.seconds, seed=body.seed, variations=body.variations, sampling=sampling,
             fps=body.fps, on_step=j.on_step))
         return await wait_for(job, body.wait)
@@ -153,7 +169,7 @@ def create_app(engine: Engine, token: str, jobs: JobQueue | None = None, on_read
         if isinstance(motion, JSONResponse):
             return motion
         sampling = sampling_of(body)
-        job = jobs.submit(task, lambda j: call(motion, sampling, j.on_step))
+        job = submit(task, lambda j: call(motion, sampling, j.on_step))
         return await wait_for(job, body.wait)
 
     @app.post("/v1/edit", response_model=JobState, response_model_exclude_none=True, responses=JOB_ANSWERS)
@@ -177,8 +193,68 @@ def create_app(engine: Engine, token: str, jobs: JobQueue | None = None, on_read
         motion = motion_of(body)
         if isinstance(motion, JSONResponse):
             return motion
-        job = jobs.submit("caption", lambda j: engine.caption(motion))
+        job = submit("caption", lambda j: engine.caption(motion))
         return await wait_for(job, True)
+
+    # -- adapters: the user's own (backend/adapters.py) -----------------------------------------
+    @app.get("/v1/adapters", response_model=AdapterList, responses=REFUSALS)
+    def adapters() -> dict:  # reads a folder: off the loop
+        return {"adapters": engine.adapters_list(), "in_use": engine.adapter}
+
+    @app.post("/v1/adapters/select", response_model=JobState, response_model_exclude_none=True, responses=JOB_ANSWERS)
+    async def select_adapter(body: SelectAdapterRequest):
+        # On the queue: a switch waits for the jobs before it, and the ones after it see it made.
+        job = jobs.submit("select_adapter", lambda j: {"in_use": engine.use_adapter(body.name)["name"]})
+        return await wait_for(job, body.wait)
+
+    @app.post("/v1/adapters/train", response_model=JobState, response_model_exclude_none=True, responses=JOB_ANSWERS)
+    async def train_adapter(body: TrainAdapterRequest):
+        try:
+            motions = [c.motion.to_motion() for c in body.clips]
+        except ValueError as e:
+            return JSONResponse({"detail": str(e)}, status_code=422)
+
+        def run(j: Job):
+            def on_step(done: int, total: int) -> None:
+                j.training = engine.training_progress or None
+                j.on_step(done, total)
+
+            return engine.train_adapter(body.name, motions, [c.caption for c in body.clips], steps=body.steps,
+                                        batch=body.batch, lr=body.lr, seed=body.seed, on_step=on_step,
+                                        report=body.report, sources=[c.source for c in body.clips])
+
+        return await wait_for(submit("train_adapter", run), body.wait)
+
+    @app.post("/v1/adapters/export", responses=ADAPTER_ANSWERS)
+    def export_adapter(body: ExportAdapterRequest):
+        path = Path(body.path)
+        if not path.is_absolute():
+            return JSONResponse({"detail": f"give an absolute path for the file, got {body.path!r}"}, status_code=400)
+        try:
+            return store.export(body.name, path, engine.adapters)
+        except store.AdapterError as e:
+            return JSONResponse({"detail": str(e)}, status_code=400)
+
+    @app.post("/v1/adapters/import", responses=ADAPTER_ANSWERS)
+    def import_adapter(body: ImportAdapterRequest):
+        path = Path(body.path)
+        if not path.is_absolute():
+            return JSONResponse({"detail": f"give an absolute path for the file, got {body.path!r}"}, status_code=400)
+        try:
+            info = store.import_file(path, engine.identity, name=body.name, root=engine.adapters)
+        except store.AdapterError as e:
+            return JSONResponse({"detail": str(e)}, status_code=400)
+        return {k: info.get(k) for k in store.SUMMARY}
+
+    @app.post("/v1/adapters/remove", responses=ADAPTER_ANSWERS)
+    def remove_adapter(body: AdapterRef):
+        if body.name == engine.adapter:
+            return JSONResponse({"detail": f"{body.name!r} is in use; select another adapter first"}, status_code=400)
+        try:
+            store.remove(body.name, engine.adapters)
+        except store.AdapterError as e:
+            return JSONResponse({"detail": str(e)}, status_code=400)
+        return {"removed": body.name}
 
     @app.get("/v1/jobs/{job_id}", response_model=JobState, response_model_exclude_none=True, responses=LOOKUP_ANSWERS)
     async def get_job(job_id: str):
@@ -229,7 +305,7 @@ SHUTDOWN_SECONDS = 2  # after SIGTERM: running jobs are cancelled and answered, 
 
 
 def serve(port: int = 0, weights: Path | None = None, device: str = "auto", token: str | None = None,
-          exit_with_stdin: bool = False) -> None:
+          exit_with_stdin: bool = False, adapter: str = store.DEFAULT) -> None:
     """Load the engine, print one JSON line {"url", "token", "pid", "device"} and serve until
     SIGINT or SIGTERM, or, with `exit_with_stdin`, until stdin closes (the add-on holds the
     other end: when Blender goes, so does the server). Stopping cancels the running jobs, whose
@@ -240,7 +316,7 @@ def serve(port: int = 0, weights: Path | None = None, device: str = "auto", toke
     import uvicorn
 
     jobs = JobQueue()
-    engine = jobs.call(lambda: Engine(weights, device=device))  # loaded where its jobs will run
+    engine = jobs.call(lambda: Engine(weights, device=device, adapter=adapter))  # loaded where its jobs will run
     import gc
 
     # The model's objects live as long as the process: keep them out of the collector's full

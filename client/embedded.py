@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..motioncore.clip import Motion
 from ..motioncore.wire import from_wire, to_wire
-from .protocol import BackendError, Cancelled, Progress
+from .protocol import BackendError, Cancelled, Progress, TrainingReport
 
 BACKEND_PYTHON = (3, 11)  # the Python the backend and its pinned stack are built for (pyproject.toml)
 
@@ -91,6 +91,55 @@ class EmbeddedBackend:
     def caption(self, motion: Motion) -> str:
         m = from_wire(to_wire(motion))
         return self._jobs.call(lambda: self.engine.caption(m))
+
+    # -- adapters ----------------------------------------------------------------------------
+    def _call(self, fn):
+        """fn() on the engine's thread; its refusals as BackendError."""
+        try:
+            return self._jobs.call(fn)
+        except ValueError as e:
+            raise BackendError(str(e)) from None
+
+    def adapters(self) -> dict:
+        return self._call(lambda: {"adapters": self.engine.adapters_list(), "in_use": self.engine.adapter})
+
+    def use_adapter(self, name: str) -> str:
+        return self._call(lambda: self.engine.use_adapter(name)["name"])
+
+    def train_adapter(self, name: str, clips: list[tuple[Motion, str, str]], steps: int = 100, batch: int = 8,
+                      progress: Progress = None, cancel: threading.Event | None = None,
+                      report: TrainingReport = None) -> dict:
+        motions = [from_wire(to_wire(m)) for m, _, _ in clips]
+
+        def on_step(done: int, total: int) -> None:
+            if report is not None and self.engine.training_progress:
+                report(dict(self.engine.training_progress))
+            if progress is not None:
+                progress(done / max(total, 1))
+            if cancel is not None and cancel.is_set():
+                raise Cancelled()
+
+        return self._call(lambda: self.engine.train_adapter(name, motions, [c for _, c, _ in clips], steps=steps,
+                                                             batch=batch, on_step=on_step,
+                                                             sources=[s[:200] for _, _, s in clips]))
+
+    def export_adapter(self, name: str, path: str) -> dict:
+        from backend import adapters as store
+
+        return self._call(lambda: store.export(name, Path(path), self.engine.adapters))
+
+    def import_adapter(self, path: str, name: str | None = None) -> dict:
+        from backend import adapters as store
+
+        return self._call(lambda: store.import_file(Path(path), self.engine.identity, name=name,
+                                                    root=self.engine.adapters))
+
+    def remove_adapter(self, name: str) -> None:
+        from backend import adapters as store
+
+        if name == self.engine.adapter:
+            raise BackendError(f"{name!r} is in use; select another adapter first")
+        self._call(lambda: store.remove(name, self.engine.adapters))
 
     def stop(self) -> None:
         self._jobs.close()

@@ -14,8 +14,9 @@ import urllib.request
 from pathlib import Path
 
 from ..motioncore.clip import Motion
+from ..motioncore.limits import TRAIN_FPS
 from ..motioncore.wire import from_wire, to_wire
-from .protocol import BackendError, Cancelled, Progress
+from .protocol import BackendError, Cancelled, Progress, TrainingReport
 
 POLL_SECONDS = 0.1
 START_SECONDS = 180.0  # the longest a start may take (a cold model load here: 12-46 s)
@@ -136,16 +137,23 @@ class HTTPBackend:
         except (urllib.error.URLError, ConnectionError, TimeoutError) as e:
             raise BackendError(f"cannot reach the backend at {self.url}: {getattr(e, 'reason', e)}") from None
 
-    def _job(self, path: str, body: dict, progress: Progress, cancel: threading.Event | None) -> dict:
-        """Submit a job, follow its progress, cancel it when asked; the finished job's state."""
+    def _job(self, path: str, body: dict, progress: Progress, cancel: threading.Event | None,
+             report: TrainingReport = None, see_out: bool = False) -> dict:
+        """Submit a job, follow its progress, cancel it when asked; the finished job's state.
+        `see_out`: after a cancel, wait for the job to end (a training saves what it learnt)."""
         # None means "the server's default": left out of the request.
         state = self._call("POST", path, {**{k: v for k, v in body.items() if v is not None}, "wait": False})
+        cancelled = False
         while state["status"] in ("queued", "running"):
-            if cancel is not None and cancel.is_set():
+            if cancel is not None and cancel.is_set() and not cancelled:
                 self._call("POST", f"/v1/jobs/{state['job']}/cancel")
-                raise Cancelled()
+                if not see_out:
+                    raise Cancelled()
+                cancelled = True
             if progress is not None:
                 progress(state["progress"])
+            if report is not None and state.get("training"):
+                report(state["training"])
             time.sleep(POLL_SECONDS)
             state = self._call("GET", f"/v1/jobs/{state['job']}")
         if state["status"] == "cancelled":
@@ -185,3 +193,29 @@ class HTTPBackend:
 
     def caption(self, motion: Motion) -> str:
         return self._call("POST", "/v1/caption", {"motion": to_wire(motion)})["text"]
+
+    # -- adapters ----------------------------------------------------------------------------
+    def adapters(self) -> dict:
+        return self._call("GET", "/v1/adapters")
+
+    def use_adapter(self, name: str) -> str:
+        return self._job("/v1/adapters/select", {"name": name}, None, None)["result"]["in_use"]
+
+    def train_adapter(self, name: str, clips: list[tuple[Motion, str, str]], steps: int = 100, batch: int = 8,
+                      progress: Progress = None, cancel: threading.Event | None = None,
+                      report: TrainingReport = None) -> dict:
+        # At the model's frame rate: what training reads, and what keeps the request small.
+        wire = [{"motion": to_wire(m.resample(TRAIN_FPS)), "caption": text, "source": source[:200]}
+                for m, text, source in clips]
+        state = self._job("/v1/adapters/train", {"name": name, "clips": wire, "steps": steps, "batch": batch},
+                          progress, cancel, report=report, see_out=True)
+        return state["result"]
+
+    def export_adapter(self, name: str, path: str) -> dict:
+        return self._call("POST", "/v1/adapters/export", {"name": name, "path": str(path)})
+
+    def import_adapter(self, path: str, name: str | None = None) -> dict:
+        return self._call("POST", "/v1/adapters/import", {"path": str(path), **({"name": name} if name else {})})
+
+    def remove_adapter(self, name: str) -> None:
+        self._call("POST", "/v1/adapters/remove", {"name": name})

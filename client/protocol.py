@@ -11,6 +11,8 @@ from typing import Callable, Protocol
 from ..motioncore.clip import Motion
 
 Progress = Callable[[float], None] | None
+# A training's step, loss and time left ({"step", "steps", "loss", "seconds_left"}), as it goes.
+TrainingReport = Callable[[dict], None] | None
 
 
 class BackendError(RuntimeError):
@@ -41,5 +43,20 @@ class Backend(Protocol):
                   partial_keys: dict[int, list[str]] | None = None, loop: bool | None = None) -> Motion: ...
 
     def caption(self, motion: Motion) -> str: ...
+
+    # The user's own adapters (backend/adapters.py): "default" is the shipped model's.
+    def adapters(self) -> dict: ...  # {"adapters": [{"name", "clips", "steps", "created", ...}], "in_use": name}
+
+    def use_adapter(self, name: str) -> str: ...
+
+    def train_adapter(self, name: str, clips: list[tuple[Motion, str, str]], steps: int = 100, batch: int = 8,
+                      progress: Progress = None, cancel: threading.Event | None = None,
+                      report: TrainingReport = None) -> dict: ...  # clips: (motion, caption, source)
+
+    def export_adapter(self, name: str, path: str) -> dict: ...
+
+    def import_adapter(self, path: str, name: str | None = None) -> dict: ...
+
+    def remove_adapter(self, name: str) -> None: ...
 
     def stop(self) -> None: ...

@@ -7,8 +7,9 @@ MIN_FPS = 8.0        # the lowest (animation on threes at 24 fps); a frame time 
 MAX_FRAMES = int(MAX_SECONDS * MAX_FPS)
 MAX_TEXT = 1000      # characters of prompt; the model reads at most its max_text_tokens of them
 MAX_VARIATIONS = 16  # takes from one Generate
-# Training an adapter: clips go to the backend at the model's 20 fps, so a request holds no more
-# motion data than one motion of MAX_FRAMES.
+# Training an adapter: clips go to the backend at the model's frame rate (20 fps), so a request
+# holds no more motion data than one motion of MAX_FRAMES.
+TRAIN_FPS = 20.0
 MAX_TRAIN_CLIPS = 32
 MAX_TRAIN_FRAMES = MAX_FRAMES
 MAX_TRAIN_STEPS = 5000
@@ -31,4 +32,15 @@ def motion_problem(frames: int, fps: float) -> str | None:
         return f"the motion needs at least 2 frames, got {frames}"
     if (frames - 1) / fps > MAX_SECONDS:
         return f"the motion lasts {(frames - 1) / fps:.1f} s; at most {MAX_SECONDS:g} s at a time"
+    return None
+
+
+def training_problem(clips: list[tuple[int, float]]) -> str | None:
+    """Why clips of (frames, fps) are too much to train an adapter on at once (None: they are not)."""
+    if not 1 <= len(clips) <= MAX_TRAIN_CLIPS:
+        return f"train an adapter on 1 to {MAX_TRAIN_CLIPS} clips, got {len(clips)}"
+    frames = sum((n - 1) * TRAIN_FPS / fps + 1 for n, fps in clips)
+    if frames > MAX_TRAIN_FRAMES:
+        return (f"the clips hold {frames / TRAIN_FPS:.0f} s of motion; train on at most "
+                f"{MAX_TRAIN_FRAMES / TRAIN_FPS:.0f} s at a time")
     return None

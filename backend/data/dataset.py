@@ -330,14 +330,15 @@ def build(sources: list[Path], cache_dir: Path, workers: int | None = None, forc
     return dataset, skipped, True
 
 
-def from_motions(motions: list, captions: list[str], names: list[str] | None = None) -> Dataset:
+def from_motions(motions: list, captions: list, names: list[str] | None = None) -> Dataset:
     """Canonical motions (a user's own takes, read off their rig) as a training split of their
-    own, one caption each, without a cache on disk."""
+    own, with a caption (or a list of them) each, without a cache on disk."""
     feats = [features.to_features(m.resample(canonical.MODEL_FPS)) for m in motions]
     names = names or [f"clip {i + 1}" for i in range(len(motions))]
     clips, start = [], 0
     for name, f, text in zip(names, feats, captions):
-        clips.append(Clip(name, "user", "", "", "train", start, len(f), [text] if text.strip() else []))
+        texts = [text] if isinstance(text, str) else list(text)
+        clips.append(Clip(name, "user", "", "", "train", start, len(f), [t for t in texts if t.strip()]))
         start += len(f)
     stacked = np.concatenate(feats).astype(np.float32)
     return Dataset(stacked, clips, stacked.mean(0), stacked.std(0) + 1e-6)

@@ -11,12 +11,12 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 from backend import adapters as store
 from backend.models import weights_file
 from backend.models.basemodel import sha256
-from motioncore.limits import MAX_TEXT, MAX_TRAIN_BATCH, MAX_TRAIN_CLIPS, MAX_TRAIN_FRAMES, MAX_TRAIN_STEPS
+from motioncore.limits import MAX_TEXT, MAX_TRAIN_BATCH, MAX_TRAIN_STEPS, training_problem
 
 # progress(step, steps, motion loss, seconds left) after each step; True stops the training there.
 Progress = Callable[[int, int, float | None, float | None], bool]
@@ -41,20 +41,15 @@ class AdapterTraining:
 
 
 def check_clips(motions: list, captions: list[str]) -> None:
-    if not 1 <= len(motions) <= MAX_TRAIN_CLIPS:
-        raise ValueError(f"train an adapter on 1 to {MAX_TRAIN_CLIPS} clips, got {len(motions)}")
+    if problem := training_problem([(m.num_frames, m.fps) for m in motions]):
+        raise ValueError(problem)
     if len(captions) != len(motions):
         raise ValueError(f"{len(motions)} clips but {len(captions)} captions; give one caption per clip")
-    for i, text in enumerate(captions):
-        if not isinstance(text, str) or len(text) > MAX_TEXT:
-            raise ValueError(f"caption {i + 1} must be a string of at most {MAX_TEXT} characters")
-    from motioncore.canonical import MODEL_FPS
-
-    frames = sum(int(round(m.duration * MODEL_FPS)) + 1 for m in motions)
-    if frames > MAX_TRAIN_FRAMES:
-        raise ValueError(f"the clips hold {frames / MODEL_FPS:.0f} s of motion; train on at most "
-                         f"{MAX_TRAIN_FRAMES / MODEL_FPS:.0f} s at a time")
-    if not any(t.strip() for t in captions):
+    for i, texts in enumerate(captions):
+        for text in [texts] if isinstance(texts, str) else texts:
+            if not isinstance(text, str) or len(text) > MAX_TEXT:
+                raise ValueError(f"caption {i + 1} must be a string of at most {MAX_TEXT} characters")
+    if not any((t if isinstance(t, str) else " ".join(t)).strip() for t in captions):
         raise ValueError("give at least one clip a caption: an adapter learns what the words mean from them")
 
 
