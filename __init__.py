@@ -10,7 +10,8 @@ the backend (its own process, or embedded); motion math is in motioncore/ (numpy
 def _parts():
     from . import operators, panels, settings
 
-    return ((settings.DynamicPosePreferences, settings.DynamicPoseBoneMap, settings.DynamicPoseSettings)
+    return ((settings.DynamicPosePreferences, settings.DynamicPoseBoneMap, settings.DynamicPoseTrainClip,
+             settings.DynamicPoseAdapterItem, settings.DynamicPoseSettings)
             + operators.CLASSES + panels.CLASSES), panels
 
 

@@ -4,9 +4,10 @@ and where the backend runs (the add-on's preferences). Limits come from motionco
 from __future__ import annotations
 
 import bpy
-from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
+from bpy.props import (BoolProperty, CollectionProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty,
+                       StringProperty)
 
-from .motioncore.limits import MAX_FRAMES, MAX_SECONDS, MAX_VARIATIONS
+from .motioncore.limits import DEFAULT_ADAPTER, MAX_FRAMES, MAX_SECONDS, MAX_TEXT, MAX_TRAIN_STEPS, MAX_VARIATIONS
 
 
 def _is_armature(self, obj) -> bool:
@@ -18,6 +19,26 @@ class DynamicPoseBoneMap(bpy.types.PropertyGroup):
 
     joint: StringProperty(name="Joint")
     bone: StringProperty(name="Bone", description="Rig bone for this joint (empty: none, held at rest)")
+
+
+class DynamicPoseTrainClip(bpy.types.PropertyGroup):
+    """One take to teach an adapter: an action, the rig it plays on, and what it shows."""
+
+    armature: PointerProperty(name="Armature", type=bpy.types.Object, poll=_is_armature,
+                              description="The rig the action animates (read through its retargeting)")
+    action: PointerProperty(name="Action", type=bpy.types.Action)
+    caption: StringProperty(name="Caption", maxlen=MAX_TEXT,
+                            description="What the take shows, in plain words (how you will prompt for it)")
+
+
+class DynamicPoseAdapterItem(bpy.types.PropertyGroup):
+    """One of the backend's adapters, as it last listed them."""
+
+    name: StringProperty(name="Name")
+    clips: IntProperty(name="Clips")
+    steps: IntProperty(name="Steps")
+    created: StringProperty(name="When")
+    note: StringProperty(name="Note")
 
 
 class DynamicPoseSettings(bpy.types.PropertyGroup):
@@ -61,6 +82,17 @@ class DynamicPoseSettings(bpy.types.PropertyGroup):
                                    description="Regenerate the scene's preview range instead of the frames below")
     edit_start: IntProperty(name="From", default=1)
     edit_end: IntProperty(name="To", default=30)
+    # Your motion: adapters trained from the file's actions
+    train_clips: CollectionProperty(type=DynamicPoseTrainClip)
+    train_index: IntProperty(name="Take", default=0)
+    adapter_name: StringProperty(name="Name", default="my style", maxlen=63,
+                                 description="Name of the new adapter (letters, digits, spaces, '_', '-', '.')")
+    train_steps: IntProperty(name="Steps", default=100, min=1, max=MAX_TRAIN_STEPS,
+                             description="Training steps (about 1.5 s each on a laptop CPU)")
+    train_report: StringProperty(name="Last training", default="")
+    adapters: CollectionProperty(type=DynamicPoseAdapterItem)
+    adapters_index: IntProperty(name="Adapter", default=0)
+    adapter_in_use: StringProperty(name="Adapter in use", default=DEFAULT_ADAPTER)
     # Backend status, shown in the panel
     status: StringProperty(name="Status", default="not started")
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import shutil
 import tempfile
 import time
@@ -23,12 +22,12 @@ import torch
 from backend.models import weights_file
 from backend.models.basemodel import sha256
 from backend.paths import adapters_dir
+from motioncore.limits import DEFAULT_ADAPTER, adapter_name_problem
 
-DEFAULT = "default"            # the shipped model's own adapter; always there, never a folder
+DEFAULT = DEFAULT_ADAPTER      # the shipped model's own adapter; always there, never a folder
 INFO = "adapter_info.json"
 FILE_FORMAT = 1                # of the exported file's metadata
 MAX_FILE_BYTES = 512 << 20     # an exported adapter of the default base is 21 MB
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.-]{0,62}")
 _META_KEY = "dynamicpose_adapter"
 
 
@@ -38,11 +37,8 @@ class AdapterError(ValueError):
 
 def check_name(name: object) -> str:
     """A name that is safe as a folder name on every system, and is not the default's."""
-    if not isinstance(name, str) or not _NAME.fullmatch(name) or name.endswith((".", " ")):
-        raise AdapterError(f"an adapter name is 1 to 63 letters, digits, spaces, '_', '-' or '.', starting with a "
-                           f"letter or digit; got {name!r}")
-    if name.lower() == DEFAULT:
-        raise AdapterError(f"{DEFAULT!r} is the shipped model's own adapter; pick another name")
+    if problem := adapter_name_problem(name):
+        raise AdapterError(problem)
     return name
 
 

@@ -13,7 +13,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 from backend.sampling import Sampling
 from motioncore import canonical
 from motioncore.clip import Motion
-from motioncore.limits import (MAX_FPS, MAX_FRAMES, MAX_SECONDS, MAX_TEXT, MAX_TRAIN_BATCH, MAX_TRAIN_CLIPS,
+from motioncore.limits import (ADAPTER_NAME, MAX_FPS, MAX_FRAMES, MAX_SECONDS, MAX_TEXT, MAX_TRAIN_BATCH, MAX_TRAIN_CLIPS,
                                MAX_TRAIN_STEPS, MAX_VARIATIONS, MIN_FPS, motion_problem, training_problem)
 from motioncore.wire import WIRE_FORMAT, from_wire
 
@@ -138,7 +138,7 @@ class CaptionRequest(Strict):
     motion: MotionData
 
 
-AdapterName = Annotated[str, Field(min_length=1, max_length=63, pattern=r"^[A-Za-z0-9][A-Za-z0-9 _.-]*$")]
+AdapterName = Annotated[str, Field(min_length=1, max_length=63, pattern=f"^(?:{ADAPTER_NAME})$")]
 FilePath = Annotated[str, Field(min_length=1, max_length=4096, description="an absolute path on the backend's machine")]
 
 

@@ -37,6 +37,7 @@ class EmbeddedBackend:
         # One worker thread loads the model and runs every call: torch runs a model slower on
         # threads other than the one that first ran it.
         self._jobs = JobQueue()
+        self.last_adapter: str | None = None
         self.engine = self._jobs.call(lambda: Engine(Path(weights) if weights else None, device=device))
 
     def info(self) -> dict:
@@ -55,6 +56,7 @@ class EmbeddedBackend:
             found = self._jobs.call(lambda: call(on_step))
         except ValueError as e:
             raise BackendError(str(e)) from None
+        self.last_adapter = self.engine.adapter
         if isinstance(found, list):
             return [from_wire(to_wire(m)) for m in found]
         return from_wire(to_wire(found))

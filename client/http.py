@@ -39,6 +39,7 @@ class HTTPBackend:
                  log: collections.deque | None = None):
         self.url, self.token, self.timeout, self.process = url.rstrip("/"), token, timeout, process
         self.log = log if log is not None else collections.deque(maxlen=40)  # the server's last stderr lines
+        self.last_adapter: str | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
     @classmethod
@@ -156,6 +157,7 @@ class HTTPBackend:
                 report(state["training"])
             time.sleep(POLL_SECONDS)
             state = self._call("GET", f"/v1/jobs/{state['job']}")
+        self.last_adapter = state.get("adapter")  # which adapter made the result
         if state["status"] == "cancelled":
             raise Cancelled()
         if state["status"] != "done":

@@ -25,6 +25,8 @@ class Cancelled(BackendError):
 
 
 class Backend(Protocol):
+    last_adapter: str | None  # the adapter that made the last result ("default": the shipped model)
+
     def info(self) -> dict: ...
 
     def generate(self, text: str, seconds: float | None, seed: int = 0, variations: int = 1, fps: float = 30.0,

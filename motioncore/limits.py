@@ -14,6 +14,9 @@ MAX_TRAIN_CLIPS = 32
 MAX_TRAIN_FRAMES = MAX_FRAMES
 MAX_TRAIN_STEPS = 5000
 MAX_TRAIN_BATCH = 64
+# An adapter's name is its folder's name, on every system; "default" is the shipped model's own.
+ADAPTER_NAME = r"[A-Za-z0-9][A-Za-z0-9 _.-]{0,61}[A-Za-z0-9_-]|[A-Za-z0-9]"
+DEFAULT_ADAPTER = "default"
 
 
 def fps_problem(fps: float) -> str | None:
@@ -43,4 +46,16 @@ def training_problem(clips: list[tuple[int, float]]) -> str | None:
     if frames > MAX_TRAIN_FRAMES:
         return (f"the clips hold {frames / TRAIN_FPS:.0f} s of motion; train on at most "
                 f"{MAX_TRAIN_FRAMES / TRAIN_FPS:.0f} s at a time")
+    return None
+
+
+def adapter_name_problem(name: object) -> str | None:
+    """Why `name` cannot name a new adapter (None: it can)."""
+    import re
+
+    if not isinstance(name, str) or not re.fullmatch(ADAPTER_NAME, name):
+        return (f"an adapter name is 1 to 63 letters, digits, spaces, '_', '-' or '.', starting and ending with a "
+                f"letter, digit, '_' or '-'; got {name!r}")
+    if name.lower() == DEFAULT_ADAPTER:
+        return f"{DEFAULT_ADAPTER!r} is the shipped model's own adapter; pick another name"
     return None

@@ -116,6 +116,11 @@ class BackendOperator:
     def progress(self) -> float:
         return self._task.progress
 
+    @property
+    def detail(self) -> str:
+        """More than a percentage, where the work says it (a training's step, loss, time left)."""
+        return getattr(self, "_detail", "")
+
     def cancel_work(self) -> None:
         """What Esc does (and the panel's cancel button)."""
         self._task.cancel.set()
@@ -126,7 +131,8 @@ class BackendOperator:
         if not task.done.is_set():
             context.window_manager.progress_update(int(100 * task.progress))
             if context.workspace is not None:
-                context.workspace.status_text_set(f"DynamicPose: {self.bl_label} {task.progress:.0%} (Esc cancels)")
+                more = f" ({self.detail})" if self.detail else ""
+                context.workspace.status_text_set(f"DynamicPose: {self.bl_label} {task.progress:.0%}{more} (Esc cancels)")
             for area in context.screen.areas if context.screen is not None else ():
                 if area.type == "VIEW_3D":  # the sidebar shows the progress too
                     area.tag_redraw()

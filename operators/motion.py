@@ -81,19 +81,24 @@ class DYNAMICPOSE_OT_generate(BackendOperator, bpy.types.Operator):
         seconds = s.length_seconds(fps)
         seed, variations = s.seed, s.variations
         self._take = Take(obj.name, rt, text, s.start_frame, fps, s.root_motion, s.floor_setting(), s.start_facing)
-        return lambda backend, progress, cancel: backend.generate(
-            text, seconds, seed=seed, variations=variations, fps=fps, progress=progress, cancel=cancel)
+        return lambda backend, progress, cancel: (backend.generate(
+            text, seconds, seed=seed, variations=variations, fps=fps, progress=progress, cancel=cancel),
+            getattr(backend, "last_adapter", None))
 
-    def finish(self, context, motions) -> None:
+    def finish(self, context, result) -> None:
+        motions, adapter = result
         t = self._take
         obj = bpy.data.objects.get(t.armature)
         if obj is None:
             raise ValueError(f"the armature {t.armature!r} is gone")
         for i, m in reversed(list(enumerate(motions))):  # the first take ends up active
             suffix = f" #{i + 1}" if len(motions) > 1 else ""
-            motion_io.put_motion(obj, m, action_name(t.text, suffix), t.rt, frame_start=t.start, fps=t.fps,
-                                 root=t.root, floor=t.floor, start=t.facing)
-        self.report({"INFO"}, f"{len(motions)} action(s) from {t.start} to {t.start + motions[0].num_frames - 1}")
+            made = motion_io.put_motion(obj, m, action_name(t.text, suffix), t.rt, frame_start=t.start, fps=t.fps,
+                                        root=t.root, floor=t.floor, start=t.facing)
+            if adapter:  # which model made it, for the record (Object > Custom Properties of the action)
+                made["dynamicpose_adapter"] = adapter
+        by = f" by '{adapter}'" if adapter and adapter != "default" else ""
+        self.report({"INFO"}, f"{len(motions)} action(s){by} from {t.start} to {t.start + motions[0].num_frames - 1}")
 
 
 class DYNAMICPOSE_OT_inbetween(BackendOperator, bpy.types.Operator):

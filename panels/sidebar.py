@@ -16,13 +16,19 @@ class _Panel:
     bl_category = "DynamicPose"
 
 
+def _busy() -> bool:
+    from ..operators import RUNNING
+
+    return bool(RUNNING)
+
+
 def _running(layout) -> bool:
     """A progress line and a cancel button while work runs in the background."""
     from ..operators import RUNNING
 
     for op in list(RUNNING.values()):
         row = layout.row(align=True)
-        row.label(text=f"{op.bl_label}: {op.progress:.0%}", icon="TIME")
+        row.label(text=f"{op.bl_label}: {op.progress:.0%}" + (f", {op.detail}" if op.detail else ""), icon="TIME")
         row.operator("dynamicpose.cancel", text="", icon="CANCEL")
     return bool(RUNNING)
 
@@ -94,20 +100,83 @@ class DYNAMICPOSE_PT_edit(_Panel, bpy.types.Panel):
         row.operator("dynamicpose.edit", icon="MOD_TIME")
 
 
+class DYNAMICPOSE_UL_adapters(bpy.types.UIList):
+    """The backend's adapters: name, takes, steps, when; the one in use marked."""
+
+    def draw_item(self, context, layout, data, item, icon, active_data, active_propname, index=0):
+        in_use = item.name == data.adapter_in_use
+        row = layout.row(align=True)
+        row.label(text=item.name, icon="CHECKMARK" if in_use else "BLANK1")
+        if item.name != "default":
+            row.label(text=f"{item.clips} takes, {item.steps} steps{', ' + item.note if item.note else ''}")
+            row.label(text=item.created[:16])
+        else:
+            row.label(text="the shipped model")
+
+
+class DYNAMICPOSE_UL_train_clips(bpy.types.UIList):
+    """Takes to train an adapter on: action, rig and caption."""
+
+    def draw_item(self, context, layout, data, item, icon, active_data, active_propname, index=0):
+        col = layout.column(align=True)
+        row = col.row(align=True)
+        row.label(text=item.action.name if item.action else "(no action)", icon="ACTION")
+        row.label(text=item.armature.name if item.armature else "(no rig)", icon="ARMATURE_DATA")
+        col.prop(item, "caption", text="")
+
+
 class DYNAMICPOSE_PT_backend(_Panel, bpy.types.Panel):
     bl_label = "Backend"
     bl_options = {"DEFAULT_CLOSED"}
 
     def draw(self, context):
         prefs = preferences(context)
+        s = context.scene.dynamicpose
         layout = self.layout
         layout.prop(prefs, "mode")
-        layout.label(text=context.scene.dynamicpose.status)
+        layout.label(text=s.status)
         row = layout.row(align=True)
         row.operator("dynamicpose.backend_start", icon="PLAY")
         sub = row.row(align=True)
         sub.enabled = session.current() is not None
         sub.operator("dynamicpose.backend_stop", icon="CANCEL")
+        layout.label(text=f"Adapter in use: {s.adapter_in_use}", icon="MODIFIER")
+        row = layout.row()
+        row.template_list("DYNAMICPOSE_UL_adapters", "", s, "adapters", s, "adapters_index", rows=3)
+        col = row.column(align=True)
+        col.operator("dynamicpose.adapters_refresh", text="", icon="FILE_REFRESH")
+        col.operator("dynamicpose.adapter_import", text="", icon="IMPORT")
+        col.operator("dynamicpose.adapter_export", text="", icon="EXPORT")
+        col.operator("dynamicpose.adapter_remove", text="", icon="TRASH")
+        picked = s.adapters[s.adapters_index].name if 0 <= s.adapters_index < len(s.adapters) else ""
+        row = layout.row()
+        row.enabled = bool(picked) and picked != s.adapter_in_use and not _busy()
+        row.operator("dynamicpose.adapter_select", text=f"Use {picked or 'adapter'}", icon="CHECKMARK")
+
+
+class DYNAMICPOSE_PT_train(_Panel, bpy.types.Panel):
+    bl_label = "Your motion"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context):
+        s = context.scene.dynamicpose
+        layout = self.layout
+        layout.label(text="Teach the generator your takes", icon="OUTLINER_OB_ARMATURE")
+        row = layout.row()
+        row.template_list("DYNAMICPOSE_UL_train_clips", "", s, "train_clips", s, "train_index", rows=3)
+        col = row.column(align=True)
+        col.operator("dynamicpose.train_clip_add", text="", icon="ADD")
+        col.operator("dynamicpose.train_clip_add", text="", icon="ACTION").all_actions = True
+        col.operator("dynamicpose.train_clip_remove", text="", icon="REMOVE")
+        col.operator("dynamicpose.train_captions", text="", icon="SYNTAX_ON")
+        layout.prop(s, "adapter_name")
+        layout.prop(s, "train_steps")
+        busy = _running(layout)
+        row = layout.row()
+        row.enabled = bool(s.train_clips) and not busy
+        row.operator("dynamicpose.train_adapter", icon="PLAY")
+        if s.train_report:
+            layout.label(text=s.train_report, icon="INFO")
 
 
 class DYNAMICPOSE_PT_retarget(_Panel, bpy.types.Panel):
@@ -144,5 +213,5 @@ def key_menu(self, context):
 
 
 MENUS = ("DOPESHEET_MT_key", "GRAPH_MT_key")
-CLASSES = (DYNAMICPOSE_PT_generate, DYNAMICPOSE_PT_inbetween, DYNAMICPOSE_PT_edit, DYNAMICPOSE_PT_retarget,
-           DYNAMICPOSE_PT_backend)
+CLASSES = (DYNAMICPOSE_UL_adapters, DYNAMICPOSE_UL_train_clips, DYNAMICPOSE_PT_generate, DYNAMICPOSE_PT_inbetween,
+           DYNAMICPOSE_PT_edit, DYNAMICPOSE_PT_retarget, DYNAMICPOSE_PT_train, DYNAMICPOSE_PT_backend)

@@ -1,5 +1,5 @@
 """Tiny random model weights for tests (a 2-layer Llama base, a small tokenizer, generator,
-in-betweener and length estimator): the real code paths at test speed.
+in-betweener, length estimator and evaluator): the real code paths at test speed.
 
 Built in-process where torch is importable, or by the backend's own Python where it is not
 (the add-on tests on Blender 5.1+, Python 3.13):
@@ -68,6 +68,11 @@ def make_weights(tiny_base: Path, folder: Path) -> Path:
     torch.manual_seed(4)  # untrained: any length it reads is fine, as long as the engine keeps to it
     LengthEstimator(LengthConfig(base=str(tiny_base), text_size=64)).eval().save_pretrained(
         folder / "length", extra={"training": {"train_median_seconds": 2.0}})
+    from backend.models.evaluator import Evaluator, EvaluatorConfig
+
+    torch.manual_seed(5)  # untrained: a fixed embedding of motion is all the adapter report needs of it
+    Evaluator(EvaluatorConfig(feature_size=LAYOUT.size, text_size=64, width=16, embed=8, contents=["walk"],
+                              styles=["normal"])).eval().save_pretrained(folder / "evaluator")
     return folder
 
 

@@ -21,11 +21,14 @@ PICTURE_ROWS = 3   # captions drawn
 
 
 def _embedder(weights: Path):
-    if not (Path(weights) / "evaluator").is_dir():
-        return None
+    """The evaluator of these weights, else the shipped one's (the same motion features)."""
     from backend.models.evaluator import Evaluator
+    from backend.paths import default_weights_dir
 
-    ev = Evaluator.from_pretrained(Path(weights) / "evaluator")
+    folder = next((f for f in (Path(weights) / "evaluator", default_weights_dir() / "evaluator") if f.is_dir()), None)
+    if folder is None:
+        return None
+    ev = Evaluator.from_pretrained(folder)
     return lambda motions: ev.embed_motions([features.to_features(m.resample(MODEL_FPS)) for m in motions])
 
 
@@ -33,14 +36,15 @@ def _nearest(emb: np.ndarray, clips: np.ndarray) -> np.ndarray:
     return np.linalg.norm(emb[:, None] - clips[None], axis=-1).min(1)
 
 
-def measure(engine, name: str, motions: list, captions: list[str], picture: Path | None = None,
+def measure(engine, name: str, motions: list, captions: list, picture: Path | None = None,
             seed: int = 0) -> dict:
     """The report's figures (and picture) for adapter `name` against the default; the engine
     is left on the adapter it was using."""
     from backend import adapters as store
 
     was = engine.adapter
-    pairs = [(m, c) for m, c in zip(motions, captions) if c.strip()][:MAX_CLIPS]
+    firsts = [c if isinstance(c, str) else next(iter(c), "") for c in captions]  # a clip may have several
+    pairs = [(m, c) for m, c in zip(motions, firsts) if c.strip()][:MAX_CLIPS]
     takes: dict[str, list] = {}
     recon: dict[str, list[float]] = {}
     try:
@@ -64,7 +68,7 @@ def measure(engine, name: str, motions: list, captions: list[str], picture: Path
                                               max(out["nearest_distance"][store.DEFAULT], 1e-9), 4)
     else:
         out["nearest_distance"] = None
-        out["note"] = "these weights have no evaluator: no embedding distances"
+        out["note"] = "no evaluator found (these weights' or the shipped one): no embedding distances"
     if picture is not None:
         from backend.evaluation.preview import save_rows
 

@@ -20,5 +20,6 @@ def save_loss_curve(history: dict[str, list[tuple[int, float]]], path: Path, tit
     ax.set_xlabel("step")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend()
+    if ax.lines:  # a run shorter than one history interval has no curve yet
+        ax.legend()
     return save_figure(fig, path)
