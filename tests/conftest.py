@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,9 @@ except ImportError:
     HAS_BACKEND = False
 
 ROOT = Path(__file__).resolve().parents[1]
+# No test reads or writes the user's own adapters: every engine and server the tests start (they
+# inherit the environment) keeps them in a scratch folder; a test may point it elsewhere.
+os.environ["DYNAMICPOSE_ADAPTERS"] = tempfile.mkdtemp(prefix="dynamicpose-adapters-")
 DATA = Path(__file__).resolve().parent / "data"
 if str(ROOT) not in sys.path:  # tests run from a checkout, installed or not
     sys.path.insert(0, str(ROOT))

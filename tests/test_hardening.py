@@ -443,13 +443,15 @@ def test_schemathesis_finds_no_mismatch_between_schema_and_answers(server, tmp_p
     check but one): no 5xx, every status code and body as described. Left out:
     positive_data_acceptance, because the cross-field rules (frames / fps at most 20 s, as many
     rotation frames as positions, keys inside the motion, start before stop) are not expressible
-    in JSON Schema; they are described in the fields and tested above."""
+    in JSON Schema; they are described in the fields and tested above. Training an adapter is
+    left out too (a valid request trains for up to 5,000 steps); its refusals are tested in
+    test_adapters.py."""
     st = pytest.importorskip("schemathesis")
     del st
     run = subprocess.run([sys.executable, "-m", "schemathesis.cli", "run", server["url"] + "/openapi.json",
                           "-H", f"Authorization: Bearer {server['token']}", "--max-examples", "25", "--seed", "1",
                           "--phases", "coverage,fuzzing", "--exclude-checks", "positive_data_acceptance",
-                          "--request-timeout", "60", "--no-color"],
+                          "--request-timeout", "60", "--no-color", "--exclude-path", "/v1/adapters/train"],
                          capture_output=True, text=True, timeout=600, cwd=tmp_path)
     summary = run.stdout[-3000:]
     assert run.returncode == 0, summary
