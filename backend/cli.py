@@ -254,20 +254,20 @@ def _train_adapter(args: argparse.Namespace) -> int:
         print(f"{len(unlabelled)} clips have no captions or labels and teach only through infill "
               f"(add NAME.txt or NAME.json beside them): {unlabelled[:5]}")
     if args.name:
+        from backend import studio
         from backend.engine import Engine
         from motioncore import canonical, features
 
         motions = [features.from_features(ds.clip_features(c), canonical.MODEL_FPS) for c in ds.clips]
         engine = Engine(base, device=args.device)
 
-        def show(done: int, total: int) -> None:
-            p = engine.training_progress
-            if p and (done % 10 == 0 or done == total):
+        def show(p: dict) -> None:
+            if p["step"] % 10 == 0 or p["step"] == p["steps"]:
                 print(f"step {p['step']}/{p['steps']}  loss {p['loss']}  about {p['seconds_left'] or 0:.0f} s left",
                       flush=True)
 
-        info = engine.train_adapter(args.name, motions, [c.captions for c in ds.clips], steps=args.steps,
-                                    batch=args.batch, lr=args.lr, on_step=show, sources=[c.name for c in ds.clips])
+        info = studio.train_adapter(engine, args.name, motions, [c.captions for c in ds.clips], steps=args.steps,
+                                    batch=args.batch, lr=args.lr, on_progress=show, sources=[c.name for c in ds.clips])
         print(json.dumps({k: info.get(k) for k in ("name", "clips", "steps", "seconds", "loss", "report")}, indent=1))
         print(f"adapter {args.name!r} is in {engine.adapters}; use it with --adapter {args.name!r}, "
               "or pick it in the add-on's Backend panel (Adapters)")

@@ -116,50 +116,6 @@ class Engine:
         self.adapter = name
         return info
 
-    def train_adapter(self, name: str, motions: list[Motion], captions: list[str], steps: int = 100,
-                      batch: int = 8, lr: float = 5e-4, seed: int = 0, on_step=None, report: bool = True,
-                      sources: list[str] | None = None) -> dict:
-        """Train adapter `name` on `motions` (canonical, one caption each) from the default model,
-        into the adapters folder, then measure it (evaluation/adapter_report.py). on_step(done,
-        total) after each step, raising to stop: a stop keeps the steps done as the adapter (its
-        info says "stopped"), and the stop is raised again once it is saved. The adapter in use
-        stays in use."""
-        from backend.jobs import Cancelled
-        from backend.training.adapter import AdapterTraining, check_clips, train_adapter
-
-        for m in motions:
-            self._check_motion(m)
-        check_clips(motions, captions)
-        training = AdapterTraining(steps=steps, batch=batch, lr=lr, seed=seed)
-        self.training_progress: dict = {}
-        stopped: list[BaseException] = []
-
-        def progress(step: int, total: int, loss: float | None, left: float | None) -> bool:
-            self.training_progress = {"step": step, "steps": total, "loss": None if loss is None else round(loss, 4),
-                                      "seconds_left": None if left is None else round(left, 1)}
-            if on_step is None:
-                return False
-            try:
-                on_step(step, total)
-            except Exception as e:  # a cancel: stop after this step and keep what was learnt
-                stopped.append(e)
-                return True
-            return False
-
-        if on_step is not None:
-            on_step(0, steps)
-        info = train_adapter(self.weights, name, motions, captions, training, root=self.adapters,
-                             device=str(self.device), progress=progress, cache_dir=self.cache_dir, sources=sources)
-        if stopped:
-            raise stopped[0] if not isinstance(stopped[0], Cancelled) else Cancelled()
-        if report:
-            from backend.evaluation.adapter_report import measure
-
-            folder = store.folder_of(name, self.adapters)
-            info["report"] = measure(self, name, motions, captions, picture=folder / "report.png", seed=seed)
-            store.write_info(folder, info)
-        return info
-
     # -- helpers -----------------------------------------------------------------------------
     def _tokens_for(self, frames: int) -> int:
         return -(-frames // self.down)
@@ -230,13 +186,13 @@ class Engine:
     @torch.no_grad()
     def caption(self, motion: Motion) -> str:
         """Motion to text."""
-        self._check_motion(motion)
+        self.check_motion(motion)
         m = motion.resample(canonical.MODEL_FPS)
         codes = self.tokenizer.encode(features.to_features(m))
         return self.model.caption([int(c) for c in codes])
 
     # -- infill: in-betweening and editing ----------------------------------------------------
-    def _check_motion(self, motion: Motion) -> None:
+    def check_motion(self, motion: Motion) -> None:
         if not motion.skeleton.same_shape(canonical.canonical_skeleton()):
             raise ValueError("the motion must be on the canonical skeleton (21 joints, metres)")
         problem = motion_problem(motion.num_frames, motion.fps)
@@ -273,7 +229,7 @@ class Engine:
              sampling: Sampling | None = None, on_step=None) -> Motion:
         """Regenerate frames [start, stop) of `motion` from `text` and the frames around them;
         every other frame comes back bit-identical and both seams are continuous."""
-        self._check_motion(motion)
+        self.check_motion(motion)
         T = motion.num_frames
         if not (0 <= start < stop <= T):
             raise ValueError(f"the edit range must satisfy 0 <= start < stop <= {T}, got {start}..{stop}")
@@ -292,7 +248,7 @@ class Engine:
         """`motion` followed by `seconds` more (None: as long as the text suggests, within what
         a motion may hold), generated from `text` and the motion so far; the given frames come
         back bit-identical and the join is continuous."""
-        self._check_motion(motion)
+        self.check_motion(motion)
         if seconds is None:
             seconds = min(self.length_for(text), MAX_SECONDS - motion.duration)
         if not (np.isfinite(seconds) and 0 < seconds <= MAX_SECONDS - motion.duration):
@@ -321,7 +277,7 @@ class Engine:
         (an arm alone): the body is filled from the whole keys, then each of those joints is
         pinned to its own keys. `loop` (default: whether the first and last key hold the same
         pose) makes the clip a seamless cycle across its ends."""
-        self._check_motion(motion)
+        self.check_motion(motion)
         T = motion.num_frames
         keys = np.unique(np.asarray(keys, dtype=int))
         if keys.size < 2:

@@ -22,6 +22,7 @@ from backend.engine import Engine, Sampling
 from backend.guards import BodyLimit, GuardedH11Protocol, quiet_repeats
 from backend.jobs import Job, JobQueue
 from backend import adapters as store
+from backend import studio
 from backend.schemas import (ADAPTER_ANSWERS, JOB_ANSWERS, LOOKUP_ANSWERS, REFUSALS, AdapterList, AdapterRef, CaptionRequest,
                              ContinueRequest, EditRequest, ExportAdapterRequest, GenerateRequest, ImportAdapterRequest,
                              InbetweenRequest, JobState, SelectAdapterRequest, TrainAdapterRequest)
@@ -215,13 +216,10 @@ def create_app(engine: Engine, token: str, jobs: JobQueue | None = None, on_read
             return JSONResponse({"detail": str(e)}, status_code=422)
 
         def run(j: Job):
-            def on_step(done: int, total: int) -> None:
-                j.training = engine.training_progress or None
-                j.on_step(done, total)
-
-            return engine.train_adapter(body.name, motions, [c.caption for c in body.clips], steps=body.steps,
-                                        batch=body.batch, lr=body.lr, seed=body.seed, on_step=on_step,
-                                        report=body.report, sources=[c.source for c in body.clips])
+            return studio.train_adapter(engine, body.name, motions, [c.caption for c in body.clips], steps=body.steps,
+                                        batch=body.batch, lr=body.lr, seed=body.seed, on_step=j.on_step,
+                                        on_progress=lambda p: setattr(j, "training", p), report=body.report,
+                                        sources=[c.source for c in body.clips])
 
         return await wait_for(submit("train_adapter", run), body.wait)
 

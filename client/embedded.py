@@ -111,19 +111,19 @@ class EmbeddedBackend:
     def train_adapter(self, name: str, clips: list[tuple[Motion, str, str]], steps: int = 100, batch: int = 8,
                       progress: Progress = None, cancel: threading.Event | None = None,
                       report: TrainingReport = None) -> dict:
+        from backend import studio
+
         motions = [from_wire(to_wire(m)) for m, _, _ in clips]
 
         def on_step(done: int, total: int) -> None:
-            if report is not None and self.engine.training_progress:
-                report(dict(self.engine.training_progress))
             if progress is not None:
                 progress(done / max(total, 1))
             if cancel is not None and cancel.is_set():
                 raise Cancelled()
 
-        return self._call(lambda: self.engine.train_adapter(name, motions, [c for _, c, _ in clips], steps=steps,
-                                                             batch=batch, on_step=on_step,
-                                                             sources=[s[:200] for _, _, s in clips]))
+        return self._call(lambda: studio.train_adapter(self.engine, name, motions, [c for _, c, _ in clips], steps=steps,
+                                                       batch=batch, on_step=on_step, on_progress=report,
+                                                       sources=[s[:200] for _, _, s in clips]))
 
     def export_adapter(self, name: str, path: str) -> dict:
         from backend import adapters as store

@@ -37,9 +37,9 @@ def _nearest(emb: np.ndarray, clips: np.ndarray) -> np.ndarray:
 
 
 def measure(engine, name: str, motions: list, captions: list, picture: Path | None = None,
-            seed: int = 0) -> dict:
-    """The report's figures (and picture) for adapter `name` against the default; the engine
-    is left on the adapter it was using."""
+            seed: int = 0, seeds: int = 1) -> dict:
+    """The report's figures (and picture) for adapter `name` against the default, takes from
+    `seeds` seeds per caption (from `seed` on); the engine is left on the adapter it was using."""
     from backend import adapters as store
 
     was = engine.adapter
@@ -52,13 +52,14 @@ def measure(engine, name: str, motions: list, captions: list, picture: Path | No
             engine.use_adapter(which)
             takes[which], recon[which] = [], []
             for m, text in pairs:
-                takes[which].append(engine.generate(text, min(m.duration, 20.0), seed=seed, fps=m.fps)[0])
+                for k in range(seeds):  # caption-major: takes[which][i * seeds] is caption i's first
+                    takes[which].append(engine.generate(text, min(m.duration, 20.0), seed=seed + k, fps=m.fps)[0])
                 a, b = m.num_frames // 4, max(m.num_frames // 4 + 1, 3 * m.num_frames // 4)
                 edited = engine.edit(m, a, b, text, seed=seed)
                 recon[which].append(100 * mpjpe(edited.trim(a, b), m.trim(a, b)))
     finally:
         engine.use_adapter(was)
-    out = {"clips": len(pairs),
+    out = {"clips": len(pairs), "takes": len(takes[name]),
            "reconstruction_cm": {k: round(float(np.mean(v)), 3) for k, v in recon.items()}}
     embed = _embedder(engine.weights)
     if embed is not None:
@@ -74,7 +75,8 @@ def measure(engine, name: str, motions: list, captions: list, picture: Path | No
 
         rows = []
         for i, (m, text) in enumerate(pairs[:PICTURE_ROWS]):
-            rows += [(f"yours:\n{text[:40]}", m), ("default", takes[store.DEFAULT][i]), (name, takes[name][i])]
+            rows += [(f"yours:\n{text[:40]}", m), ("default", takes[store.DEFAULT][i * seeds]),
+                     (name, takes[name][i * seeds])]
         out["picture"] = str(save_rows(rows, picture, title=f"adapter {name!r}: your clips, the default model, "
                                                            f"the adapter"))
     return out
