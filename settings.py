@@ -87,9 +87,11 @@ class DynamicPoseSettings(bpy.types.PropertyGroup):
     train_index: IntProperty(name="Take", default=0)
     adapter_name: StringProperty(name="Name", default="my style", maxlen=63,
                                  description="Name of the new adapter (letters, digits, spaces, '_', '-', '.')")
-    train_steps: IntProperty(name="Steps", default=100, min=1, max=MAX_TRAIN_STEPS,
-                             description="Training steps (about 1.5 s each on a laptop CPU)")
+    train_steps: IntProperty(name="Steps", default=120, min=1, max=MAX_TRAIN_STEPS,
+                             description="Training steps (about 1.5 s each on a 2-core CPU: 120 take 3 minutes)")
     train_report: StringProperty(name="Last training", default="")
+    train_picture: StringProperty(name="Report picture", default="", subtype="FILE_PATH",
+                                  description="Your takes, the default model's and the adapter's, side by side")
     adapters: CollectionProperty(type=DynamicPoseAdapterItem)
     adapters_index: IntProperty(name="Adapter", default=0)
     adapter_in_use: StringProperty(name="Adapter in use", default=DEFAULT_ADAPTER)

@@ -151,9 +151,9 @@ class TrainClip(Strict):
 class TrainAdapterRequest(Strict):
     name: AdapterName
     clips: list[TrainClip] = Field(min_length=1, max_length=MAX_TRAIN_CLIPS)
-    steps: Int = Field(100, ge=1, le=MAX_TRAIN_STEPS)
+    steps: Int = Field(120, ge=1, le=MAX_TRAIN_STEPS)
     batch: Int = Field(8, ge=1, le=MAX_TRAIN_BATCH)
-    lr: Num = Field(5e-4, gt=0, le=0.01)
+    lr: Num = Field(1e-3, gt=0, le=0.01)
     seed: Int = Field(0, ge=0, le=2**31 - 1)
     report: Flag = Field(True, description="measure the adapter against the default when trained")
     wait: Flag = Field(False, description="answer when trained; false: answer with a job id at once")

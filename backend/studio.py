@@ -14,8 +14,8 @@ from backend.training.adapter import train_adapter as train
 OnProgress = Callable[[dict], None]  # {"step", "steps", "loss", "seconds_left"} after each step
 
 
-def train_adapter(engine, name: str, motions: list, captions: list, steps: int = 100, batch: int = 8,
-                  lr: float = 5e-4, seed: int = 0, on_step=None, on_progress: OnProgress | None = None,
+def train_adapter(engine, name: str, motions: list, captions: list, steps: int = AdapterTraining.steps,
+                  batch: int = AdapterTraining.batch, lr: float = AdapterTraining.lr, seed: int = 0, on_step=None, on_progress: OnProgress | None = None,
                   report: bool = True, sources: list[str] | None = None) -> dict:
     """Train adapter `name` on `motions` (canonical, a caption or a list of them each) from the
     engine's model into its adapters folder, then measure it; its info. on_step(done, total)

@@ -5,10 +5,10 @@ evaluator's motion embedding space. Target: the adapter's distance at least 20% 
 default is the default again once selected: its merged weights hash the same and its takes on
 fixed prompts and seeds are bit-identical to those before any adapter was trained.
 
-    python benchmarks/adapter_train.py                      # childish, 80 steps, 3 seeds a caption
-    python benchmarks/adapter_train.py --style giant --steps 120 --json docs/adapter.json
+    python benchmarks/adapter_train.py                   # 4 styles, 120 steps each, 3 seeds a caption
+    python benchmarks/adapter_train.py --style giant --json docs/adapter.json
 
-Writes the report picture (your clips, the default's takes, the adapter's) beside --json."""
+Writes each style's report picture (your clips, the default's takes, the adapter's) beside --json."""
 from __future__ import annotations
 
 import argparse
@@ -69,56 +69,61 @@ def check_takes(engine) -> list[np.ndarray]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--style", default="childish")
+    ap.add_argument("--style", default="giant,childish,chimpira,old", help="styles, comma-separated (one adapter each)")
     ap.add_argument("--clips", type=int, default=5)
-    ap.add_argument("--steps", type=int, default=80)
+    ap.add_argument("--steps", type=int, default=120)
     ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--seeds", type=int, default=3, help="takes per caption for each model")
     ap.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" /
                                           "bandai-namco-motion-1.tar.xz"))
-    ap.add_argument("--json", help="write the figures here (the picture goes beside it)")
+    ap.add_argument("--json", help="write the figures here (the pictures go beside it)")
     args = ap.parse_args()
 
     from backend import studio
     from backend.engine import Engine
     from backend.evaluation.adapter_report import measure
 
-    clips = style_clips(Path(args.data), args.style, args.clips)
     folder = Path(tempfile.mkdtemp(prefix="dp-bench-adapters-"))
     engine = Engine(device="cpu", adapters=folder)
     before_print, before_takes = fingerprint(engine), check_takes(engine)
-    name = f"{args.style} bench"
-    t0 = time.perf_counter()
-    info = studio.train_adapter(engine, name, [m for _, m, _ in clips], [c for _, _, c in clips], steps=args.steps,
-                                batch=args.batch, report=False, sources=[n for n, _, _ in clips])
-    train_seconds = time.perf_counter() - t0
-    picture = Path(args.json).with_suffix(".png") if args.json else folder / "report.png"
-    t1 = time.perf_counter()
-    report = measure(engine, name, [m for _, m, _ in clips], [c for _, _, c in clips], picture=picture,
-                     seeds=args.seeds)
+    rows = []
+    for style in args.style.split(","):
+        clips = style_clips(Path(args.data), style, args.clips)
+        name = f"{style} bench"
+        t0 = time.perf_counter()
+        info = studio.train_adapter(engine, name, [m for _, m, _ in clips], [c for _, _, c in clips],
+                                    steps=args.steps, batch=args.batch, lr=args.lr, report=False,
+                                    sources=[n for n, _, _ in clips])
+        train_seconds = time.perf_counter() - t0
+        picture = (Path(args.json).with_name(f"{Path(args.json).stem}_{style}.png") if args.json
+                   else folder / f"{style}.png")
+        t1 = time.perf_counter()
+        report = measure(engine, name, [m for _, m, _ in clips], [c for _, _, c in clips], picture=picture,
+                         seeds=args.seeds)
+        near, rc = report["nearest_distance"], report["reconstruction_cm"]
+        rows.append({"style": style, "clips": [{"name": n, "caption": c, "seconds": round(m.duration, 1)}
+                                               for n, m, c in clips],
+                     "steps": info["steps"], "train_seconds": round(train_seconds, 1),
+                     "report_seconds": round(time.perf_counter() - t1, 1), "loss": info["loss"],
+                     "takes_per_model": report["takes"], "nearest_distance": {"default": near["default"],
+                                                                              "adapter": near[name]},
+                     "nearest_distance_ratio": report["nearest_distance_ratio"],
+                     "reconstruction_cm": {"default": rc["default"], "adapter": rc[name]}, "picture": str(picture)})
+        print(f"{style}: {args.clips} clips, {info['steps']} steps x batch {args.batch}, trained in "
+              f"{train_seconds:.0f} s; nearest-clip distance ({report['takes']} takes each) default "
+              f"{near['default']:.4g}, adapter {near[name]:.4g}, ratio {report['nearest_distance_ratio']:.3f} "
+              f"(target <= 0.80); middle half regenerated: {rc['default']:.2f} -> {rc[name]:.2f} cm", flush=True)
     engine.use_adapter("default")
     same = fingerprint(engine) == before_print
     same_takes = all(np.array_equal(a, b) for a, b in zip(before_takes, check_takes(engine)))
-    near = report["nearest_distance"]
-    result = {"style": args.style, "clips": [{"name": n, "caption": c, "seconds": round(m.duration, 1)}
-                                             for n, m, c in clips],
-              "steps": info["steps"], "batch": args.batch, "train_seconds": round(train_seconds, 1),
-              "report_seconds": round(time.perf_counter() - t1, 1), "loss": info["loss"],
-              "takes_per_model": report["takes"], "nearest_distance": near,
-              "nearest_distance_ratio": report["nearest_distance_ratio"],
-              "reconstruction_cm": report["reconstruction_cm"],
-              "default_weights_unchanged": same, "default_takes_unchanged": same_takes, "picture": str(picture)}
-    print(f"{args.clips} clips of '{args.style}', {info['steps']} steps x batch {args.batch}: "
-          f"trained in {train_seconds:.0f} s (loss {info['loss']})")
-    print(f"nearest-clip distance, {report['takes']} takes each: default {near['default']:.4g}, "
-          f"adapter {near[name]:.4g}  ratio {report['nearest_distance_ratio']:.3f} (target <= 0.80)")
-    rc = report["reconstruction_cm"]
-    print(f"middle half regenerated from the caption, error: default {rc['default']:.2f} cm, "
-          f"adapter {rc[name]:.2f} cm")
-    print(f"default selected again: weights unchanged {same}, takes on fixed seeds bit-identical {same_takes}")
+    print(f"default selected again: merged weights unchanged {same}, "
+          f"{len(before_takes)} takes on fixed prompts and seeds bit-identical {same_takes}")
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=1))
-        print(f"wrote {args.json} and {picture}")
+        Path(args.json).write_text(json.dumps({"lr": args.lr, "batch": args.batch, "styles": rows,
+                                               "default_weights_unchanged": same,
+                                               "default_takes_unchanged": same_takes}, indent=1))
+        print(f"wrote {args.json}")
     return 0 if same and same_takes else 1
 
 

@@ -108,7 +108,7 @@ class EmbeddedBackend:
     def use_adapter(self, name: str) -> str:
         return self._call(lambda: self.engine.use_adapter(name)["name"])
 
-    def train_adapter(self, name: str, clips: list[tuple[Motion, str, str]], steps: int = 100, batch: int = 8,
+    def train_adapter(self, name: str, clips: list[tuple[Motion, str, str]], steps: int = 120, batch: int = 8,
                       progress: Progress = None, cancel: threading.Event | None = None,
                       report: TrainingReport = None) -> dict:
         from backend import studio

@@ -203,7 +203,7 @@ class HTTPBackend:
     def use_adapter(self, name: str) -> str:
         return self._job("/v1/adapters/select", {"name": name}, None, None)["result"]["in_use"]
 
-    def train_adapter(self, name: str, clips: list[tuple[Motion, str, str]], steps: int = 100, batch: int = 8,
+    def train_adapter(self, name: str, clips: list[tuple[Motion, str, str]], steps: int = 120, batch: int = 8,
                       progress: Progress = None, cancel: threading.Event | None = None,
                       report: TrainingReport = None) -> dict:
         # At the model's frame rate: what training reads, and what keeps the request small.

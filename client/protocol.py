@@ -51,7 +51,7 @@ class Backend(Protocol):
 
     def use_adapter(self, name: str) -> str: ...
 
-    def train_adapter(self, name: str, clips: list[tuple[Motion, str, str]], steps: int = 100, batch: int = 8,
+    def train_adapter(self, name: str, clips: list[tuple[Motion, str, str]], steps: int = 120, batch: int = 8,
                       progress: Progress = None, cancel: threading.Event | None = None,
                       report: TrainingReport = None) -> dict: ...  # clips: (motion, caption, source)
 

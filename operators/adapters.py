@@ -204,7 +204,35 @@ class DYNAMICPOSE_OT_train_adapter(BackendOperator, bpy.types.Operator):
         figures = (f"; nearest-take distance {near[self._name]:.3g} against the default's {near[DEFAULT_ADAPTER]:.3g}"
                    if near else "")
         s.train_report = f"{self._name}: {info.get('steps')} steps, loss {info.get('loss', {}).get('motion')}{figures}"
+        s.train_picture = str(report.get("picture") or "")
         self.report({"INFO"}, f"trained '{self._name}' ({info.get('steps')} steps){figures}; select it to use it")
+
+
+class DYNAMICPOSE_OT_adapter_report_show(bpy.types.Operator):
+    """Show the last training's picture: your takes, the default model's and the adapter's, side by side"""
+
+    bl_idname = "dynamicpose.adapter_report_show"
+    bl_label = "Show report"
+
+    @classmethod
+    def poll(cls, context):
+        return bool(settings_of(context).train_picture)
+
+    def execute(self, context):
+        import os
+
+        path = settings_of(context).train_picture
+        if not os.path.isfile(path):
+            self.report({"ERROR"}, f"the report picture {path} is gone (it lives in the adapter's folder)")
+            return {"CANCELLED"}
+        image = bpy.data.images.load(path, check_existing=True)
+        if context.window is not None and bpy.ops.wm.window_new.poll():  # a window of its own, as renders get
+            bpy.ops.wm.window_new()
+            area = context.window_manager.windows[-1].screen.areas[0]
+            area.type = "IMAGE_EDITOR"
+            area.spaces.active.image = image
+        self.report({"INFO"}, f"loaded {image.name}")
+        return {"FINISHED"}
 
 
 class DYNAMICPOSE_OT_adapters_refresh(BackendOperator, bpy.types.Operator):
@@ -336,5 +364,5 @@ class DYNAMICPOSE_OT_adapter_remove(BackendOperator, bpy.types.Operator):
 
 
 CLASSES = (DYNAMICPOSE_OT_train_clip_add, DYNAMICPOSE_OT_train_clip_remove, DYNAMICPOSE_OT_train_captions,
-           DYNAMICPOSE_OT_train_adapter, DYNAMICPOSE_OT_adapters_refresh, DYNAMICPOSE_OT_adapter_select,
+           DYNAMICPOSE_OT_train_adapter, DYNAMICPOSE_OT_adapter_report_show, DYNAMICPOSE_OT_adapters_refresh, DYNAMICPOSE_OT_adapter_select,
            DYNAMICPOSE_OT_adapter_export, DYNAMICPOSE_OT_adapter_import, DYNAMICPOSE_OT_adapter_remove)

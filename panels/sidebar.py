@@ -176,7 +176,9 @@ class DYNAMICPOSE_PT_train(_Panel, bpy.types.Panel):
         row.enabled = bool(s.train_clips) and not busy
         row.operator("dynamicpose.train_adapter", icon="PLAY")
         if s.train_report:
-            layout.label(text=s.train_report, icon="INFO")
+            row = layout.row(align=True)
+            row.label(text=s.train_report, icon="INFO")
+            row.operator("dynamicpose.adapter_report_show", text="", icon="IMAGE_DATA")
 
 
 class DYNAMICPOSE_PT_retarget(_Panel, bpy.types.Panel):

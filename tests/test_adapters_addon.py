@@ -90,6 +90,8 @@ def test_train_list_use_export_import_and_restore_the_default(studio, tmp_path):
     listed = {a.name: a for a in s.adapters}
     assert set(listed) == {"default", "giant"} and listed["giant"].steps == 3 and listed["giant"].clips == 2
     assert s.train_report.startswith("giant: 3 steps") and "nearest-take distance" in s.train_report
+    assert bpy.ops.dynamicpose.adapter_report_show() == {"FINISHED"}  # headless: loaded, no window
+    assert bpy.data.images["report.png"].size[0] > 500
     with pytest.raises(RuntimeError, match="exists"):  # a second one of that name is refused before any work
         bpy.ops.dynamicpose.train_adapter()
 

@@ -67,15 +67,16 @@ def save_rows(rows: list[tuple[str, Motion]], path: Path, title: str = "", poses
     compare side by side (a user's clip, the default model's take, an adapter's)."""
     plt = pyplot()
     fig = plt.figure(figsize=(1.5 * poses + 1.8, 2.3 * len(rows) + 0.6), dpi=90)
-    grid = fig.add_gridspec(len(rows), poses + 1)
+    grid = fig.add_gridspec(len(rows) + 1, poses + 1, height_ratios=[0.2] + [1] * len(rows))
+    head = fig.add_subplot(grid[0, :])  # a row of its own: suptitle would sit on the first row's titles
+    head.text(0.5, 0.5, title, ha="center", va="center", fontsize=11)
+    head.axis("off")
     zmax = max(m.positions()[..., 2].max() for _, m in rows) + 0.1
-    for r, (label, motion) in enumerate(rows):
+    for r, (label, motion) in enumerate(rows, start=1):
         local = _side_view(motion)
         label_ax = fig.add_subplot(grid[r, 0])
         label_ax.text(0.95, 0.5, label, ha="right", va="center", fontsize=9, wrap=True)
         label_ax.axis("off")
         for k, t in enumerate(np.linspace(0, motion.num_frames - 1, poses).round().astype(int)):
             _draw_pose(fig.add_subplot(grid[r, k + 1]), motion, local[t], zmax, f"{t / motion.fps:.1f} s")
-    if title:
-        fig.suptitle(title, fontsize=11)
     return save_figure(fig, path)
