@@ -66,6 +66,15 @@ def place(motion: Motion, xy: np.ndarray, yaw: float) -> Motion:
     return Motion(motion.skeleton, motion.fps, root, q, motion.local_translations)
 
 
+def mirrored(motion: Motion) -> Motion:
+    """Left and right swapped about the character's own start: it starts where it started,
+    facing the same way, and its path bends the other way (Motion.mirror reflects about the
+    world's X = 0 plane, which is the character's left-right only when it starts there facing -Y)."""
+    xy = motion.root_position[0, :2].copy()
+    yaw = float(heading_yaw(motion.positions()[:1])[0])
+    return place(place(motion, np.zeros(2), 0.0).mirror(), xy, yaw)
+
+
 # -- the transfer --------------------------------------------------------------------------
 _FRAME_BY = {"Hips": ("Spine", "UpperLeg_L", "UpperLeg_R"), "Chest": ("Neck", "UpperArm_L", "UpperArm_R")}
 

@@ -21,7 +21,7 @@ def caption_from_name(name: str) -> str:
     """An action's name as a first caption: 'DP a person walks #2' -> 'a person walks',
     'Giant_Walk.001' -> 'giant walk', 'DP a jump edit.001' -> 'a jump'."""
     text = re.sub(r"^DP\s+", "", name)
-    text = re.sub(r"(\s#\d+|\.\d{3}|\s(in-between|edit))+$", "", text)  # takes, copies, versions
+    text = re.sub(r"(\s#\d+|\.\d{3}|\s(in-between|edit|mirrored))+$", "", text)  # takes, copies, versions
     text = re.sub(r"[_|]+", " ", text)
     text = re.sub(r"(?<=[a-z])(?=[A-Z])", " ", text)  # CamelCase -> Camel Case
     return " ".join(text.split()).lower()

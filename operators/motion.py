@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Generate, In-between and Regenerate range: motion from the backend onto the user's rig, each
-as a new action (the one they had is kept)."""
+"""Generate, In-between, Regenerate range and Mirror: motion from the backend (or, for Mirror,
+the core alone) onto the user's rig, each as a new action (the one they had is kept)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -179,4 +179,39 @@ class DYNAMICPOSE_OT_edit(BackendOperator, bpy.types.Operator):
         self.report({"INFO"}, f"regenerated {write_version(self._version, motion)}")
 
 
-CLASSES = (DYNAMICPOSE_OT_generate, DYNAMICPOSE_OT_inbetween, DYNAMICPOSE_OT_edit)
+class DYNAMICPOSE_OT_mirror(bpy.types.Operator):
+    """Swap left and right in the active armature's action (a new version of it; the one you had is kept)"""
+
+    bl_idname = "dynamicpose.mirror"
+    bl_label = "Mirror"
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context):
+        obj = read.active_armature(context)
+        return obj is not None and obj.animation_data is not None and obj.animation_data.action is not None
+
+    def execute(self, context):
+        from ..motioncore.retarget import mirrored
+
+        try:
+            obj = armature_of(context)
+            current = obj.animation_data.action if obj.animation_data else None
+            if current is None:
+                raise ValueError(f"{obj.name} has no action to mirror")
+            a0, a1 = (int(round(f)) for f in current.frame_range)
+            if a1 <= a0:
+                raise ValueError(f"'{current.name}' holds a single frame; mirror a take with motion")
+            rt = read.retarget_for(obj)
+            fps = motion_io.scene_fps(context.scene)
+            motion = motion_io.take_motion(obj, rt, np.arange(a0, a1 + 1), fps)
+            plan = Version(obj.name, current.name, rt, a0, fps, 0.0, "mirrored")
+            done = write_version(plan, mirrored(motion))
+        except (ValueError, KeyError) as e:
+            self.report({"ERROR"}, str(e))
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"mirrored {done}")
+        return {"FINISHED"}
+
+
+CLASSES = (DYNAMICPOSE_OT_generate, DYNAMICPOSE_OT_inbetween, DYNAMICPOSE_OT_edit, DYNAMICPOSE_OT_mirror)

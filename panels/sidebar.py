@@ -98,6 +98,7 @@ class DYNAMICPOSE_PT_edit(_Panel, bpy.types.Panel):
         row = layout.row()
         row.enabled = obj is not None and obj.animation_data is not None and obj.animation_data.action is not None
         row.operator("dynamicpose.edit", icon="MOD_TIME")
+        row.operator("dynamicpose.mirror", icon="MOD_MIRROR")
 
 
 class DYNAMICPOSE_UL_adapters(bpy.types.UIList):
