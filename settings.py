@@ -82,6 +82,11 @@ class DynamicPoseSettings(bpy.types.PropertyGroup):
                                    description="Regenerate the scene's preview range instead of the frames below")
     edit_start: IntProperty(name="From", default=1)
     edit_end: IntProperty(name="To", default=30)
+    # Extend
+    extend_prompt: StringProperty(name="Prompt", default="", maxlen=MAX_TEXT,
+                                  description="What happens next (empty: it carries on as it goes)")
+    extend_seconds: FloatProperty(name="Seconds", default=2.0, min=0.1, max=MAX_SECONDS - 0.5, precision=1,
+                                  description="How much longer the action becomes")
     # Your motion: adapters trained from the file's actions
     train_clips: CollectionProperty(type=DynamicPoseTrainClip)
     train_index: IntProperty(name="Take", default=0)

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Generate, In-between, Regenerate range and Mirror: motion from the backend (or, for Mirror,
+"""Generate, In-between, Regenerate range, Extend and Mirror: motion from the backend (or, for Mirror,
 the core alone) onto the user's rig, each as a new action (the one they had is kept)."""
 from __future__ import annotations
 
@@ -179,6 +179,39 @@ class DYNAMICPOSE_OT_edit(BackendOperator, bpy.types.Operator):
         self.report({"INFO"}, f"regenerated {write_version(self._version, motion)}")
 
 
+class DYNAMICPOSE_OT_extend(BackendOperator, bpy.types.Operator):
+    """Continue the active armature's action by some seconds from the prompt (a new version of it; the frames you had are kept as they are)"""
+
+    bl_idname = "dynamicpose.extend"
+    bl_label = "Extend"
+
+    def prepare(self, context) -> Work:
+        s = settings_of(context)
+        obj = armature_of(context)
+        current = obj.animation_data.action if obj.animation_data else None
+        if current is None:
+            raise ValueError(f"{obj.name} has no action to extend")
+        a0, a1 = (int(round(f)) for f in current.frame_range)
+        fps = motion_io.scene_fps(context.scene)
+        extra = float(s.extend_seconds)
+        # The model sees as much of the end of the action as a request holds with the new part.
+        seen = min(a1 - a0, int(np.floor((MAX_SECONDS - extra) * fps)) - 1)
+        if seen < 1:
+            raise ValueError(f"extend by at most {MAX_SECONDS - 2 / fps:.1f} s at a time")
+        c0 = a1 - seen
+        rt = read.retarget_for(obj)
+        motion = motion_io.take_motion(obj, rt, np.arange(c0, a1 + 1), fps)
+        lift = ground_offset(motion)
+        motion = motion.raised(lift)
+        text, seed = s.extend_prompt.strip(), s.seed
+        self._version = Version(obj.name, current.name, rt, a1 + 1, fps, lift, "extended", cut=seen + 1)
+        return lambda backend, progress, cancel: backend.continue_(
+            motion, text, extra, seed=seed, progress=progress, cancel=cancel)
+
+    def finish(self, context, motion) -> None:
+        self.report({"INFO"}, f"extended: {write_version(self._version, motion)}")
+
+
 class DYNAMICPOSE_OT_mirror(bpy.types.Operator):
     """Swap left and right in the active armature's action (a new version of it; the one you had is kept)"""
 
@@ -214,4 +247,5 @@ class DYNAMICPOSE_OT_mirror(bpy.types.Operator):
         return {"FINISHED"}
 
 
-CLASSES = (DYNAMICPOSE_OT_generate, DYNAMICPOSE_OT_inbetween, DYNAMICPOSE_OT_edit, DYNAMICPOSE_OT_mirror)
+CLASSES = (DYNAMICPOSE_OT_generate, DYNAMICPOSE_OT_inbetween, DYNAMICPOSE_OT_edit, DYNAMICPOSE_OT_extend,
+           DYNAMICPOSE_OT_mirror)

@@ -99,6 +99,13 @@ class DYNAMICPOSE_PT_edit(_Panel, bpy.types.Panel):
         row.enabled = obj is not None and obj.animation_data is not None and obj.animation_data.action is not None
         row.operator("dynamicpose.edit", icon="MOD_TIME")
         row.operator("dynamicpose.mirror", icon="MOD_MIRROR")
+        layout.separator()
+        layout.prop(s, "extend_prompt")
+        row = layout.row(align=True)
+        row.prop(s, "extend_seconds")
+        sub = row.row()
+        sub.enabled = obj is not None and obj.animation_data is not None and obj.animation_data.action is not None
+        sub.operator("dynamicpose.extend", icon="NEXT_KEYFRAME")
 
 
 class DYNAMICPOSE_UL_adapters(bpy.types.UIList):

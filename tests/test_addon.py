@@ -532,3 +532,45 @@ def test_mirror_refuses_a_rig_without_motion(dp):
     with pytest.raises(RuntimeError):
         bpy.ops.dynamicpose.mirror()
     assert len(bpy.data.actions) == n
+
+
+def test_extend_continues_the_take_and_keeps_every_frame_it_had(dp):
+    """Extend by 1 s on the Bandai walk: a new version as long again as asked, every key the
+    take had still there unchanged, the new frames joined on without a jump larger than the
+    take's own biggest frame-to-frame change."""
+    from dynamic_pose.motioncore import rotations as rot
+    from dynamic_pose.rig import motion_io
+    from dynamic_pose.rig.read import retarget_for
+
+    bpy = dp
+    obj = rig(bpy, "bandai")
+    original = obj.animation_data.action
+    kept = snapshot(original)
+    a0, a1 = (int(round(f)) for f in original.frame_range)
+    s = bpy.context.scene.dynamicpose
+    s.extend_prompt, s.extend_seconds = "a person walks on", 1.0
+    fps = motion_io.scene_fps(bpy.context.scene)
+    assert bpy.ops.dynamicpose.extend() == {"FINISHED"}
+    longer = obj.animation_data.action
+    assert longer.name == f"{original.name} extended" and same(snapshot(original), kept)
+    b0, b1 = (int(round(f)) for f in longer.frame_range)
+    assert b0 == a0 and b1 == a1 + round(fps)
+    new = snapshot(longer)
+    for key, co in kept.items():  # every key of the take is there, where it was, as it was
+        frames, values = co[0::2], co[1::2]
+        got = dict(zip(new[key][0::2], new[key][1::2]))
+        assert all(got.get(f) == v for f, v in zip(frames, values)), key
+    rt = retarget_for(obj)
+    q = motion_io.take_motion(obj, rt, np.arange(a0, b1 + 1), fps).local_rotations
+    steps = np.max(rot.angle_between(q[1:], q[:-1]), axis=1)  # each frame's largest joint turn
+    join = a1 - a0
+    assert steps[join] <= 1.5 * steps[: join].max(), (steps[join], steps[: join].max())
+
+
+def test_extend_refuses_a_rig_without_an_action(dp):
+    bpy = dp
+    obj = rig(bpy, "rigify")
+    n = len(bpy.data.actions)
+    with pytest.raises(RuntimeError, match="no action to extend"):
+        bpy.ops.dynamicpose.extend()
+    assert len(bpy.data.actions) == n and obj.animation_data is None
