@@ -4,8 +4,15 @@ and where the backend runs (the add-on's preferences). Limits come from motionco
 from __future__ import annotations
 
 import bpy
-from bpy.props import (BoolProperty, CollectionProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty,
-                       StringProperty)
+from bpy.props import (
+    BoolProperty,
+    CollectionProperty,
+    EnumProperty,
+    FloatProperty,
+    IntProperty,
+    PointerProperty,
+    StringProperty,
+)
 
 from .motioncore.limits import DEFAULT_ADAPTER, MAX_FRAMES, MAX_SECONDS, MAX_TEXT, MAX_TRAIN_STEPS, MAX_VARIATIONS
 

@@ -13,8 +13,9 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 from backend.sampling import Sampling
 from motioncore import canonical
 from motioncore.clip import Motion
-from motioncore.limits import (ADAPTER_NAME, MAX_FPS, MAX_FRAMES, MAX_SECONDS, MAX_TEXT, MAX_TRAIN_BATCH, MAX_TRAIN_CLIPS,
-                               MAX_TRAIN_STEPS, MAX_VARIATIONS, MIN_FPS, motion_problem, training_problem)
+from motioncore.limits import (ADAPTER_NAME, MAX_FPS, MAX_FRAMES, MAX_SECONDS, MAX_TEXT, MAX_TRAIN_BATCH,
+                               MAX_TRAIN_CLIPS, MAX_TRAIN_STEPS, MAX_VARIATIONS, MIN_FPS, motion_problem,
+                               training_problem)
 from motioncore.wire import WIRE_FORMAT, from_wire
 
 DEFAULT_SAMPLING = Sampling()

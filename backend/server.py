@@ -18,14 +18,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from backend import adapters as store
+from backend import studio
 from backend.engine import Engine, Sampling
 from backend.guards import BodyLimit, GuardedH11Protocol, quiet_repeats
 from backend.jobs import Job, JobQueue
-from backend import adapters as store
-from backend import studio
-from backend.schemas import (ADAPTER_ANSWERS, JOB_ANSWERS, LOOKUP_ANSWERS, REFUSALS, AdapterList, AdapterRef, CaptionRequest,
-                             ContinueRequest, EditRequest, ExportAdapterRequest, GenerateRequest, ImportAdapterRequest,
-                             InbetweenRequest, JobState, SelectAdapterRequest, TrainAdapterRequest)
+from backend.schemas import (ADAPTER_ANSWERS, JOB_ANSWERS, LOOKUP_ANSWERS, REFUSALS, AdapterList, AdapterRef,
+                             CaptionRequest, ContinueRequest, EditRequest, ExportAdapterRequest, GenerateRequest,
+                             ImportAdapterRequest, InbetweenRequest, JobState, SelectAdapterRequest,
+                             TrainAdapterRequest)
 from motioncore.wire import to_wire
 
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "[::1]"}

@@ -13,7 +13,6 @@ import time
 import numpy as np
 import pytest
 import torch
-
 from conftest import DATA, ROOT, needs_backend
 
 try:

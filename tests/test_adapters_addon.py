@@ -8,7 +8,6 @@ import time
 
 import numpy as np
 import pytest
-
 from conftest import BACKEND_PYTHON, DATA, ROOT, enable_addon, fcurves_of
 
 GIANT = sorted((DATA / "styles").glob("*walk_giant_*.bvh"))
