@@ -224,23 +224,23 @@ def create_app(engine: Engine, token: str, jobs: JobQueue | None = None, on_read
 
         return await wait_for(submit("train_adapter", run), body.wait)
 
+    def absolute(path: str) -> Path:
+        """Files are named in full: the server's working directory is nothing the client knows."""
+        if not Path(path).is_absolute():
+            raise store.AdapterError(f"give an absolute path for the file, got {path!r}")
+        return Path(path)
+
     @app.post("/v1/adapters/export", responses=ADAPTER_ANSWERS)
     def export_adapter(body: ExportAdapterRequest):
-        path = Path(body.path)
-        if not path.is_absolute():
-            return JSONResponse({"detail": f"give an absolute path for the file, got {body.path!r}"}, status_code=400)
         try:
-            return store.export(body.name, path, engine.adapters)
+            return store.export(body.name, absolute(body.path), engine.adapters)
         except store.AdapterError as e:
             return JSONResponse({"detail": str(e)}, status_code=400)
 
     @app.post("/v1/adapters/import", responses=ADAPTER_ANSWERS)
     def import_adapter(body: ImportAdapterRequest):
-        path = Path(body.path)
-        if not path.is_absolute():
-            return JSONResponse({"detail": f"give an absolute path for the file, got {body.path!r}"}, status_code=400)
         try:
-            info = store.import_file(path, engine.identity, name=body.name, root=engine.adapters)
+            info = store.import_file(absolute(body.path), engine.identity, name=body.name, root=engine.adapters)
         except store.AdapterError as e:
             return JSONResponse({"detail": str(e)}, status_code=400)
         return {k: info.get(k) for k in store.SUMMARY}

@@ -112,7 +112,7 @@ def _takes(context, only_uncaptioned: bool = False):
             raise ValueError(f"take {i + 1} ({clip.action.name}) is a single frame; a take needs motion")
         rt = read.retarget_for(clip.armature)
         motion = motion_io.take_motion(clip.armature, rt, np.arange(lo, hi + 1), fps, action=clip.action)
-        out.append((i, motion.raised(ground_offset(motion)), clip.caption.strip(), clip.action.name))
+        out.append((i, motion.raised(ground_offset(motion)), clip.caption.strip(), clip.action.name))  # feet on the model's floor
     return out
 
 

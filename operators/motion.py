@@ -62,6 +62,15 @@ def write_version(plan: Version, motion) -> str:
     return f"frames {plan.first}..{plan.first + part.num_frames - 1}; '{base.name}' is kept"
 
 
+def on_model_floor(obj, rt: Retarget, first: int, last: int, fps: float):
+    """(motion, lift): frames first..last of the armature's action as canonical motion raised
+    so its feet stand on the model's floor (the model sees them there), and by how much (the
+    result is lowered back by it, so the keys come back as they were)."""
+    motion = motion_io.take_motion(obj, rt, np.arange(first, last + 1), fps)
+    lift = ground_offset(motion)
+    return motion.raised(lift), lift
+
+
 class DYNAMICPOSE_OT_generate(BackendOperator, bpy.types.Operator):
     """Generate motion from the prompt onto the armature, as a new action"""
 
@@ -123,9 +132,7 @@ class DYNAMICPOSE_OT_inbetween(BackendOperator, bpy.types.Operator):
         k0, k1 = full_frames[0], full_frames[-1]  # keys on some bones only count between whole poses
         if (k1 - k0) / fps > MAX_SECONDS:
             raise ValueError(f"the selected keys span {(k1 - k0) / fps:.1f} s; at most {MAX_SECONDS:g} s")
-        motion = motion_io.take_motion(obj, rt, np.arange(k0, k1 + 1), fps)
-        lift = ground_offset(motion)  # the model sees the feet on its floor; the keys come back as they were
-        motion = motion.raised(lift)
+        motion, lift = on_model_floor(obj, rt, k0, k1, fps)
         idx = [k - k0 for k in full_frames]
         some = {round(f) - k0: joints for f, joints in partial.items() if k0 < round(f) < k1 and round(f) not in full_frames}
         text = settings_of(context).inbetween_prompt.strip()
@@ -165,9 +172,7 @@ class DYNAMICPOSE_OT_edit(BackendOperator, bpy.types.Operator):
         if (c1 - c0) / fps > MAX_SECONDS:
             raise ValueError(f"edit at most {MAX_SECONDS - 2 * self.context_seconds:g} s at a time")
         rt = read.retarget_for(obj)
-        motion = motion_io.take_motion(obj, rt, np.arange(c0, c1 + 1), fps)
-        lift = ground_offset(motion)
-        motion = motion.raised(lift)
+        motion, lift = on_model_floor(obj, rt, c0, c1, fps)
         text = s.edit_prompt.strip()
         seed = s.seed
         self._version = Version(obj.name, current.name, rt, start, fps, lift, "edit", cut=start - c0,
@@ -200,9 +205,7 @@ class DYNAMICPOSE_OT_extend(BackendOperator, bpy.types.Operator):
             raise ValueError(f"extend by at most {MAX_SECONDS - 2 / fps:.1f} s at a time")
         c0 = a1 - seen
         rt = read.retarget_for(obj)
-        motion = motion_io.take_motion(obj, rt, np.arange(c0, a1 + 1), fps)
-        lift = ground_offset(motion)
-        motion = motion.raised(lift)
+        motion, lift = on_model_floor(obj, rt, c0, a1, fps)
         text, seed = s.extend_prompt.strip(), s.seed
         self._version = Version(obj.name, current.name, rt, a1 + 1, fps, lift, "extended", cut=seen + 1)
         return lambda backend, progress, cancel: backend.continue_(

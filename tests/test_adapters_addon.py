@@ -8,7 +8,8 @@ import time
 
 import numpy as np
 import pytest
-from conftest import BACKEND_PYTHON, DATA, ROOT, enable_addon, fcurves_of
+from conftest import BACKEND_PYTHON, DATA, ROOT, enable_addon
+from test_addon import snapshot as keys_of  # every key of every fcurve
 
 GIANT = sorted((DATA / "styles").glob("*walk_giant_*.bvh"))
 
@@ -44,13 +45,6 @@ def studio(blender, tiny_weights, tmp_path, monkeypatch):
     addon_utils.disable("dynamic_pose", default_set=True)
 
 
-def keys_of(action):
-    out = {}
-    for fc in fcurves_of(action):
-        co = np.empty(2 * len(fc.keyframe_points), dtype=np.float32)
-        fc.keyframe_points.foreach_get("co", co)
-        out[(fc.data_path, fc.array_index)] = co
-    return out
 
 
 def generate(bpy, metarig, seed=7):
