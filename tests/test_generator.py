@@ -211,7 +211,7 @@ def test_user_adapter_trains_from_a_folder_of_bvh(tiny_weights, tmp_path):
                           "--out", str(out), "--steps", "8", "--batch", "4", "--base-model", str(base)],
                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
     assert run.returncode == 0, run.stderr[-2000:]
-    assert "adapter written to" in run.stdout
+    assert f"model written to {out}; use it with --weights" in run.stdout
     before = load_file(str(tiny_weights / "adapter" / "adapter_model.safetensors"))
     after = load_file(str(out / "adapter" / "adapter_model.safetensors"))
     assert before.keys() == after.keys()
