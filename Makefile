@@ -17,7 +17,7 @@ VENV_53 := .venv53
 STAMP_53 := $(VENV_53)/.installed
 PINS_53 := bpy==5.3.0 numpy==2.5.5 pytest==9.2.0
 PYTHON313 ?= $(shell sh tools/find_python.sh 3.13)
-ADDON_TESTS := tests/test_addon.py tests/test_rig.py tests/test_characters.py tests/test_adapters_addon.py
+ADDON_TESTS := tests/test_addon.py tests/test_rig.py tests/test_characters.py tests/test_adapters_addon.py tests/test_panels.py
 BPY_PYTHON ?= $(shell sh tools/find_python.sh 3.11)
 
 .PHONY: venv demo test data addon clean lock
