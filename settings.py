@@ -110,6 +110,11 @@ class DynamicPoseSettings(bpy.types.PropertyGroup):
     # Backend status, shown in the panel
     status: StringProperty(name="Status", default="not started")
 
+    def picked_adapter(self) -> str:
+        """The adapter selected in the Backend panel's list ("" when none is)."""
+        i = self.adapters_index
+        return self.adapters[i].name if 0 <= i < len(self.adapters) else ""
+
     def floor_setting(self) -> str | float:
         """The floor as Retarget.to_rig takes it."""
         return self.floor_height if self.floor == "HEIGHT" else "AUTO"

@@ -50,18 +50,19 @@ def identity(weights: Path) -> dict:
             "tokenizer_sha256": sha256(Path(weights) / "tokenizer.safetensors")}
 
 
-def mismatch(info: dict, model: dict) -> str | None:
-    """Why an adapter with `info` cannot sit on the model `model` (identity()), or None."""
+def mismatch(info: dict, generator: dict, model: dict) -> str | None:
+    """Why an adapter with `info` and `generator` (its generator.json) cannot sit on the model
+    `model` (identity()), or None."""
     if info.get("tokenizer_sha256") != model["tokenizer_sha256"]:
         return "it was trained on another model's motion tokenizer (its motion codes mean other things)"
-    theirs, ours = info.get("config", {}), model["config"]
+    theirs, ours = generator.get("config", {}), model["config"]
     if theirs.get("base") != ours["base"]:
         return f"it needs the base {theirs.get('base')!r}; this backend runs {ours['base']!r}"
     for key in ("codebook_size", "lora_r", "lora_alpha", "target_modules"):
         if theirs.get(key) != ours[key]:
             return f"its {key} is {theirs.get(key)!r}, the model's {ours[key]!r}"
-    if info.get("base_vocab") != model["base_vocab"]:
-        return f"it was made for a base of {info.get('base_vocab')} text tokens, not {model['base_vocab']}"
+    if generator.get("base_vocab") != model["base_vocab"]:
+        return f"it was made for a base of {generator.get('base_vocab')} text tokens, not {model['base_vocab']}"
     return None
 
 
@@ -183,7 +184,7 @@ def import_file(path: Path, model: dict, name: str | None = None, root: Path | N
     bad = [k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()]
     if bad or "new_tokens" not in tensors:
         raise AdapterError(f"{path} holds NaN or infinite values, or no new token rows")
-    why = mismatch({**info, "config": generator.get("config", {}), "base_vocab": generator.get("base_vocab")}, model)
+    why = mismatch(info, generator, model)
     if why:
         raise AdapterError(f"{path} does not fit this backend's model: {why}")
     name = check_name(name or info.get("name"))

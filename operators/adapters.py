@@ -42,6 +42,19 @@ def show_adapters(settings, listing: dict) -> None:
         settings.adapters_index = names.index(settings.adapter_in_use)
 
 
+def your_picked_adapter(settings, why: str) -> str:
+    """The selected adapter, refused when it is none or the default (`why` says why not that)."""
+    name = settings.picked_adapter()
+    if not name or name == DEFAULT_ADAPTER:
+        raise ValueError(f"pick one of your adapters in the list ({why})")
+    return name
+
+
+def then_listed(do) -> Work:
+    """Work that does `do(backend)`, then lists the adapters: (its result, the listing)."""
+    return lambda backend, progress, cancel: (do(backend), backend.adapters())
+
+
 class DYNAMICPOSE_OT_train_clip_add(bpy.types.Operator):
     """Add the active armature's action (or every action animating it) to the takes to train on"""
 
@@ -260,17 +273,13 @@ class DYNAMICPOSE_OT_adapter_select(BackendOperator, bpy.types.Operator):
 
     def prepare(self, context) -> Work:
         s = settings_of(context)
-        name = self.name or (s.adapters[s.adapters_index].name if 0 <= s.adapters_index < len(s.adapters) else "")
+        name = self.name or s.picked_adapter()
         if not name:
             raise ValueError("pick an adapter in the list (Refresh lists them)")
+        return then_listed(lambda backend: backend.use_adapter(name))
 
-        def work(backend, progress, cancel):
-            backend.use_adapter(name)
-            return backend.adapters()
-
-        return work
-
-    def finish(self, context, listing) -> None:
+    def finish(self, context, result) -> None:
+        _, listing = result
         s = settings_of(context)
         show_adapters(s, listing)
         self.report({"INFO"}, f"using '{s.adapter_in_use}'")
@@ -303,10 +312,7 @@ class DYNAMICPOSE_OT_adapter_export(_FileOperator, bpy.types.Operator):
     bl_options = {"REGISTER"}
 
     def prepare(self, context) -> Work:
-        s = settings_of(context)
-        if not (0 <= s.adapters_index < len(s.adapters)) or s.adapters[s.adapters_index].name == DEFAULT_ADAPTER:
-            raise ValueError("pick one of your adapters in the list (the default ships with the backend)")
-        name, path = s.adapters[s.adapters_index].name, self.path()
+        name, path = your_picked_adapter(settings_of(context), "the default ships with the backend"), self.path()
         if not path.endswith(".safetensors"):
             path += ".safetensors"
         return lambda backend, progress, cancel: backend.export_adapter(name, path)
@@ -324,12 +330,7 @@ class DYNAMICPOSE_OT_adapter_import(_FileOperator, bpy.types.Operator):
 
     def prepare(self, context) -> Work:
         path = self.path()
-
-        def work(backend, progress, cancel):
-            info = backend.import_adapter(path)
-            return info, backend.adapters()
-
-        return work
+        return then_listed(lambda backend: backend.import_adapter(path))
 
     def finish(self, context, result) -> None:
         info, listing = result
@@ -348,19 +349,11 @@ class DYNAMICPOSE_OT_adapter_remove(BackendOperator, bpy.types.Operator):
         return context.window_manager.invoke_confirm(self, event)
 
     def prepare(self, context) -> Work:
-        s = settings_of(context)
-        if not (0 <= s.adapters_index < len(s.adapters)) or s.adapters[s.adapters_index].name == DEFAULT_ADAPTER:
-            raise ValueError("pick one of your adapters in the list (the default cannot be removed)")
-        name = s.adapters[s.adapters_index].name
+        name = your_picked_adapter(settings_of(context), "the default cannot be removed")
+        return then_listed(lambda backend: backend.remove_adapter(name))
 
-        def work(backend, progress, cancel):
-            backend.remove_adapter(name)
-            return backend.adapters()
-
-        return work
-
-    def finish(self, context, listing) -> None:
-        show_adapters(settings_of(context), listing)
+    def finish(self, context, result) -> None:
+        show_adapters(settings_of(context), result[1])
 
 
 CLASSES = (DYNAMICPOSE_OT_train_clip_add, DYNAMICPOSE_OT_train_clip_remove, DYNAMICPOSE_OT_train_captions,

@@ -35,6 +35,14 @@ def armature_of(context, explicit=None) -> bpy.types.Object:
     return obj
 
 
+def current_action(obj: bpy.types.Object, what: str) -> bpy.types.Action:
+    """The armature's action, or a refusal saying it has none to `what` ("edit", "extend", ...)."""
+    action = obj.animation_data.action if obj.animation_data else None
+    if action is None:
+        raise ValueError(f"{obj.name} has no action to {what}")
+    return action
+
+
 def action_name(text: str, suffix: str = "") -> str:
     words = " ".join(text.split())[:48] or "motion"
     return f"DP {words}{suffix}"

@@ -14,7 +14,7 @@ from ..motioncore.limits import MAX_SECONDS
 from ..motioncore.retarget import Retarget
 from ..rig import action as act
 from ..rig import motion_io, read
-from .base import BackendOperator, Work, action_name, armature_of, settings_of
+from .base import BackendOperator, Work, action_name, armature_of, current_action, settings_of
 
 
 @dataclass(frozen=True)
@@ -157,9 +157,7 @@ class DYNAMICPOSE_OT_edit(BackendOperator, bpy.types.Operator):
     def prepare(self, context) -> Work:
         s = settings_of(context)
         obj = armature_of(context)
-        current = obj.animation_data.action if obj.animation_data else None
-        if current is None:
-            raise ValueError(f"{obj.name} has no action to edit")
+        current = current_action(obj, "edit")
         scene = context.scene
         start, end = ((scene.frame_preview_start, scene.frame_preview_end) if s.edit_use_preview
                       else (s.edit_start, s.edit_end))
@@ -193,9 +191,7 @@ class DYNAMICPOSE_OT_extend(BackendOperator, bpy.types.Operator):
     def prepare(self, context) -> Work:
         s = settings_of(context)
         obj = armature_of(context)
-        current = obj.animation_data.action if obj.animation_data else None
-        if current is None:
-            raise ValueError(f"{obj.name} has no action to extend")
+        current = current_action(obj, "extend")
         a0, a1 = (int(round(f)) for f in current.frame_range)
         fps = motion_io.scene_fps(context.scene)
         extra = float(s.extend_seconds)
@@ -224,17 +220,14 @@ class DYNAMICPOSE_OT_mirror(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        obj = read.active_armature(context)
-        return obj is not None and obj.animation_data is not None and obj.animation_data.action is not None
+        return read.has_action(read.active_armature(context))
 
     def execute(self, context):
         from ..motioncore.retarget import mirrored
 
         try:
             obj = armature_of(context)
-            current = obj.animation_data.action if obj.animation_data else None
-            if current is None:
-                raise ValueError(f"{obj.name} has no action to mirror")
+            current = current_action(obj, "mirror")
             a0, a1 = (int(round(f)) for f in current.frame_range)
             if a1 <= a0:
                 raise ValueError(f"'{current.name}' holds a single frame; mirror a take with motion")

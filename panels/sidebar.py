@@ -6,7 +6,7 @@ import bpy
 
 from ..client import session
 from ..rig import action as act
-from ..rig.read import active_armature
+from ..rig.read import active_armature, has_action
 from ..settings import preferences
 
 
@@ -94,9 +94,9 @@ class DYNAMICPOSE_PT_edit(_Panel, bpy.types.Panel):
         col.prop(s, "edit_start")
         col.prop(s, "edit_end")
         layout.prop(s, "edit_prompt")
-        obj = active_armature(context)
+        animated = has_action(active_armature(context))
         row = layout.row()
-        row.enabled = obj is not None and obj.animation_data is not None and obj.animation_data.action is not None
+        row.enabled = animated
         row.operator("dynamicpose.edit", icon="MOD_TIME")
         row.operator("dynamicpose.mirror", icon="MOD_MIRROR")
         layout.separator()
@@ -104,7 +104,7 @@ class DYNAMICPOSE_PT_edit(_Panel, bpy.types.Panel):
         row = layout.row(align=True)
         row.prop(s, "extend_seconds")
         sub = row.row()
-        sub.enabled = obj is not None and obj.animation_data is not None and obj.animation_data.action is not None
+        sub.enabled = animated
         sub.operator("dynamicpose.extend", icon="NEXT_KEYFRAME")
 
 
@@ -156,7 +156,7 @@ class DYNAMICPOSE_PT_backend(_Panel, bpy.types.Panel):
         col.operator("dynamicpose.adapter_import", text="", icon="IMPORT")
         col.operator("dynamicpose.adapter_export", text="", icon="EXPORT")
         col.operator("dynamicpose.adapter_remove", text="", icon="TRASH")
-        picked = s.adapters[s.adapters_index].name if 0 <= s.adapters_index < len(s.adapters) else ""
+        picked = s.picked_adapter()
         row = layout.row()
         row.enabled = bool(picked) and picked != s.adapter_in_use and not _busy()
         row.operator("dynamicpose.adapter_select", text=f"Use {picked or 'adapter'}", icon="CHECKMARK")

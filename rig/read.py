@@ -15,6 +15,11 @@ def active_armature(context) -> bpy.types.Object | None:
     return obj if obj is not None and obj.type == "ARMATURE" else None
 
 
+def has_action(obj: bpy.types.Object | None) -> bool:
+    """Whether the object plays an action (what Edit, Extend and Mirror work on)."""
+    return obj is not None and obj.animation_data is not None and obj.animation_data.action is not None
+
+
 def rig_from_armature(obj: bpy.types.Object) -> Rig:
     """Bones in parents-first order with their armature-space rest matrices and tails."""
     if obj is None or obj.type != "ARMATURE":
