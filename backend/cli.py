@@ -270,7 +270,7 @@ def _train_adapter(args: argparse.Namespace) -> int:
                                     batch=args.batch, lr=args.lr, on_progress=show, sources=[c.name for c in ds.clips])
         print(json.dumps({k: info.get(k) for k in ("name", "clips", "steps", "seconds", "loss", "report")}, indent=1))
         print(f"adapter {args.name!r} is in {engine.adapters}; use it with --adapter {args.name!r}, "
-              "or pick it in the add-on's Backend panel (Adapters)")
+              "or pick it in the adapter list of the add-on's Backend panel")
         return 0
     from backend.models.tokenizer import MotionTokenizer
     from backend.training.generator import GeneratorTraining, train
