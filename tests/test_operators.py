@@ -91,3 +91,30 @@ def test_inbetween_and_edit_write_the_engines_motion(character):
     lift = ground_offset(before)
     want = session.current().edit(before.raised(lift), 9, 20, "a person jumps", seed=5).raised(-lift).trim(9, 20)
     _same(motion_io.take_motion(obj, rt, np.arange(10, 21), 30.0), want, rt.scale)
+
+
+@pytest.mark.parametrize("character", MODES, indirect=True)
+def test_mirror_and_extend_write_the_cores_and_the_engines_motion(character):
+    """On the FBX round-tripped character: Mirror's keys read back as the core's mirror of what
+    the rig played; Extend's new frames are the engine's continuation of the take."""
+    from dynamic_pose.client import session
+    from dynamic_pose.motioncore.features import ground_offset
+    from dynamic_pose.motioncore.retarget import mirrored
+    from dynamic_pose.rig import motion_io, read
+    from tools import characters
+
+    bpy, obj = character
+    rt = read.retarget_for(obj)
+    motion_io.put_motion(obj, characters.walk(), "walk", rt, frame_start=1, fps=30.0, floor="AUTO", start="CHARACTER")
+    frames = 1 + np.arange(31)
+    played = motion_io.take_motion(obj, rt, frames, 30.0)
+    assert bpy.ops.dynamicpose.mirror() == {"FINISHED"}
+    _same(motion_io.take_motion(obj, rt, frames, 30.0), mirrored(played), rt.scale)
+
+    before = motion_io.take_motion(obj, rt, frames, 30.0)
+    s = bpy.context.scene.dynamicpose
+    s.extend_prompt, s.extend_seconds, s.seed = "a person walks on", 0.5, 2
+    assert bpy.ops.dynamicpose.extend() == {"FINISHED"}
+    lift = ground_offset(before)
+    want = session.current().continue_(before.raised(lift), "a person walks on", 0.5, seed=2).raised(-lift)
+    _same(motion_io.take_motion(obj, rt, 32 + np.arange(15), 30.0), want.trim(31, 46), rt.scale)
