@@ -2,12 +2,13 @@
 file and imported back.
 
 An adapter folder holds what MotionLM.save_pretrained writes (generator.json, adapter/,
-new_tokens.safetensors, SHA256SUMS) and adapter_info.json: what it was trained from and on
-which model it sits. It carries no base and no tokenizer: it is applied onto the model the
-engine has loaded, and only onto the one it was trained on (same base, same motion codes).
+new_tokens.safetensors, SHA256SUMS), the motion decoder tuned on its clips
+(decoder.safetensors) and adapter_info.json: what it was trained from and on which model it
+sits. It carries no base and no encoder: it is applied onto the model the engine has loaded,
+and only onto the one it was trained on (same base, same motion codes).
 
-The export is one safetensors file: the LoRA tensors and new token rows, with the configs, the
-info and a sha256 of all of it in the file's metadata (text, never pickle)."""
+The export is one safetensors file: the LoRA tensors, new token rows and decoder, with the
+configs, the info and a sha256 of all of it in the file's metadata (text, never pickle)."""
 from __future__ import annotations
 
 import hashlib
@@ -21,6 +22,7 @@ import torch
 
 from backend.models import weights_file
 from backend.models.basemodel import sha256
+from backend.models.tokenizer import DECODER_FILE
 from backend.paths import adapters_dir
 from motioncore.limits import DEFAULT_ADAPTER, adapter_name_problem
 
@@ -139,6 +141,8 @@ def export(name: str, path: Path, root: Path | None = None) -> dict:
     weights_file.check_sums(folder)
     tensors = {f"lora.{k}": v for k, v in weights_file.read_tensors(folder / "adapter" / "adapter_model.safetensors").items()}
     tensors["new_tokens"] = weights_file.read_tensors(folder / "new_tokens.safetensors")["new_tokens"]
+    if (folder / DECODER_FILE).is_file():
+        tensors |= {f"decoder.{k}": v for k, v in weights_file.read_tensors(folder / DECODER_FILE).items()}
     texts = {"generator": (folder / "generator.json").read_text(),
              "adapter_config": (folder / "adapter" / "adapter_config.json").read_text(),
              "info": (folder / INFO).read_text()}
@@ -201,6 +205,9 @@ def import_file(path: Path, model: dict, name: str | None = None, root: Path | N
                   str(tmp / "adapter" / "adapter_model.safetensors"))
         (tmp / "adapter" / "adapter_config.json").write_text(texts["adapter_config"])
         save_file({"new_tokens": tensors["new_tokens"]}, str(tmp / "new_tokens.safetensors"))
+        decoder = {k[8:]: v for k, v in tensors.items() if k.startswith("decoder.")}
+        if decoder:
+            save_file(decoder, str(tmp / DECODER_FILE))
         (tmp / "generator.json").write_text(texts["generator"])
         weights_file.write_sums(tmp)
         info = {**info, "name": name, "imported": {"from": str(path), "sha256": meta["sha256"], "when": now()}}

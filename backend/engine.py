@@ -16,7 +16,7 @@ from backend import adapters as store
 from backend.device import pick_device
 from backend.models import weights_file
 from backend.models.generator import FORMAT_VERSION, INFILL, MotionLM
-from backend.models.tokenizer import MotionTokenizer
+from backend.models.tokenizer import DECODER_FILE, MotionTokenizer
 from backend.paths import default_weights_dir
 from backend.sampling import Sampling  # noqa: F401  (part of the engine's API)
 from motioncore import blend, canonical, features
@@ -77,7 +77,8 @@ class Engine:
         self._lora = {n: m for n, m in self.model.lm.named_modules() if isinstance(m, LoraLayer)}
         self._unmerged = {n: m.base_layer.weight.detach().clone() for n, m in self._lora.items()}
         self._default = ({k: v.detach().clone() for k, v in get_peft_model_state_dict(self.model.lm).items()},
-                         self.model.new_tokens.weight.detach().clone())
+                         self.model.new_tokens.weight.detach().clone(),
+                         {k: v.detach().clone() for k, v in self.tokenizer.decoder.state_dict().items()})
 
     def adapters_list(self) -> list[dict]:
         """The default and every adapter in the user's folder (newest first)."""
@@ -91,7 +92,7 @@ class Engine:
         from peft import set_peft_model_state_dict
 
         if name == store.DEFAULT:
-            state, rows, info = *self._default, {"name": store.DEFAULT}
+            state, rows, decoder, info = *self._default, {"name": store.DEFAULT}
         else:
             folder = store.folder_of(name, self.adapters)
             info = store.read_info(folder)
@@ -102,8 +103,9 @@ class Engine:
             weights_file.check_sums(folder)
             state = weights_file.read_tensors(folder / "adapter" / "adapter_model.safetensors")
             rows = weights_file.read_tensors(folder / "new_tokens.safetensors")["new_tokens"]
-            ours = self._default[0]
-            bad = [k for k in ours if k not in state or state[k].shape != ours[k].shape] + sorted(set(state) - set(ours))
+            own = folder / DECODER_FILE
+            decoder = weights_file.read_tensors(own) if own.is_file() else self._default[2]
+            bad = _misfit(state, self._default[0]) + _misfit(decoder, self._default[2])
             if bad or rows.shape != self._default[1].shape:
                 raise store.AdapterError(f"adapter {name!r} does not fit this model's layers ({bad[:3]})")
         for n, m in self._lora.items():  # back to the base as loaded, then this adapter merged on
@@ -111,6 +113,7 @@ class Engine:
             m.merged_adapters = []
         set_peft_model_state_dict(self.model.lm, state)
         self.model.new_tokens.weight.data.copy_(rows)
+        self.tokenizer.decoder.load_state_dict(decoder)
         self.model.lm.merge_adapter()
         self.adapter = name
         return info
@@ -328,3 +331,9 @@ class Engine:
         for a, b in long_gaps:
             short = blend.splice(gen, short, a + 1, b)
         return short
+
+
+def _misfit(theirs: dict, ours: dict) -> list[str]:
+    """Tensor names that one side lacks or that differ in shape."""
+    return [k for k in sorted(set(ours) | set(theirs))
+            if k not in theirs or k not in ours or theirs[k].shape != ours[k].shape]

@@ -15,8 +15,9 @@ OnProgress = Callable[[dict], None]  # {"step", "steps", "loss", "seconds_left"}
 
 
 def train_adapter(engine, name: str, motions: list, captions: list, steps: int = AdapterTraining.steps,
-                  batch: int = AdapterTraining.batch, lr: float = AdapterTraining.lr, seed: int = 0, on_step=None, on_progress: OnProgress | None = None,
-                  report: bool = True, sources: list[str] | None = None) -> dict:
+                  batch: int = AdapterTraining.batch, lr: float = AdapterTraining.lr, seed: int = 0, on_step=None,
+                  on_progress: OnProgress | None = None, report: bool = True, sources: list[str] | None = None,
+                  decoder_steps: int = AdapterTraining.decoder_steps) -> dict:
     """Train adapter `name` on `motions` (canonical, a caption or a list of them each) from the
     engine's model into its adapters folder, then measure it; its info. on_step(done, total)
     runs after each step and may raise to stop: what was learnt by then is saved as the
@@ -25,7 +26,7 @@ def train_adapter(engine, name: str, motions: list, captions: list, steps: int =
     for m in motions:
         engine.check_motion(m)
     check_clips(motions, captions)
-    training = AdapterTraining(steps=steps, batch=batch, lr=lr, seed=seed)
+    training = AdapterTraining(steps=steps, batch=batch, lr=lr, seed=seed, decoder_steps=decoder_steps)
     stopped: list[BaseException] = []
 
     def progress(step: int, total: int, loss: float | None, left: float | None) -> bool:

@@ -46,7 +46,22 @@ def giant(engine, walks):
 
 def merged_weights(engine):
     return [m.base_layer.weight.detach().clone() for m in engine._lora.values()] + [
-        engine.model.new_tokens.weight.detach().clone()]
+        engine.model.new_tokens.weight.detach().clone()] + [
+        v.detach().clone() for v in engine.tokenizer.decoder.state_dict().values()]
+
+
+def round_trip_cm(engine, motions):
+    """Each clip through the engine's tokenizer and back: mean joint error (cm)."""
+    from motioncore import canonical, features
+    from motioncore.metrics import mpjpe
+
+    errors = []
+    for m in motions:
+        f = features.to_features(m.resample(canonical.MODEL_FPS))
+        back = engine.tokenizer.decode(engine.tokenizer.encode(f))[: len(f)]
+        errors.append(100 * mpjpe(features.from_features(back, canonical.MODEL_FPS),
+                                  features.from_features(f, canonical.MODEL_FPS)))
+    return float(np.mean(errors))
 
 
 def take(engine, text="a person walks", seed=3):
@@ -68,6 +83,25 @@ def test_training_writes_an_adapter_with_its_record_and_report(engine, giant, wa
     assert [a["name"] for a in listed] == ["default", "giant"] and listed[1]["steps"] == 4
     assert not list(engine.adapters.glob(".training-*"))  # the work folder is gone once the adapter is there
     assert not (folder / "generator_checkpoint").exists()
+
+
+def test_the_adapter_decodes_its_own_clips_closer_with_the_same_codes(engine, giant, walks):
+    """Its decoder was tuned on the clips; the encoder (so the codes) is the model's."""
+    from backend import adapters as store
+    from backend.models.tokenizer import DECODER_FILE
+    from motioncore import canonical, features
+
+    assert giant["decoder"]["steps"] == giant["decoder"]["steps_asked"] > 0
+    assert (store.folder_of("giant", engine.adapters) / DECODER_FILE).is_file()
+    f = features.to_features(walks[0].resample(canonical.MODEL_FPS))
+    codes, default_cm = engine.tokenizer.encode(f), round_trip_cm(engine, walks)
+    engine.use_adapter("giant")
+    try:
+        assert np.array_equal(engine.tokenizer.encode(f), codes)
+        assert round_trip_cm(engine, walks) < 0.97 * default_cm
+    finally:
+        engine.use_adapter("default")
+    assert round_trip_cm(engine, walks) == default_cm
 
 
 def test_switching_changes_results_and_the_default_comes_back_to_the_bit(engine, giant):
@@ -107,7 +141,8 @@ def test_export_and_import_give_the_same_adapter(engine, giant, tmp_path):
         engine.use_adapter("giant")
         a = take(engine)
         engine.use_adapter("giant copy")
-        assert np.array_equal(take(engine), a)
+        assert np.array_equal(take(engine), a)  # through the same LoRA, new token rows and decoder
+        assert (engine.adapters / "giant copy" / "decoder.safetensors").is_file()
     finally:
         engine.use_adapter("default")
         store.remove("giant copy", engine.adapters)
@@ -180,6 +215,28 @@ def test_an_adapter_made_for_another_model_is_refused(engine, giant, tiny_weight
         store.import_file(tmp_path / "theirs.safetensors", {**moved, "tokenizer_sha256":
                                                             foreign.identity["tokenizer_sha256"]})
     weights_file.check_sums(other)
+
+
+def test_a_decoder_of_another_shape_is_refused_before_anything_changes(engine, giant):
+    from safetensors.torch import save_file
+
+    from backend import adapters as store
+    from backend.models import weights_file
+
+    folder = engine.adapters / "misfit"
+    shutil.copytree(store.folder_of("giant", engine.adapters), folder)
+    try:
+        decoder = weights_file.read_tensors(folder / "decoder.safetensors")
+        first = next(iter(decoder))
+        decoder[first] = decoder[first][..., :1].contiguous()
+        save_file(decoder, str(folder / "decoder.safetensors"))
+        weights_file.write_sums(folder)
+        before = merged_weights(engine)
+        with pytest.raises(store.AdapterError, match="does not fit this model's layers"):
+            engine.use_adapter("misfit")
+        assert engine.adapter == "default" and all(torch.equal(a, b) for a, b in zip(before, merged_weights(engine)))
+    finally:
+        shutil.rmtree(folder)
 
 
 @pytest.mark.parametrize("name", ["", "default", "../up", "a/b", "x" * 64, "dot.", " lead"])

@@ -20,6 +20,7 @@ from backend.options import option
 from motioncore.features import LAYOUT
 
 FORMAT_VERSION = 1
+DECODER_FILE = "decoder.safetensors"  # a user's adapter's own decoder weights (training/adapter.py)
 
 
 @dataclass
