@@ -39,7 +39,6 @@ class GeneratorTraining:
     caption_share: float = 0.25  # fraction of examples that are motion-to-text
     next_share: float = 0.15     # fraction that are causal next-token text-to-motion
     span_share: float = 0.3      # fraction of masked examples masked as spans (in-betweening)
-    whole_share: float = 0.0     # fraction of examples that are the whole clip from its start, as generated
     text_dropout: float = 0.1
     wide_captions: int = option(12, "paraphrases per clip from the wider wordings, besides the template ones (0: none)")
     word_noise: float = option(0.5, "fraction of text-to-motion examples whose caption has words dropped or swapped "
@@ -59,7 +58,7 @@ class GeneratorTraining:
             raise ValueError(f"wide_captions must be 0 or more, got {self.wide_captions}")
         if not 1 <= self.min_tokens <= self.max_tokens:
             raise ValueError(f"need 1 <= min_tokens <= max_tokens, got {self.min_tokens}, {self.max_tokens}")
-        for name in ("caption_share", "next_share", "span_share", "whole_share", "text_dropout", "word_noise"):
+        for name in ("caption_share", "next_share", "span_share", "text_dropout", "word_noise"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
 
@@ -105,11 +104,8 @@ def make_example(model: MotionLM, clip: TokenClip, training: GeneratorTraining, 
     so a batch can share one length and carry little padding); text-to-motion captions are
     noised from `noise` at the rate training.word_noise."""
     n = min(len(clip.codes), training.max_tokens)
-    if training.whole_share and rng.random() < training.whole_share:
-        start = 0
-    else:
-        n = min(length, n) if length else rng.randint(min(training.min_tokens, n), n)
-        start = rng.randint(0, len(clip.codes) - n)
+    n = min(length, n) if length else rng.randint(min(training.min_tokens, n), n)
+    start = rng.randint(0, len(clip.codes) - n)
     codes = [int(c) for c in clip.codes[start: start + n]]
     text = rng.choice(clip.captions)
     roll = rng.random()
