@@ -62,6 +62,31 @@ def write_version(plan: Version, motion) -> str:
     return f"frames {plan.first}..{plan.first + part.num_frames - 1}; '{base.name}' is kept"
 
 
+def inbetween_keys(selected: dict[str, set[float]], own: dict[str, set[float]], rt: Retarget):
+    """What In-between works from: the range is the selected keys' (first to last frame), and
+    every key of the user's inside it is kept and used, selected or not (a breakdown is a key).
+    Returns (k0, k1, whole-pose frames, {frame - k0: joints keyed there alone}, {bone: frames
+    kept}). The range's ends are whole poses as the rig shows them; a frame where every keyed
+    joint has a key is one too; any other key pins its own joints."""
+    frames = sorted({round(f) for fs in selected.values() for f in fs})
+    if len(frames) < 2:
+        raise ValueError("select keys on at least two frames (Dope Sheet, Graph Editor or timeline): "
+                         "the frames between the first and the last are filled")
+    k0, k1 = frames[0], frames[-1]
+    inside = {b: kept for b, fs in own.items() if (kept := {f for f in fs if k0 <= round(f) <= k1})}
+    full, partial = rt.split_keys(inside)
+    whole = sorted({k0, k1} | {round(f) for f in full})
+    if len(whole) == k1 - k0 + 1:
+        raise ValueError(f"every frame from {k0} to {k1} holds a key of every bone, so there is nothing to fill: "
+                         "delete the keys you want in-betweened (or use Regenerate range)")
+    some: dict[int, list[str]] = {}
+    for f, joints in partial.items():
+        if round(f) not in whole:
+            some.setdefault(round(f) - k0, [])
+            some[round(f) - k0] = sorted(set(some[round(f) - k0]) | set(joints))
+    return k0, k1, whole, some, inside
+
+
 def on_model_floor(obj, rt: Retarget, first: int, last: int, fps: float):
     """(motion, lift): frames first..last of the armature's action as canonical motion raised
     so its feet stand on the model's floor (the model sees them there), and by how much (the
@@ -111,7 +136,7 @@ class DYNAMICPOSE_OT_generate(BackendOperator, bpy.types.Operator):
 
 
 class DYNAMICPOSE_OT_inbetween(BackendOperator, bpy.types.Operator):
-    """Fill the frames between the selected keys of the active armature (a new version of its action)"""
+    """Fill the frames between the first and last selected keys of the active armature, every key of yours in between kept (a new version of its action)"""
 
     bl_idname = "dynamicpose.inbetween"
     bl_label = "In-between"
@@ -122,22 +147,15 @@ class DYNAMICPOSE_OT_inbetween(BackendOperator, bpy.types.Operator):
         if current is None:
             raise ValueError(f"{obj.name} has no action; key some poses first")
         rt = read.retarget_for(obj)
-        by_bone = act.selected_keys_by_bone(obj)
-        full, partial = rt.split_keys(by_bone)
-        full_frames = sorted({round(k) for k in full})
-        if len(full_frames) < 2:
-            raise ValueError("select keys on at least two frames where every keyed bone has a key "
-                             "(Dope Sheet, Graph Editor or timeline)")
         fps = motion_io.scene_fps(context.scene)
-        k0, k1 = full_frames[0], full_frames[-1]  # keys on some bones only count between whole poses
+        k0, k1, whole, some, keep = inbetween_keys(*act.keys_by_bone(obj), rt)
         if (k1 - k0) / fps > MAX_SECONDS:
             raise ValueError(f"the selected keys span {(k1 - k0) / fps:.1f} s; at most {MAX_SECONDS:g} s")
         motion, lift = on_model_floor(obj, rt, k0, k1, fps)
-        idx = [k - k0 for k in full_frames]
-        some = {round(f) - k0: joints for f, joints in partial.items() if k0 < round(f) < k1 and round(f) not in full_frames}
         text = settings_of(context).inbetween_prompt.strip()
         seed = settings_of(context).seed
-        self._version = Version(obj.name, current.name, rt, k0, fps, lift, "in-between", keep=by_bone)
+        self._version = Version(obj.name, current.name, rt, k0, fps, lift, "in-between", keep=keep)
+        idx = [k - k0 for k in whole]
         return lambda backend, progress, cancel: backend.inbetween(
             motion, idx, text, seed=seed, partial_keys=some, progress=progress, cancel=cancel)
 

@@ -224,25 +224,33 @@ def animates_bones(action: bpy.types.Action, obj: bpy.types.Object) -> bool:
     return any(fc.data_path.startswith(prefixes) and len(fc.keyframe_points) for fc in fcurves or [])
 
 
-def selected_keys_by_bone(obj: bpy.types.Object) -> dict[str, set[float]]:
-    """Frames holding a selected key, per pose bone, over the object's action."""
+def keys_by_bone(obj: bpy.types.Object) -> tuple[dict[str, set[float]], dict[str, set[float]]]:
+    """Per pose bone, over the object's action: (frames holding a selected key, frames holding
+    one of the user's keys: selected, or of any type but the add-on's own GENERATED)."""
     action = obj.animation_data.action if obj.animation_data else None
     fcurves = _fcurves(action, obj, create=False) if action is not None else None
-    by_bone: dict[str, set[float]] = {}
+    generated = bpy.types.Keyframe.bl_rna.properties["type"].enum_items[GENERATED_KEY].value
+    selected: dict[str, set[float]] = {}
+    own: dict[str, set[float]] = {}
     for fc in fcurves or []:
         bone = bone_of(fc.data_path)
         if bone is None:
             continue
         n = len(fc.keyframe_points)
         sel = np.zeros(n, dtype=bool)
+        types = np.empty(n, dtype=np.int32)
         co = np.empty(2 * n, dtype=np.float32)
         fc.keyframe_points.foreach_get("select_control_point", sel)
+        fc.keyframe_points.foreach_get("type", types)
         fc.keyframe_points.foreach_get("co", co)
+        mine = sel | (types != generated)
         if sel.any():
-            by_bone.setdefault(bone, set()).update(float(f) for f in co[0::2][sel])
-    return by_bone
+            selected.setdefault(bone, set()).update(float(f) for f in co[0::2][sel])
+        if mine.any():
+            own.setdefault(bone, set()).update(float(f) for f in co[0::2][mine])
+    return selected, own
 
 
 def selected_key_frames(obj: bpy.types.Object) -> list[float]:
     """Frames that hold a selected key on any pose-bone channel of the object's action."""
-    return sorted(set().union(*selected_keys_by_bone(obj).values()))
+    return sorted(set().union(*keys_by_bone(obj)[0].values()))

@@ -113,12 +113,27 @@ def select_only(action, frames):
             k.select_control_point = k.co[0] in frames
 
 
-def test_inbetween_keeps_the_users_keys_and_the_original(dp):
+def delete_keys_but(action, frames, also=None):
+    """As a user would before In-between: the imported take's keys deleted except on `frames`
+    (and, per bone in `also`, on its own frames)."""
+    for fc in curves(action):
+        bone = fc.data_path.split('"')[1]
+        keep = set(frames) | set((also or {}).get(bone, ()))
+        for k in [k for k in fc.keyframe_points if k.co[0] not in keep][::-1]:
+            fc.keyframe_points.remove(k, fast=True)
+        fc.update()
+
+
+def test_inbetween_keeps_every_key_of_yours_selected_or_not_and_the_original(dp):
+    """Keys at 1, 12, 20 and 30, only 1 and 30 selected: 12 and 20 (breakdowns) are kept as
+    they were and the motion passes through them; the frames between are generated."""
     bpy = dp
     obj = rig(bpy, "bandai")
     original = obj.animation_data.action
+    truth = {(fc.data_path, fc.array_index): {f: fc.evaluate(f) for f in (1.0, 12.0, 20.0, 30.0)} for fc in curves(original)}
+    delete_keys_but(original, {1.0, 12.0, 20.0, 30.0})
     kept = snapshot(original)
-    select_only(original, {1.0, 12.0, 30.0})
+    select_only(original, {1.0, 30.0})
     assert bpy.ops.dynamicpose.inbetween() == {"FINISHED"}
     new = obj.animation_data.action
     assert new != original and new.name.startswith(original.name) and same(snapshot(original), kept)
@@ -126,10 +141,21 @@ def test_inbetween_keeps_the_users_keys_and_the_original(dp):
     assert len(written) >= 21 * 3
     for fc in written:
         keys = {k.co[0]: k for k in fc.keyframe_points}
-        old = curves(original).find(fc.data_path, index=fc.array_index)
-        for f in (1.0, 12.0, 30.0):  # the user's keys: same value, same type
-            assert keys[f].co[1] == old.evaluate(f) and keys[f].type == "KEYFRAME"
-        assert keys[5.0].type == "GENERATED"
+        for f in (1.0, 12.0, 20.0, 30.0):  # the user's keys: same value, same type
+            assert keys[f].co[1] == truth[(fc.data_path, fc.array_index)][f] and keys[f].type == "KEYFRAME"
+        assert keys[5.0].type == "GENERATED" and keys[16.0].type == "GENERATED"
+        assert set(keys) == set(np.arange(1.0, 31.0))
+
+
+def test_inbetween_refuses_a_range_keyed_on_every_frame_and_changes_nothing(dp):
+    bpy = dp
+    obj = rig(bpy, "bandai")
+    original = obj.animation_data.action
+    kept, n = snapshot(original), len(bpy.data.actions)
+    select_only(original, {1.0, 12.0, 30.0})
+    with pytest.raises(RuntimeError, match="nothing to fill"):
+        bpy.ops.dynamicpose.inbetween()
+    assert obj.animation_data.action == original and same(snapshot(original), kept) and len(bpy.data.actions) == n
 
 
 def test_inbetween_with_keys_on_some_bones(dp):
@@ -139,10 +165,8 @@ def test_inbetween_with_keys_on_some_bones(dp):
     obj = rig(bpy, "bandai")
     original = obj.animation_data.action
     arm = ("UpperArm_L", "LowerArm_L")
-    for fc in curves(original):
-        bone = fc.data_path.split('"')[1]
-        for k in fc.keyframe_points:
-            k.select_control_point = k.co[0] in (1.0, 30.0) or (k.co[0] == 15.0 and bone in arm)
+    delete_keys_but(original, {1.0, 30.0}, also={b: {15.0} for b in arm})
+    select_only(original, {1.0, 30.0})
     assert bpy.ops.dynamicpose.inbetween() == {"FINISHED"}
     new = obj.animation_data.action
     arm_checked = body_generated = 0

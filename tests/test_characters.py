@@ -300,3 +300,48 @@ def test_an_animated_object_carries_the_motion_both_ways(dp, shipped_inbetweener
     after = characters.world_heads(obj, [hips], frames)[:, 0]
     assert np.abs(after[[0, 10, 20, 30]] - shown[[0, 10, 20, 30]]).max() < 1e-4 * rt.height
     assert np.abs(after - shown).max() < 0.05 * rt.height  # and between the keys, near the walk
+
+
+def test_inbetween_uses_every_bones_own_keys_from_a_gltf_file(dp, shipped_inbetweener, tmp_path):
+    """Animation as glTF files bring it: each bone keyed on frames of its own (a round trip
+    through Blender's exporter, keys as they are, and its importer). Every key is selected;
+    In-between fills each bone's other frames and keeps every key exactly, with no jump
+    beside a key larger than the walk's own."""
+    import bpy
+    from dynamic_pose.motioncore import rotations as rot
+    from dynamic_pose.rig import action as act
+    from dynamic_pose.rig import motion_io, read
+
+    from tools import characters
+
+    obj, own = characters.per_bone_keys_gltf(tmp_path)
+    enable_addon(bpy, shipped_inbetweener)
+    bpy.context.view_layer.objects.active = obj
+    keyed = obj.animation_data.action
+    rt = read.retarget_for(obj)
+    mapped = {rt.rig.names[b] for b in rt.joint_bone.values()}
+    before = {}
+    for fc in act._fcurves(keyed, obj, create=False):
+        frames = {k.co[0] for k in fc.keyframe_points}
+        assert frames == own[act.bone_of(fc.data_path)]  # the importer kept each bone's own frames
+        before[(fc.data_path, fc.array_index)] = {k.co[0]: k.co[1] for k in fc.keyframe_points}
+        for k in fc.keyframe_points:
+            k.select_control_point = True
+    assert bpy.ops.dynamicpose.inbetween() == {"FINISHED"}
+    filled = obj.animation_data.action
+    assert filled != keyed
+    generated = 0
+    for fc in act._fcurves(filled, obj, create=False):
+        keys = {k.co[0]: k for k in fc.keyframe_points}
+        theirs = before[(fc.data_path, fc.array_index)]
+        for f, v in theirs.items():  # every key of the file, exactly, still a key
+            assert keys[f].co[1] == v and keys[f].type == "KEYFRAME"
+        if act.bone_of(fc.data_path) in mapped:
+            assert set(keys) == set(np.arange(1.0, 32.0)), fc.data_path
+            generated += sum(k.type == "GENERATED" for k in keys.values())
+    assert generated > 1000
+    motion = motion_io.take_motion(obj, rt, np.arange(1, 32), 30.0)
+    steps = np.degrees(rot.angle_between(motion.local_rotations[1:], motion.local_rotations[:-1]))
+    truth = characters.walk()
+    walk_steps = np.degrees(rot.angle_between(truth.local_rotations[1:], truth.local_rotations[:-1]))
+    assert np.isfinite(steps).all() and steps.max() < 2.0 * walk_steps.max() + 2.0, (steps.max(), walk_steps.max())

@@ -134,6 +134,35 @@ def build(name: str, folder: Path):
     return obj
 
 
+def per_bone_keys_gltf(folder: Path):
+    """The human metarig walking (the real walk), each bone keyed on its own frames (frames 1
+    and 31 and two more of its own, as hand-keyed or imported animation is), through Blender's
+    glTF exporter with its keys as they are (no resampling) and its importer: (armature,
+    {bone: frames keyed})."""
+    from dynamic_pose.rig import action as act
+    from dynamic_pose.rig import motion_io, read
+
+    bpy = _fresh()
+    bpy.context.scene.render.fps = 30
+    obj = _metarig()
+    motion_io.put_motion(obj, walk(), "walk", read.retarget_for(obj), frame_start=1, fps=30.0)
+    own = {}
+    for i, bone in enumerate(obj.pose.bones):
+        own[bone.name] = {1.0, 31.0, 1.0 + 3 * (1 + i % 5), 2.0 + 7 * (1 + i % 3)}
+    for fc in act._fcurves(obj.animation_data.action, obj, create=False):
+        frames = own.get(act.bone_of(fc.data_path) or "", set())
+        for k in [k for k in fc.keyframe_points if k.co[0] not in frames][::-1]:
+            fc.keyframe_points.remove(k, fast=True)
+        fc.update()
+    path = Path(folder) / "per_bone_keys.glb"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    bpy.ops.export_scene.gltf(filepath=str(path), export_format="GLB", export_force_sampling=False)
+    _fresh()
+    bpy.context.scene.render.fps = 30
+    _import_gltf(path)
+    return _armature(), own
+
+
 def generated_rigify(folder: Path):
     """A fresh scene holding a Rigify rig generated from the human metarig (controls, MCH and
     DEF bones, constraints) and that metarig: (metarig, rig).
