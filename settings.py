@@ -89,6 +89,11 @@ class DynamicPoseSettings(bpy.types.PropertyGroup):
                                    description="Regenerate the scene's preview range instead of the frames below")
     edit_start: IntProperty(name="From", default=1)
     edit_end: IntProperty(name="To", default=30)
+    edit_part: EnumProperty(name="Part", default="BODY", items=(
+        ("BODY", "Whole body", "Regenerate every bone in the range"),
+        ("UPPER", "Upper body", "Regenerate the spine, head and arms; the legs and the hips' travel stay as they are"),
+        ("LEGS", "Legs", "Regenerate the hips' travel and the legs; the upper body's own keys stay as they are")),
+        description="What Edit regenerates; the rest of the body keeps its keys exactly")
     # Extend
     extend_prompt: StringProperty(name="Prompt", default="", maxlen=MAX_TEXT,
                                   description="What happens next (empty: it carries on as it goes)")

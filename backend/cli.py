@@ -397,7 +397,8 @@ def _edit(args: argparse.Namespace) -> int:
     if frames != list(range(frames[0], frames[-1] + 1)):
         raise ValueError("--frames must be one range, like 30-60")
     engine = Engine(Path(args.weights) if args.weights else None, device=args.device, adapter=args.adapter)
-    _write_result(args.out, engine.edit(motion, frames[0], frames[-1] + 1, args.text, seed=args.seed), bvh)
+    _write_result(args.out, engine.edit(motion, frames[0], frames[-1] + 1, args.text, seed=args.seed, part=args.part),
+                  bvh)
     return 0
 
 
@@ -447,6 +448,7 @@ def build_parser() -> argparse.ArgumentParser:
     from backend.training.generator import GeneratorTraining
     from backend.training.inbetweener import InbetweenerTraining
     from backend.training.length import LengthTraining
+    from motioncore.canonical import BODY_PARTS
     from backend.training.tokenizer import TokenizerTraining
 
     p = argparse.ArgumentParser(prog="dynamicpose", description=__doc__)
@@ -545,6 +547,8 @@ def build_parser() -> argparse.ArgumentParser:
     ed.add_argument("--in", dest="input", required=True, help="input .bvh")
     ed.add_argument("--frames", required=True, help="the range to regenerate, like 30-60 (0-based, inclusive)")
     ed.add_argument("--text", default="", help="what should happen in that range")
+    ed.add_argument("--part", default="body", choices=tuple(BODY_PARTS),
+                    help="what is regenerated: the whole body, the upper body (legs and travel kept) or the legs")
     _engine_args(ed)
     ed.add_argument("--out", required=True, help="output .bvh (on the input's skeleton)")
     ed.set_defaults(func=_edit)

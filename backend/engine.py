@@ -228,10 +228,14 @@ class Engine:
 
     @torch.no_grad()
     def edit(self, motion: Motion, start: int, stop: int, text: str = "", seed: int = 0,
-             sampling: Sampling | None = None, on_step=None) -> Motion:
+             sampling: Sampling | None = None, on_step=None, part: str = "body") -> Motion:
         """Regenerate frames [start, stop) of `motion` from `text` and the frames around them;
-        every other frame comes back bit-identical and both seams are continuous."""
+        every other frame comes back bit-identical and both seams are continuous. `part`
+        (canonical.BODY_PARTS: body, upper, legs) is what changes: the other joints, and the
+        root's travel for the upper body, are the motion's own on every frame."""
         self.check_motion(motion)
+        if part not in canonical.BODY_PARTS:
+            raise ValueError(f"part must be one of {', '.join(canonical.BODY_PARTS)}, got {part!r}")
         T = motion.num_frames
         if not (0 <= start < stop <= T):
             raise ValueError(f"the edit range must satisfy 0 <= start < stop <= {T}, got {start}..{stop}")
@@ -242,7 +246,8 @@ class Engine:
         gen = self._infill(motion, regen, text, seed, sampling, on_step)
         kept = np.flatnonzero(~regen)
         pinned = blend.match_velocities(blend.pin_to_keys(gen, motion, kept), kept)
-        return blend.splice(pinned, motion, start, stop)
+        out = blend.splice(pinned, motion, start, stop)
+        return out if part == "body" else blend.keep_part(out, motion, canonical.BODY_PARTS[part])
 
     @torch.no_grad()
     def continue_(self, motion: Motion, text: str, seconds: float | None = None, seed: int = 0,

@@ -109,10 +109,15 @@ class InfillOptions(Strict):
     wait: Flag = Field(True, description="answer with the result; false: answer with a job id at once")
 
 
+BodyPart = Literal[tuple(canonical.BODY_PARTS)]
+
+
 class EditRequest(InfillOptions):
     motion: MotionData
     start: Int = Field(ge=0, le=MAX_FRAMES, description="first frame to regenerate")
     stop: Int = Field(ge=1, le=MAX_FRAMES, description="frame after the last to regenerate")
+    part: BodyPart = Field(
+        "body", description="what is regenerated: the whole body, the upper body (legs and travel kept) or the legs")
 
 
 class ContinueRequest(InfillOptions):

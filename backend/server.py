@@ -177,7 +177,7 @@ def create_app(engine: Engine, token: str, jobs: JobQueue | None = None, on_read
     @app.post("/v1/edit", response_model=JobState, response_model_exclude_none=True, responses=JOB_ANSWERS)
     async def edit(body: EditRequest):
         return await motion_job("edit", body, lambda m, s, cb: engine.edit(
-            m, body.start, body.stop, body.text, seed=body.seed, sampling=s, on_step=cb))
+            m, body.start, body.stop, body.text, seed=body.seed, sampling=s, on_step=cb, part=body.part))
 
     @app.post("/v1/continue", response_model=JobState, response_model_exclude_none=True, responses=JOB_ANSWERS)
     async def continue_(body: ContinueRequest):

@@ -72,9 +72,9 @@ class EmbeddedBackend:
                                                          sampling=self._sampling(steps), on_step=cb), progress, cancel)
 
     def edit(self, motion: Motion, start: int, stop: int, text: str = "", seed: int = 0, steps: int | None = None,
-             progress: Progress = None, cancel: threading.Event | None = None) -> Motion:
+             progress: Progress = None, cancel: threading.Event | None = None, part: str = "body") -> Motion:
         m = from_wire(to_wire(motion))
-        return self._run(lambda cb: self.engine.edit(m, start, stop, text, seed=seed,
+        return self._run(lambda cb: self.engine.edit(m, start, stop, text, seed=seed, part=part,
                                                      sampling=self._sampling(steps), on_step=cb), progress, cancel)
 
     def continue_(self, motion: Motion, text: str, seconds: float | None = None, seed: int = 0, steps: int | None = None,

@@ -174,9 +174,9 @@ class HTTPBackend:
         return [from_wire(m) for m in state["motions"]]
 
     def edit(self, motion: Motion, start: int, stop: int, text: str = "", seed: int = 0, steps: int | None = None,
-             progress: Progress = None, cancel: threading.Event | None = None) -> Motion:
+             progress: Progress = None, cancel: threading.Event | None = None, part: str = "body") -> Motion:
         state = self._job("/v1/edit", {"motion": to_wire(motion), "start": start, "stop": stop, "text": text,
-                                       "seed": seed, "steps": steps}, progress, cancel)
+                                       "seed": seed, "steps": steps, "part": part}, progress, cancel)
         return from_wire(state["motions"][0])
 
     def continue_(self, motion: Motion, text: str, seconds: float | None = None, seed: int = 0, steps: int | None = None,

@@ -92,6 +92,22 @@ def splice(inside: Motion, outside: Motion, start: int, stop: int) -> Motion:
     return Motion(outside.skeleton, outside.fps, root, local)
 
 
+def keep_part(changed: Motion, original: Motion, joints: tuple[str, ...]) -> Motion:
+    """`changed` on the named canonical joints only: every other joint's local rotation, and
+    the root's travel unless Hips is named, are `original`'s, bit for bit."""
+    names = changed.skeleton.names
+    unknown = sorted(set(joints) - set(names))
+    if unknown:
+        raise ValueError(f"unknown joints {unknown}")
+    local = original.local_rotations.copy()
+    idx = [names.index(j) for j in joints]
+    q = changed.local_rotations[:, idx]
+    flip = np.sum(q * local[:, idx], axis=-1, keepdims=True) < 0  # each frame's sign as the original's
+    local[:, idx] = np.where(flip, -q, q)
+    root = changed.root_position.copy() if "Hips" in joints else original.root_position.copy()
+    return Motion(original.skeleton, original.fps, root, local)
+
+
 def interpolate_keys(motion: Motion, keys: np.ndarray) -> Motion:
     """The motion's key frames joined by slerp (rotations) and linear root motion; frames
     outside the first and last key hold those keys."""

@@ -35,6 +35,13 @@ CANONICAL_JOINTS = (
 )
 CANONICAL_PARENTS = (-1, 0, 1, 2, 3, 2, 5, 6, 7, 2, 9, 10, 11, 0, 13, 14, 15, 0, 17, 18, 19)
 FEET = ("Foot_L", "Toes_L", "Foot_R", "Toes_R")
+# What Edit may regenerate alone; the other joints (and, without Hips, the root) are kept.
+BODY_PARTS = {
+    "body": CANONICAL_JOINTS,
+    "upper": ("Spine", "Chest", "Neck", "Head", "Shoulder_L", "UpperArm_L", "LowerArm_L", "Hand_L",
+              "Shoulder_R", "UpperArm_R", "LowerArm_R", "Hand_R"),
+    "legs": ("Hips", "UpperLeg_L", "LowerLeg_L", "Foot_L", "Toes_L", "UpperLeg_R", "LowerLeg_R", "Foot_R", "Toes_R"),
+}
 # Source joints that may sit above Hips and carry nothing of their own.
 PASS_THROUGH_JOINTS = ("joint_Root",)
 

@@ -180,6 +180,21 @@ class Retarget:
         elif not self.stands:  # nothing to go by but the hips: at their canonical height over the origin
             self.base_lift = float(self.origin[2] + self.scale * self.canon_rest[0, 2] - self.joint_pos["Hips"][2])
 
+    def bones_for(self, joints) -> list[int]:
+        """The written bones that carry the named canonical joints: their own, twist bones and
+        in-between torso bones toward them, and unmapped bones on the chain up to them (the
+        hips' ancestors go with Hips)."""
+        wanted = {self.skeleton.index(j) for j in joints}
+        owner = dict(self.bone_joint)
+        owner.update({b: t[1] for b, t in self.twist.items()})
+        owner.update({b: t[1] for b, t in self.between.items()})
+        for b, j in sorted(self.bone_joint.items(), key=lambda item: item[1]):  # canonical order: Hips first
+            up = self.rig.parents[b]
+            while up >= 0 and up not in owner:
+                owner[up] = j
+                up = self.rig.parents[up]
+        return sorted(b for b in self.written if owner.get(b) in wanted)
+
     def _rest_stands(self) -> bool:
         """Whether the rest pose stands upright in the world (head above hips above feet): only
         then do its facing and its feet say anything (a BVH's zero pose may lie along an axis)."""

@@ -9,6 +9,7 @@ import bpy
 import numpy as np
 from bpy.props import IntProperty
 
+from ..motioncore.canonical import BODY_PARTS
 from ..motioncore.features import ground_offset
 from ..motioncore.limits import MAX_SECONDS
 from ..motioncore.retarget import Retarget
@@ -36,7 +37,7 @@ class Version:
     """Where In-between's and Edit's result goes: a new version of `action` on `armature`, the
     frames [first, first + length) from the result's [cut, cut + length), lowered by `lift`
     (the result was computed on the motion raised onto the model's floor), the user's keys in
-    `keep` left as they are."""
+    `keep` left as they are, the keys of bones outside `part` too."""
 
     armature: str
     action: str
@@ -48,6 +49,7 @@ class Version:
     cut: int = 0
     length: int | None = None
     keep: dict[str, set[float]] = field(default_factory=dict)
+    part: str = "body"  # canonical.BODY_PARTS: only that part's bones get keys
 
 
 def write_version(plan: Version, motion) -> str:
@@ -57,8 +59,9 @@ def write_version(plan: Version, motion) -> str:
         raise ValueError("the armature or its action is gone")
     stop = motion.num_frames if plan.length is None else plan.cut + plan.length
     part = motion.trim(plan.cut, stop).raised(-plan.lift)
+    only = None if plan.part == "body" else plan.rt.bones_for(BODY_PARTS[plan.part])
     motion_io.put_motion(obj, part, f"{base.name} {plan.suffix}", plan.rt, frame_start=plan.first, fps=plan.fps,
-                         base=base, keep=plan.keep)
+                         base=base, keep=plan.keep, only=only)
     return f"frames {plan.first}..{plan.first + part.num_frames - 1}; '{base.name}' is kept"
 
 
@@ -190,11 +193,13 @@ class DYNAMICPOSE_OT_edit(BackendOperator, bpy.types.Operator):
         rt = read.retarget_for(obj)
         motion, lift = on_model_floor(obj, rt, c0, c1, fps)
         text = s.edit_prompt.strip()
-        seed = s.seed
+        seed, part = s.seed, s.edit_part.lower()
+        if part != "body" and not rt.bones_for(BODY_PARTS[part]):
+            raise ValueError(f"{obj.name} has no bones mapped to the {s.edit_part.lower()} part")
         self._version = Version(obj.name, current.name, rt, start, fps, lift, "edit", cut=start - c0,
-                                length=end - start + 1)
+                                length=end - start + 1, part=part)
         return lambda backend, progress, cancel: backend.edit(
-            motion, start - c0, end - c0 + 1, text, seed=seed, progress=progress, cancel=cancel)
+            motion, start - c0, end - c0 + 1, text, seed=seed, progress=progress, cancel=cancel, part=part)
 
     def finish(self, context, motion) -> None:
         self.report({"INFO"}, f"regenerated {write_version(self._version, motion)}")

@@ -94,6 +94,7 @@ class DYNAMICPOSE_PT_edit(_Panel, bpy.types.Panel):
         col.prop(s, "edit_start")
         col.prop(s, "edit_end")
         layout.prop(s, "edit_prompt")
+        layout.prop(s, "edit_part")
         animated = has_action(active_armature(context))
         row = layout.row()
         row.enabled = animated

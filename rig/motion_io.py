@@ -17,7 +17,7 @@ def scene_fps(scene: bpy.types.Scene) -> float:
 def put_motion(obj: bpy.types.Object, motion: Motion, name: str, rt: Retarget, frame_start: float,
                fps: float, root: str = "BONE", base: bpy.types.Action | None = None,
                keep: dict[str, set[float]] | None = None, floor: str | float | None = None,
-               start: str | None = None) -> bpy.types.Action:
+               start: str | None = None, only: list[int] | None = None) -> bpy.types.Action:
     """Write `motion` (canonical) as a new action on `obj`, one key per frame at `fps` from
     frame_start. root: where the travel goes (Retarget.to_rig; OBJECT: on the object's location
     from where it stands, through its parents, the hips keeping their height). floor: see
@@ -25,7 +25,7 @@ def put_motion(obj: bpy.types.Object, motion: Motion, name: str, rt: Retarget, f
     where the character stands and faces at frame_start, "REST" where it stands facing its rest
     pose's way, None as the motion lies. With `base`, the new action is a copy of it with only
     that range replaced, the base's keys on each bone's frames in `keep` ({bone: frames}) left
-    as they are."""
+    as they are; `only` (rig bone indices) limits the keys written to those bones."""
     if root not in ROOT_MODES:
         raise ValueError(f"root motion must be one of {ROOT_MODES}, got {root!r}")
     m = motion.resample(fps) if abs(motion.fps - fps) > 1e-6 else motion
@@ -42,6 +42,8 @@ def put_motion(obj: bpy.types.Object, motion: Motion, name: str, rt: Retarget, f
         located.add(b)
         b = rt.rig.parents[b]
     bones = set(rt.written) | ({rt.root_bone} if root == "ROOT" else set())
+    if only is not None:
+        bones &= set(only)
     located |= {b for b in bones if np.any(loc[:, b])}  # controls shifted onto their joints
     channels = act.pose_channels(obj, sorted(bones), rt.rig.names, basis, loc, located)
     for path, value in rt.switches.items():  # a control rig's switches (FK on) go with the keys

@@ -598,3 +598,41 @@ def test_extend_refuses_a_rig_without_an_action(dp):
     with pytest.raises(RuntimeError, match="no action to extend"):
         bpy.ops.dynamicpose.extend()
     assert len(bpy.data.actions) == n and obj.animation_data is None
+
+
+@pytest.mark.parametrize("kind", ["bandai", "rigify"])
+def test_edit_of_the_upper_body_keeps_every_leg_key_bit_identical(dp, kind):
+    """Edit with Part = Upper body: the legs' and hips' channels are the action's own, every
+    key; the arms change inside the range only."""
+    from dynamic_pose.motioncore.canonical import BODY_PARTS
+    from dynamic_pose.rig.read import retarget_for
+
+    bpy = dp
+    obj = rig(bpy, kind)
+    s = bpy.context.scene.dynamicpose
+    if kind == "rigify":  # a take to edit first
+        s.prompt, s.seconds, s.start_frame = "a person walks", 2.0, 1
+        assert bpy.ops.dynamicpose.generate() == {"FINISHED"}
+    original = obj.animation_data.action
+    kept = snapshot(original)
+    s.edit_start, s.edit_end, s.edit_prompt, s.edit_part = 10, 25, "a person waves", "UPPER"
+    assert bpy.ops.dynamicpose.edit() == {"FINISHED"}
+    new = obj.animation_data.action
+    assert new != original and same(snapshot(original), kept)
+    rt = retarget_for(obj)
+    legs = {rt.rig.names[b] for b in rt.bones_for(BODY_PARTS["legs"])}
+    arms = {rt.rig.names[b] for b in rt.bones_for(BODY_PARTS["upper"])}
+    assert {rt.rig.names[rt.joint_bone[j]] for j in ("Hips", "Foot_L", "UpperLeg_R")} <= legs and not legs & arms
+    after = snapshot(new)
+    bone = lambda path: path.split('"')[1] if path.startswith("pose.bones") else None  # noqa: E731
+    assert sum(bone(p) in legs for p, _ in kept) >= 8 * 3
+    for key, co in kept.items():
+        if bone(key[0]) in legs or bone(key[0]) not in arms:
+            assert np.array_equal(after[key], co), key  # every key, bit for bit
+    moved = [key for key in after if bone(key[0]) in arms and ".rotation" in key[0]
+             and any(abs(curves(new).find(key[0], index=key[1]).evaluate(f)
+                         - curves(original).find(key[0], index=key[1]).evaluate(f)) > 1e-4 for f in range(10, 26))]
+    assert len(moved) >= 6
+    for key in moved:
+        fc, old = curves(new).find(key[0], index=key[1]), curves(original).find(key[0], index=key[1])
+        assert all(fc.evaluate(f) == old.evaluate(f) for f in (1, 5, 9, 26, 30))

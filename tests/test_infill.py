@@ -64,6 +64,24 @@ def test_engine_edit_changes_only_the_range(engine, run_clip):
     assert max(steps[14], steps[34]) <= steps[15:34].max() + 1e-9
 
 
+@pytest.mark.parametrize("part", ["upper", "legs"])
+def test_engine_edit_of_a_body_part_keeps_the_rest_bit_identical(engine, run_clip, part):
+    from motioncore.canonical import BODY_PARTS, CANONICAL_JOINTS
+
+    whole = engine.edit(run_clip, 15, 35, "a person waves", seed=1)
+    out = engine.edit(run_clip, 15, 35, "a person waves", seed=1, part=part)
+    changed = [CANONICAL_JOINTS.index(j) for j in BODY_PARTS[part]]
+    kept = [j for j in range(len(CANONICAL_JOINTS)) if j not in changed]
+    assert np.array_equal(out.local_rotations[:, kept], run_clip.local_rotations[:, kept])  # every frame
+    assert np.array_equal(out.root_position, whole.root_position if part == "legs" else run_clip.root_position)
+    # The part is the whole-body edit's, sign aside, and moved inside the range only.
+    assert rot.angle_between(out.local_rotations[:, changed], whole.local_rotations[:, changed]).max() < 1e-6
+    assert np.array_equal(out.local_rotations[:15], run_clip.local_rotations[:15])
+    assert not np.allclose(out.local_rotations[15:35, changed], run_clip.local_rotations[15:35, changed], atol=1e-3)
+    with pytest.raises(ValueError, match="part must be one of"):
+        engine.edit(run_clip, 15, 35, part="tail")
+
+
 def test_engine_inbetween_hits_every_key(engine, run_clip):
     keys = [0, 9, 40, run_clip.num_frames - 1]
     out = engine.inbetween(run_clip, keys, "a person runs", seed=2)

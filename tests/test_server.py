@@ -83,12 +83,14 @@ def test_http_and_embedded_give_identical_results(server, tiny_weights, addon_cl
     assert http.info()["codebook_size"] == embedded.info()["codebook_size"]
     clip = a[0]
     e1, e2 = (b.edit(clip, 10, 30, "a person jumps", seed=3) for b in (http, embedded))
+    u1, u2 = (b.edit(clip, 10, 30, "a person waves", seed=3, part="upper") for b in (http, embedded))
+    assert np.allclose(u1.root_position, clip.root_position, atol=1e-7) and not np.array_equal(u1.local_rotations, e1.local_rotations)
     i1, i2 = (b.inbetween(clip, [0, 20, clip.num_frames - 1], "", seed=4, partial_keys={10: ["Hand_L"]})
               for b in (http, embedded))
     c1, c2 = (b.continue_(clip, "then a person sits", 1.0, seed=5) for b in (http, embedded))
     assert c1.num_frames == clip.num_frames + 30
     assert np.allclose(c1.local_rotations[: clip.num_frames], clip.local_rotations, atol=1e-7)
-    for x, y in ((e1, e2), (i1, i2), (c1, c2)):
+    for x, y in ((e1, e2), (u1, u2), (i1, i2), (c1, c2)):
         assert np.array_equal(x.local_rotations, y.local_rotations)
         assert np.array_equal(x.root_position, y.root_position)
     assert np.allclose(e1.local_rotations[:10], clip.local_rotations[:10], atol=1e-7)
@@ -143,6 +145,8 @@ def test_edit_and_inbetween_refuse_bad_ranges_and_keys(server, addon_client):
     clip = http.generate("walk", 1.0)[0]
     with pytest.raises(addon_client.BackendError, match="start < stop"):
         http.edit(clip, 20, 5)
+    with pytest.raises(addon_client.BackendError, match="part"):
+        http.edit(clip, 5, 20, part="tail")
     with pytest.raises(addon_client.BackendError, match="keys"):
         http.inbetween(clip, [3])
     with pytest.raises(addon_client.BackendError, match="lie in"):
