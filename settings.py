@@ -60,6 +60,9 @@ class DynamicPoseSettings(bpy.types.PropertyGroup):
     seed: IntProperty(name="Seed", default=0, min=0, description="Same seed, same prompt: same motion")
     variations: IntProperty(name="Variations", default=1, min=1, max=MAX_VARIATIONS,
                             description="How many different takes to make (one action each)")
+    lock_feet: BoolProperty(name="Lock feet", default=True,
+                            description="Hold each planted foot where it lands (the legs turned by IK, "
+                                        "blended in and out), so generated feet do not slide")
     target: PointerProperty(name="Armature", type=bpy.types.Object, poll=_is_armature,
                             description="Rig to put the motion on (empty: the active armature)")
     start_frame: IntProperty(name="Start frame", default=1)

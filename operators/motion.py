@@ -9,6 +9,7 @@ import bpy
 import numpy as np
 from bpy.props import IntProperty
 
+from ..motioncore import footlock
 from ..motioncore.canonical import BODY_PARTS
 from ..motioncore.features import ground_offset
 from ..motioncore.limits import MAX_SECONDS
@@ -30,6 +31,7 @@ class Take:
     root: str
     floor: str | float
     facing: str
+    lock_feet: bool = True
 
 
 @dataclass(frozen=True)
@@ -117,7 +119,8 @@ class DYNAMICPOSE_OT_generate(BackendOperator, bpy.types.Operator):
         fps = motion_io.scene_fps(context.scene)
         seconds = s.length_seconds(fps)
         seed, variations = s.seed, s.variations
-        self._take = Take(obj.name, rt, text, s.start_frame, fps, s.root_motion, s.floor_setting(), s.start_facing)
+        self._take = Take(obj.name, rt, text, s.start_frame, fps, s.root_motion, s.floor_setting(), s.start_facing,
+                          s.lock_feet)
         return lambda backend, progress, cancel: (backend.generate(
             text, seconds, seed=seed, variations=variations, fps=fps, progress=progress, cancel=cancel),
             getattr(backend, "last_adapter", None))
@@ -130,6 +133,8 @@ class DYNAMICPOSE_OT_generate(BackendOperator, bpy.types.Operator):
             raise ValueError(f"the armature {t.armature!r} is gone")
         for i, m in reversed(list(enumerate(motions))):  # the first take ends up active
             suffix = f" #{i + 1}" if len(motions) > 1 else ""
+            if t.lock_feet:
+                m = footlock.lock_feet(m)
             made = motion_io.put_motion(obj, m, action_name(t.text, suffix), t.rt, frame_start=t.start, fps=t.fps,
                                         root=t.root, floor=t.floor, start=t.facing)
             if adapter:  # which model made it, for the record (Object > Custom Properties of the action)

@@ -49,6 +49,7 @@ class DYNAMICPOSE_PT_generate(_Panel, bpy.types.Panel):
             layout.prop(s, "seconds" if s.length_unit == "SECONDS" else "frames")
         layout.prop(s, "seed")
         layout.prop(s, "variations")
+        layout.prop(s, "lock_feet")
         layout.prop(s, "target")
         layout.prop(s, "start_frame")
         layout.prop(s, "root_motion")

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import BACKEND_PYTHON, HAS_BACKEND, enable_addon
+from conftest import BACKEND_PYTHON, HAS_BACKEND, ROOT, enable_addon
 
 MODES = [pytest.param("EMBEDDED", marks=pytest.mark.skipif(not HAS_BACKEND or sys.version_info[:2] != (3, 11),
                                                             reason="Embedded needs the backend in Blender's Python")),
@@ -55,10 +55,38 @@ def test_generate_writes_the_engines_motion(character):
     where = motion_io.standing(obj, rt, 1, 30.0)
     s = bpy.context.scene.dynamicpose
     s.prompt, s.length_unit, s.seconds, s.seed, s.variations, s.start_frame = "a person walks", "SECONDS", 1.0, 3, 1, 1
+    s.lock_feet = False
     assert bpy.ops.dynamicpose.generate() == {"FINISHED"}
-    want = place(session.current().generate("a person walks", 1.0, seed=3, variations=1, fps=30.0)[0], *where)
+    take = session.current().generate("a person walks", 1.0, seed=3, variations=1, fps=30.0)[0]
+    want = place(take, *where)
     got = motion_io.take_motion(obj, rt, 1 + np.arange(want.num_frames), 30.0)
     _same(got, want, rt.scale)
+
+
+@pytest.mark.parametrize("character", MODES[:1], indirect=True)
+def test_generate_with_lock_feet_writes_the_cores_locked_take(character):
+    """Lock feet (on by default), on the shipped model (the tiny one's feet never stand
+    still): the keys are the engine's take with its planted feet held (motioncore.footlock),
+    placed as ever."""
+    from dynamic_pose.client import session
+    from dynamic_pose.motioncore import footlock
+    from dynamic_pose.motioncore.retarget import place
+    from dynamic_pose.rig import motion_io, read
+
+    bpy, obj = character
+    session.disconnect()
+    bpy.context.preferences.addons["dynamic_pose"].preferences.weights = str(ROOT / "weights" / "default")
+    rt = read.retarget_for(obj)
+    where = motion_io.standing(obj, rt, 1, 30.0)
+    s = bpy.context.scene.dynamicpose
+    assert s.lock_feet  # the default
+    s.prompt, s.length_unit, s.seconds, s.seed, s.start_frame = "a person walks", "SECONDS", 2.0, 0, 1
+    assert bpy.ops.dynamicpose.generate() == {"FINISHED"}
+    take = session.current().generate("a person walks", 2.0, seed=0, variations=1, fps=30.0)[0]
+    locked = footlock.lock_feet(take)
+    assert footlock.contacts(take).any() and not np.array_equal(locked.local_rotations, take.local_rotations)
+    got = motion_io.take_motion(obj, rt, 1 + np.arange(take.num_frames), 30.0)
+    _same(got, place(locked, *where), rt.scale)
 
 
 @pytest.mark.parametrize("character", MODES, indirect=True)
