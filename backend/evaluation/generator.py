@@ -11,7 +11,7 @@ from tqdm import tqdm
 from backend.data import captions as cap
 from backend.data.dataset import Dataset
 from backend.engine import Engine
-from motioncore import canonical, features, metrics
+from motioncore import canonical, features, footlock, metrics
 
 
 def physical(motions) -> dict:
@@ -49,6 +49,8 @@ def evaluate(engine: Engine, ds: Dataset, clips: int = 64, seed: int = 0, progre
         right += guess == c.content
         if len(captioned) < 8:
             captioned.append({"clip": c.name, "content": c.content, "caption": text, "read_as": guess})
+    # The add-on's Lock feet (on by default) on the same takes: what users get on their rig.
     return {"real": physical(real), "generated": physical(generated),
+            "generated_feet_locked": physical([footlock.lock_feet(m) for m in generated]),
             "caption_content_accuracy": round(right / max(1, len(test)), 3),
             "caption_examples": captioned, "seconds_per_clip_median": round(float(np.median(times)), 3)}
