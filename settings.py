@@ -102,6 +102,9 @@ class DynamicPoseSettings(bpy.types.PropertyGroup):
                                   description="What happens next (empty: it carries on as it goes)")
     extend_seconds: FloatProperty(name="Seconds", default=2.0, min=0.1, max=MAX_SECONDS - 0.5, precision=1,
                                   description="How much longer the action becomes")
+    loop_seconds: FloatProperty(name="Blend", default=0.5, min=0.1, max=4.0, precision=1,
+                                description="Seconds at the end of the action regenerated so that it runs on "
+                                            "into its start")
     # Your motion: adapters trained from the file's actions
     train_clips: CollectionProperty(type=DynamicPoseTrainClip)
     train_index: IntProperty(name="Take", default=0)

@@ -108,6 +108,20 @@ def keep_part(changed: Motion, original: Motion, joints: tuple[str, ...]) -> Mot
     return Motion(original.skeleton, original.fps, root, local)
 
 
+def cycle_keys(motion: Motion, frames: int) -> tuple[Motion, list[int]]:
+    """What making `motion` a seamless cycle asks of an in-between (with loop=True): the
+    motion with its last frame set to its first pose, carried on by the clip's own horizontal
+    travel (a cycle repeated with offset walks on), and the key frames: every frame but the
+    last `frames` - 1 before it. Raises ValueError if the clip is too short for that."""
+    T = motion.num_frames
+    if not 2 <= frames <= T - 3:
+        raise ValueError(f"a loop regenerates 2 to {T - 3} frames at the end of this {T}-frame clip, got {frames}")
+    root, local = motion.root_position.copy(), motion.local_rotations.copy()
+    root[-1] = root[0] + np.append(root[-1, :2] - root[0, :2], 0.0)
+    local[-1] = local[0]
+    return Motion(motion.skeleton, motion.fps, root, local), [*range(T - frames), T - 1]
+
+
 def interpolate_keys(motion: Motion, keys: np.ndarray) -> Motion:
     """The motion's key frames joined by slerp (rotations) and linear root motion; frames
     outside the first and last key hold those keys."""

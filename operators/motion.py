@@ -9,7 +9,7 @@ import bpy
 import numpy as np
 from bpy.props import IntProperty
 
-from ..motioncore import footlock
+from ..motioncore import blend, footlock
 from ..motioncore.canonical import BODY_PARTS
 from ..motioncore.features import ground_offset
 from ..motioncore.limits import MAX_SECONDS
@@ -239,6 +239,38 @@ class DYNAMICPOSE_OT_extend(BackendOperator, bpy.types.Operator):
         self.report({"INFO"}, f"extended: {write_version(self._version, motion)}")
 
 
+class DYNAMICPOSE_OT_loop(BackendOperator, bpy.types.Operator):
+    """Make the active armature's action a seamless cycle: its last frames regenerated to run on into its first pose, and Cycles modifiers so it repeats (the hips walking on); a new version of it"""
+
+    bl_idname = "dynamicpose.loop"
+    bl_label = "Loop"
+
+    def prepare(self, context) -> Work:
+        s = settings_of(context)
+        obj = armature_of(context)
+        current = current_action(obj, "loop")
+        a0, a1 = (int(round(f)) for f in current.frame_range)
+        fps = motion_io.scene_fps(context.scene)
+        if (a1 - a0) / fps > MAX_SECONDS:
+            raise ValueError(f"the action spans {(a1 - a0) / fps:.1f} s; loop at most {MAX_SECONDS:g} s")
+        frames = max(2, int(round(s.loop_seconds * fps)))
+        rt = read.retarget_for(obj)
+        motion, lift = on_model_floor(obj, rt, a0, a1, fps)
+        target, keys = blend.cycle_keys(motion, frames)
+        seed = s.seed
+        T = motion.num_frames
+        self._version = Version(obj.name, current.name, rt, a1 - frames + 1, fps, lift, "loop", cut=T - frames,
+                                length=frames)
+        return lambda backend, progress, cancel: backend.inbetween(
+            target, keys, "", seed=seed, loop=True, progress=progress, cancel=cancel)
+
+    def finish(self, context, motion) -> None:
+        done = write_version(self._version, motion)
+        obj = bpy.data.objects[self._version.armature]
+        cycled = act.add_cycles(obj, obj.animation_data.action, self._version.rt.rig.names[self._version.rt.hips_bone])
+        self.report({"INFO"}, f"looped: {done}; {cycled} curves cycle")
+
+
 class DYNAMICPOSE_OT_mirror(bpy.types.Operator):
     """Swap left and right in the active armature's action (a new version of it; the one you had is kept)"""
 
@@ -272,4 +304,4 @@ class DYNAMICPOSE_OT_mirror(bpy.types.Operator):
 
 
 CLASSES = (DYNAMICPOSE_OT_generate, DYNAMICPOSE_OT_inbetween, DYNAMICPOSE_OT_edit, DYNAMICPOSE_OT_extend,
-           DYNAMICPOSE_OT_mirror)
+           DYNAMICPOSE_OT_loop, DYNAMICPOSE_OT_mirror)

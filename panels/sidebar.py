@@ -108,6 +108,11 @@ class DYNAMICPOSE_PT_edit(_Panel, bpy.types.Panel):
         sub = row.row()
         sub.enabled = animated
         sub.operator("dynamicpose.extend", icon="NEXT_KEYFRAME")
+        row = layout.row(align=True)
+        row.prop(s, "loop_seconds")
+        sub = row.row()
+        sub.enabled = animated
+        sub.operator("dynamicpose.loop", icon="FILE_REFRESH")
 
 
 class DYNAMICPOSE_UL_adapters(bpy.types.UIList):

@@ -204,6 +204,21 @@ def read_channels(obj: bpy.types.Object, names: tuple[str, ...], frames: np.ndar
     return basis, loc
 
 
+def add_cycles(obj: bpy.types.Object, action: bpy.types.Action, hips: str) -> int:
+    """A Cycles modifier on every pose-bone curve of the action (once), so it repeats before
+    and after its range; the hips' location repeats with offset, so a walk walks on. Returns
+    how many curves cycle."""
+    n = 0
+    for fc in _fcurves(action, obj, create=False) or []:
+        if bone_of(fc.data_path) is None:
+            continue
+        mod = next((m for m in fc.modifiers if m.type == "CYCLES"), None) or fc.modifiers.new("CYCLES")
+        travel = fc.data_path == f'pose.bones["{hips}"].location'
+        mod.mode_before = mod.mode_after = "REPEAT_OFFSET" if travel else "REPEAT"
+        n += 1
+    return n
+
+
 def object_channels(obj: bpy.types.Object, action: bpy.types.Action) -> set[str]:
     """The data paths `action` keys on `obj` itself (its transform), not on its bones."""
     fcurves = _fcurves(action, obj, create=False)

@@ -636,3 +636,51 @@ def test_edit_of_the_upper_body_keeps_every_leg_key_bit_identical(dp, kind):
     for key in moved:
         fc, old = curves(new).find(key[0], index=key[1]), curves(original).find(key[0], index=key[1])
         assert all(fc.evaluate(f) == old.evaluate(f) for f in (1, 5, 9, 26, 30))
+
+
+@pytest.mark.parametrize("kind", ["bandai", "rigify"])
+def test_loop_makes_the_action_a_seamless_cycle(dp, kind):
+    """Loop: the action's last half second regenerated to run on into its first pose, the
+    frames before kept bit for bit, every bone curve cycling (the hips' travel with offset):
+    played past its end it starts again where it began, carried on by its travel, with no
+    larger turn across the wrap than the take makes between its own frames."""
+    from dynamic_pose.motioncore import rotations as rot
+    from dynamic_pose.rig import motion_io
+    from dynamic_pose.rig.read import retarget_for
+
+    bpy = dp
+    obj = rig(bpy, kind)
+    s = bpy.context.scene.dynamicpose
+    if kind == "rigify":
+        s.prompt, s.seconds, s.start_frame = "a person walks", 2.0, 1
+        assert bpy.ops.dynamicpose.generate() == {"FINISHED"}
+    else:
+        delete_keys_but(obj.animation_data.action, set(np.arange(1.0, 61.0)))  # two seconds of the walk
+    original = obj.animation_data.action
+    kept = snapshot(original)
+    a0, a1 = (int(round(f)) for f in original.frame_range)
+    s.loop_seconds = 0.5
+    assert bpy.ops.dynamicpose.loop() == {"FINISHED"}
+    new = obj.animation_data.action
+    assert new != original and same(snapshot(original), kept)
+    n = round(0.5 * bpy.context.scene.render.fps)
+    for fc in curves(new):
+        old = curves(original).find(fc.data_path, index=fc.array_index)
+        if old is not None:
+            assert all(fc.evaluate(f) == old.evaluate(f) for f in range(a0, a1 - n + 1))
+        if fc.data_path.startswith("pose.bones"):
+            assert [m.type for m in fc.modifiers] == ["CYCLES"]
+    rt = retarget_for(obj)
+    fps = motion_io.scene_fps(bpy.context.scene)
+    period = a1 - a0
+    once = motion_io.take_motion(obj, rt, np.arange(a0, a1 + 1), fps)
+    again = motion_io.take_motion(obj, rt, np.arange(a0 + period, a1 + period + 1), fps)
+    assert rot.angle_between(again.local_rotations[1:], once.local_rotations[1:]).max() < 1e-4
+    travel = once.root_position[-1] - once.root_position[0]
+    assert np.abs(again.root_position - once.root_position - travel).max() < 1e-3
+    assert abs(travel[2]) < 1e-3
+    q = np.concatenate([once.local_rotations, again.local_rotations[1:]])
+    steps = np.degrees(rot.angle_between(q[1:], q[:-1])).max(axis=1)
+    wrap = steps[period - 2: period + 2]
+    own = steps[: period - n]
+    assert wrap.max() <= 1.5 * own.max() + 1.0, (wrap, own.max())
