@@ -38,6 +38,15 @@ class DynamicPoseTrainClip(bpy.types.PropertyGroup):
                             description="What the take shows, in plain words (how you will prompt for it)")
 
 
+class DynamicPoseTimelineRow(bpy.types.PropertyGroup):
+    """One row of a prompt timeline: what happens, for how long (each row carries on from the last)."""
+
+    prompt: StringProperty(name="Prompt", default="a person walks forward", maxlen=MAX_TEXT,
+                           description="What happens in this part")
+    seconds: FloatProperty(name="Seconds", default=2.0, min=0.5, max=MAX_SECONDS, precision=1,
+                           description="How long this part lasts")
+
+
 class DynamicPoseAdapterItem(bpy.types.PropertyGroup):
     """One of the backend's adapters, as it last listed them."""
 
@@ -60,6 +69,8 @@ class DynamicPoseSettings(bpy.types.PropertyGroup):
     seed: IntProperty(name="Seed", default=0, min=0, description="Same seed, same prompt: same motion")
     variations: IntProperty(name="Variations", default=1, min=1, max=MAX_VARIATIONS,
                             description="How many different takes to make (one action each)")
+    timeline: CollectionProperty(type=DynamicPoseTimelineRow)
+    timeline_index: IntProperty(name="Row", default=0)
     lock_feet: BoolProperty(name="Lock feet", default=True,
                             description="Hold each planted foot where it lands (the legs turned by IK, "
                                         "blended in and out), so generated feet do not slide")

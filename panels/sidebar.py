@@ -5,6 +5,7 @@ from __future__ import annotations
 import bpy
 
 from ..client import session
+from ..motioncore.limits import MAX_SECONDS
 from ..rig import action as act
 from ..rig.read import active_armature, has_action
 from ..settings import preferences
@@ -64,6 +65,33 @@ class DYNAMICPOSE_PT_generate(_Panel, bpy.types.Panel):
         row.operator("dynamicpose.generate", icon="ARMATURE_DATA")
         if not row.enabled:
             layout.label(text="Select an armature or set one above", icon="INFO")
+
+
+class DYNAMICPOSE_PT_timeline(_Panel, bpy.types.Panel):
+    """Rows of prompts made into one take, each continuing the last (Generate's other settings apply)."""
+
+    bl_label = "Prompt timeline"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context):
+        s = context.scene.dynamicpose
+        layout = self.layout
+        row = layout.row()
+        row.template_list("DYNAMICPOSE_UL_timeline", "", s, "timeline", s, "timeline_index", rows=3)
+        col = row.column(align=True)
+        col.operator("dynamicpose.timeline_add", icon="ADD", text="")
+        col.operator("dynamicpose.timeline_remove", icon="REMOVE", text="")
+        col.separator()
+        col.operator("dynamicpose.timeline_move", icon="TRIA_UP", text="").step = -1
+        col.operator("dynamicpose.timeline_move", icon="TRIA_DOWN", text="").step = 1
+        total = sum(r.seconds for r in s.timeline)
+        layout.label(text=f"{len(s.timeline)} rows, {total:.1f} s (at most {MAX_SECONDS:g})", icon="TIME")
+        row = layout.row()
+        from ..operators import RUNNING
+
+        row.enabled = len(s.timeline) >= 2 and total <= MAX_SECONDS and not RUNNING and \
+            (s.target or active_armature(context)) is not None
+        row.operator("dynamicpose.timeline_generate", icon="SEQ_SEQUENCER")
 
 
 class DYNAMICPOSE_PT_inbetween(_Panel, bpy.types.Panel):
@@ -127,6 +155,16 @@ class DYNAMICPOSE_UL_adapters(bpy.types.UIList):
             row.label(text=item.created[:16])
         else:
             row.label(text="the shipped model")
+
+
+class DYNAMICPOSE_UL_timeline(bpy.types.UIList):
+    """A prompt timeline's rows: prompt and seconds."""
+
+    def draw_item(self, context, layout, data, item, icon, active_data, active_propname, index=0):
+        row = layout.row(align=True)
+        row.label(text=f"{index + 1}.")
+        row.prop(item, "prompt", text="", emboss=True)
+        row.prop(item, "seconds", text="")
 
 
 class DYNAMICPOSE_UL_train_clips(bpy.types.UIList):
@@ -230,5 +268,6 @@ def key_menu(self, context):
 
 
 MENUS = ("DOPESHEET_MT_key", "GRAPH_MT_key")
-CLASSES = (DYNAMICPOSE_UL_adapters, DYNAMICPOSE_UL_train_clips, DYNAMICPOSE_PT_generate, DYNAMICPOSE_PT_inbetween,
+CLASSES = (DYNAMICPOSE_UL_adapters, DYNAMICPOSE_UL_train_clips, DYNAMICPOSE_UL_timeline, DYNAMICPOSE_PT_generate,
+           DYNAMICPOSE_PT_timeline, DYNAMICPOSE_PT_inbetween,
            DYNAMICPOSE_PT_edit, DYNAMICPOSE_PT_retarget, DYNAMICPOSE_PT_train, DYNAMICPOSE_PT_backend)

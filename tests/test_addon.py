@@ -684,3 +684,52 @@ def test_loop_makes_the_action_a_seamless_cycle(dp, kind):
     wrap = steps[period - 2: period + 2]
     own = steps[: period - n]
     assert wrap.max() <= 1.5 * own.max() + 1.0, (wrap, own.max())
+
+
+@pytest.mark.parametrize("kind", ["bandai", "rigify"])
+def test_a_prompt_timeline_is_one_take_of_continuations(dp, kind):
+    """Three rows (walk 1 s, wave 1 s, run 1 s) make one action: the backend's generation of
+    the first row continued by each next one, so each join is the engine's continuation (the
+    frames before a join are the earlier rows' motion as it was); bad rows are refused."""
+    from dynamic_pose.client import session
+    from dynamic_pose.motioncore import rotations as rot
+    from dynamic_pose.rig import motion_io
+    from dynamic_pose.rig.read import retarget_for
+
+    bpy = dp
+    obj = rig(bpy, kind)
+    s = bpy.context.scene.dynamicpose
+    s.start_frame, s.seed, s.lock_feet = 1, 4, False
+    rows = [("a person walks", 1.0), ("a person waves", 1.0), ("a person runs", 1.0)]
+    for text, seconds in rows:
+        assert bpy.ops.dynamicpose.timeline_add() == {"FINISHED"}
+        s.timeline[s.timeline_index].prompt, s.timeline[s.timeline_index].seconds = text, seconds
+    assert [r.prompt for r in s.timeline] == [t for t, _ in rows]
+    n_actions = len(bpy.data.actions)
+    assert bpy.ops.dynamicpose.timeline_generate() == {"FINISHED"}
+    assert len(bpy.data.actions) == n_actions + 1
+    made = obj.animation_data.action
+    assert made.name.startswith("DP a person walks / a person waves")
+    fps = motion_io.scene_fps(bpy.context.scene)
+    backend = session.current()
+    want = backend.generate(rows[0][0], 1.0, seed=4, fps=fps)[0]
+    joins = []
+    for i, (text, seconds) in enumerate(rows[1:], start=1):
+        joins.append(want.num_frames)
+        nxt = backend.continue_(want, text, seconds, seed=4 + i)
+        assert np.allclose(nxt.local_rotations[: want.num_frames], want.local_rotations, atol=1e-6)
+        want = nxt
+    assert want.num_frames == round(3.0 * fps) + 1 or abs(want.num_frames - 3.0 * fps) <= 2
+    rt = retarget_for(obj)
+    got = motion_io.take_motion(obj, rt, 1 + np.arange(want.num_frames), fps)
+    # The joints' own turns are the chain's (placing the take where the rig stands turns the root only).
+    assert rot.angle_between(got.local_rotations[:, 1:], want.local_rotations[:, 1:]).max() < 1e-3
+    for bad, message in (([("a person walks", 1.0)], "two rows"), ([("a", 1.0), ("  ", 1.0)], "row 2"),
+                         ([("a", 15.0), ("b", 10.0)], "at most")):
+        s.timeline.clear()
+        for text, seconds in bad:
+            row = s.timeline.add()
+            row.prompt, row.seconds = text, seconds
+        with pytest.raises(RuntimeError, match=message):
+            bpy.ops.dynamicpose.timeline_generate()
+    assert len(bpy.data.actions) == n_actions + 1

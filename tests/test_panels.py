@@ -72,7 +72,8 @@ def draw_everything(bpy, context):
             cls.draw(type("Drawn", (), {"layout": CheckedLayout(bpy, calls)})(), context)
     s = context.scene.dynamicpose
     for cls, items in ((bpy.types.DYNAMICPOSE_UL_adapters, s.adapters),
-                       (bpy.types.DYNAMICPOSE_UL_train_clips, s.train_clips)):
+                       (bpy.types.DYNAMICPOSE_UL_train_clips, s.train_clips),
+                       (bpy.types.DYNAMICPOSE_UL_timeline, s.timeline)):
         for i, item in enumerate(items):
             cls.draw_item(None, context, CheckedLayout(bpy, calls), s, item, 0, s, "", i)
     for menu in ("DOPESHEET_MT_key", "GRAPH_MT_key"):
@@ -97,14 +98,18 @@ def test_panels_draw_in_the_states_users_meet(dp):
         item = s.adapters.add()
         item.name, item.steps, item.clips = name, 3, 2
     s.train_report, s.train_picture = "mine: 3 steps", "/nonexistent.png"
+    for _ in range(2):
+        assert bpy.ops.dynamicpose.timeline_add() == {"FINISHED"}
     calls = draw_everything(bpy, context)
     drawn = {c[1] for c in calls}
     for idname in ("dynamicpose.generate", "dynamicpose.inbetween", "dynamicpose.edit", "dynamicpose.extend",
                    "dynamicpose.mirror", "dynamicpose.train_adapter", "dynamicpose.adapter_select",
                    "dynamicpose.adapter_export", "dynamicpose.adapter_import", "dynamicpose.adapters_refresh",
-                   "dynamicpose.adapter_report_show", "dynamicpose.train_clip_add"):
+                   "dynamicpose.adapter_report_show", "dynamicpose.train_clip_add", "dynamicpose.loop",
+                   "dynamicpose.timeline_generate", "dynamicpose.timeline_add", "dynamicpose.timeline_move"):
         assert idname in drawn, idname
     assert ("list", "DYNAMICPOSE_UL_adapters") in calls and ("list", "DYNAMICPOSE_UL_train_clips") in calls
+    assert ("list", "DYNAMICPOSE_UL_timeline") in calls
 
 
 def test_the_checked_layout_refuses_what_blender_would(dp):
