@@ -69,6 +69,11 @@ class DynamicPoseSettings(bpy.types.PropertyGroup):
     seed: IntProperty(name="Seed", default=0, min=0, description="Same seed, same prompt: same motion")
     variations: IntProperty(name="Variations", default=1, min=1, max=MAX_VARIATIONS,
                             description="How many different takes to make (one action each)")
+    sparse_keys: BoolProperty(name="Editable keys", default=False,
+                              description="Keys only where the motion needs them (Bezier curves through them replay it "
+                                          "within the error below) instead of one on every frame")
+    key_error_mm: FloatProperty(name="Within", default=5.0, min=0.1, max=100.0, precision=1, subtype="NONE",
+                                description="How far (mm) any joint may leave the generated motion with editable keys")
     timeline: CollectionProperty(type=DynamicPoseTimelineRow)
     timeline_index: IntProperty(name="Row", default=0)
     lock_feet: BoolProperty(name="Lock feet", default=True,

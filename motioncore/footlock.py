@@ -2,9 +2,9 @@
 there, by turning the leg (two-bone IK from the hip, the knee kept in its own plane) and the
 foot, with blends in and out so nothing pops.
 
-Generated motion lets planted feet drift (0.22 m/s against real capture's 0.11 in
-`dynamicpose eval generator`); the body, the hips and the upper body are left as they are, so
-only the legs change, and only near contacts."""
+Generated motion lets planted feet drift (0.18 m/s against real capture's 0.08 in
+`dynamicpose eval generator`; 0.077 once locked); the body, the hips and the upper body are
+left as they are, so only the legs change, and only near contacts."""
 from __future__ import annotations
 
 import numpy as np
@@ -14,18 +14,24 @@ from .canonical import FEET
 from .clip import Motion
 
 LEGS = (("UpperLeg_L", "LowerLeg_L", "Foot_L", "Toes_L"), ("UpperLeg_R", "LowerLeg_R", "Foot_R", "Toes_R"))
-# Planted: within this of the joint's lowest point in the clip (m, as features.CONTACT_HEIGHT) and
-# slower than this (m/s). Higher than the features' 0.25 m/s on purpose: a drifting planted
-# foot is what is to be caught; a foot in swing moves at 1-4 m/s.
+# Planted: within this of the joint's lowest point in the clip (m, as features.CONTACT_HEIGHT),
+# slower than CONTACT_SPEED (m/s) at some frame and slower than HOLD_SPEED throughout: a foot
+# that lands and then drifts (what generated feet do) is held all the way, a foot that starts
+# a swing slowly is not caught by it. On 64 generated test takes (eval generator; unlocked
+# 0.182 m/s, real clips 0.082): 0.25/0.6 left 0.095, 0.4/1.0 0.081, 0.6/1.0 0.077.
 CONTACT_HEIGHT = 0.06
 CONTACT_SPEED = 0.6
+HOLD_SPEED = 1.0
+SOFT = 0.97                  # of the leg's length: where reaching further starts to give
 MIN_CONTACT_SECONDS = 0.1    # shorter runs are touches, not steps
 BLEND_SECONDS = 0.15         # the hold fades in before a contact and out after it
 
 
-def contacts(motion: Motion, height: float = CONTACT_HEIGHT, speed: float = CONTACT_SPEED) -> np.ndarray:
+def contacts(motion: Motion, height: float | None = None, speed: float | None = None) -> np.ndarray:
     """(T, 4) bool: each of FEET planted at each frame (low and slow, in runs of at least
-    MIN_CONTACT_SECONDS)."""
+    MIN_CONTACT_SECONDS); height and speed default to CONTACT_HEIGHT and CONTACT_SPEED."""
+    height = CONTACT_HEIGHT if height is None else height
+    speed = CONTACT_SPEED if speed is None else speed
     sk = motion.skeleton
     feet = motion.positions()[:, [sk.index(n) for n in FEET]]
     v = np.zeros(feet.shape[:2])
@@ -33,11 +39,12 @@ def contacts(motion: Motion, height: float = CONTACT_HEIGHT, speed: float = CONT
         step = np.linalg.norm(np.diff(feet[..., :2], axis=0), axis=-1) * motion.fps
         v[1:], v[0] = step, step[0]
         v[1:-1] = np.minimum(step[:-1], step[1:])  # a frame between a slow and a fast step is planted
-    planted = (v < speed) & (feet[..., 2] - feet[..., 2].min(axis=0) < height)  # each joint over its own lowest
+    low = feet[..., 2] - feet[..., 2].min(axis=0) < height  # each joint over its own lowest point
+    planted = low & (v < HOLD_SPEED)
     shortest = max(1, int(round(MIN_CONTACT_SECONDS * motion.fps)))
     for j in range(planted.shape[1]):
         for a, b in _runs(planted[:, j]):
-            if b - a < shortest:
+            if b - a < shortest or not np.any(v[a:b, j] < speed):
                 planted[a:b, j] = False
     return planted
 
@@ -94,7 +101,12 @@ def _two_bone(hip, knee, ankle, target):
     to = target - hip
     d = np.linalg.norm(to, axis=-1, keepdims=True)
     u = to / np.maximum(d, 1e-9)
-    d = np.clip(d, np.abs(l1 - l2) + 1e-6, l1 + l2 - 1e-6)
+    # Soft reach: past SOFT of the leg's length the ankle falls short of the target smoothly
+    # instead of the knee locking straight and snapping back when the target comes near.
+    full, soft = l1 + l2, SOFT * (l1 + l2)
+    over = np.maximum(d - soft, 0.0)
+    d = np.where(d > soft, soft + (full - soft) * (1.0 - np.exp(-over / (full - soft))), d)
+    d = np.clip(d, np.abs(l1 - l2) + 1e-6, full - 1e-6)
     pole = (knee - hip) - np.sum((knee - hip) * u, axis=-1, keepdims=True) * u
     pole = pole / np.maximum(np.linalg.norm(pole, axis=-1, keepdims=True), 1e-9)
     along = (l1 ** 2 - l2 ** 2 + d ** 2) / (2 * d)

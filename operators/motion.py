@@ -32,6 +32,7 @@ class Take:
     floor: str | float
     facing: str
     lock_feet: bool = True
+    sparse: float | None = None  # editable keys within this bound (m at the character's size), else one per frame
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,7 @@ class DYNAMICPOSE_OT_generate(BackendOperator, bpy.types.Operator):
         seconds = s.length_seconds(fps)
         seed, variations = s.seed, s.variations
         self._take = Take(obj.name, rt, text, s.start_frame, fps, s.root_motion, s.floor_setting(), s.start_facing,
-                          s.lock_feet)
+                          s.lock_feet, s.key_error_mm / 1000.0 if s.sparse_keys else None)
         return lambda backend, progress, cancel: (backend.generate(
             text, seconds, seed=seed, variations=variations, fps=fps, progress=progress, cancel=cancel),
             getattr(backend, "last_adapter", None))
@@ -136,11 +137,13 @@ class DYNAMICPOSE_OT_generate(BackendOperator, bpy.types.Operator):
             if t.lock_feet:
                 m = footlock.lock_feet(m)
             made = motion_io.put_motion(obj, m, action_name(t.text, suffix), t.rt, frame_start=t.start, fps=t.fps,
-                                        root=t.root, floor=t.floor, start=t.facing)
+                                        root=t.root, floor=t.floor, start=t.facing, sparse=t.sparse)
             if adapter:  # which model made it, for the record (Object > Custom Properties of the action)
                 made["dynamicpose_adapter"] = adapter
         by = f" by '{adapter}'" if adapter and adapter != "default" else ""
-        self.report({"INFO"}, f"{len(motions)} action(s){by} from {t.start} to {t.start + motions[0].num_frames - 1}")
+        keys = f"; {made['dynamicpose_keys']}" if t.sparse is not None else ""
+        self.report({"INFO"}, f"{len(motions)} action(s){by} from {t.start} to {t.start + motions[0].num_frames - 1}"
+                              f"{keys}")
 
 
 class DYNAMICPOSE_OT_inbetween(BackendOperator, bpy.types.Operator):

@@ -51,6 +51,11 @@ class DYNAMICPOSE_PT_generate(_Panel, bpy.types.Panel):
         layout.prop(s, "seed")
         layout.prop(s, "variations")
         layout.prop(s, "lock_feet")
+        row = layout.row(align=True)
+        row.prop(s, "sparse_keys")
+        sub = row.row()
+        sub.enabled = s.sparse_keys
+        sub.prop(s, "key_error_mm", text="mm")
         layout.prop(s, "target")
         layout.prop(s, "start_frame")
         layout.prop(s, "root_motion")

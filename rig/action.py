@@ -107,18 +107,21 @@ def pose_channels(obj: bpy.types.Object, bones: list[int], names: tuple[str, ...
 
 def write_action(obj: bpy.types.Object, name: str, channels: dict[tuple[str, int, str], np.ndarray],
                  frames: np.ndarray, key_type: str = GENERATED_KEY, base: bpy.types.Action | None = None,
-                 keep: dict[str, set[float]] | None = None) -> bpy.types.Action:
+                 keep: dict[str, set[float]] | None = None, then=None) -> bpy.types.Action:
     """A new Action on `obj` with one key per frame on each channel. With `base`, the new
     action starts as a copy of it and the given channels replace theirs only inside
     [frames[0], frames[-1]]; the base's keys on a bone's frames in `keep` ({bone: frames}, the
-    user's own keys) stay as they are. If anything fails, the object gets its previous action back and the new one is
-    removed: nothing half-written is left."""
+    user's own keys) stay as they are; then(action) runs last (thinning the keys). If anything
+    fails, the object gets its previous action back and the new one is removed: nothing
+    half-written is left."""
     previous = obj.animation_data.action if obj.animation_data else None
     previous_slot = obj.animation_data.action_slot if previous is not None and hasattr(previous, "slots") else None
     action = base.copy() if base is not None else bpy.data.actions.new(name)
     action.name = name
     try:
         _fill(obj, action, channels, np.asarray(frames, dtype=float), key_type, keep or {})
+        if then is not None:
+            then(action)
     except Exception:
         if previous is not None:
             obj.animation_data.action = previous
@@ -166,6 +169,62 @@ def _fill(obj, action, channels, frames, key_type, keep) -> None:
         fc.keyframe_points.foreach_set("co", co)
         fc.keyframe_points.foreach_set("type", types)
         fc.update()
+
+
+def thin_keys(obj: bpy.types.Object, action: bpy.types.Action, channels: dict[tuple[str, int, str], np.ndarray],
+              frames: np.ndarray, tolerance: dict[tuple[str, int], float]) -> int:
+    """Editable keys: on each curve of `channels` with a tolerance, the generated keys inside
+    [frames[0], frames[-1]] thinned to those Blender's curve needs (its own Bezier through them,
+    evaluated by Blender) to stay within the tolerance of the written values at every frame.
+    The range's ends and every key of the user's are kept; each pass adds the worst frame of
+    every stretch still out of tolerance.
+    Returns how many keys are left in the range."""
+    bag = _channelbag(action, obj, create=False)
+    kind = bpy.types.Keyframe.bl_rna.properties["type"].enum_items[GENERATED_KEY].value
+    frames = np.asarray(frames, dtype=float)
+    left = 0
+    for (path, index, _group), values in channels.items():
+        tol = tolerance.get((path, index))
+        fc = bag.fcurves.find(path, index=index) if bag is not None else None
+        if tol is None or fc is None:
+            continue
+        left += _thin_curve(fc, frames, np.asarray(values, dtype=float), tol, kind)
+    return left
+
+
+def _thin_curve(fc, frames: np.ndarray, values: np.ndarray, tol: float, generated: int) -> int:
+    lo, hi = frames[0], frames[-1]
+    n = len(fc.keyframe_points)
+    co, types = np.empty(2 * n, dtype=np.float32), np.empty(n, dtype=np.int32)
+    fc.keyframe_points.foreach_get("co", co)
+    fc.keyframe_points.foreach_get("type", types)
+    x = co[0::2]
+    own = set(x[(x >= lo) & (x <= hi) & (types != generated)].tolist())  # the user's keys stay
+    mine = np.isin(frames, list(own))
+    keep = set(np.flatnonzero(mine).tolist()) | {0, len(frames) - 1}
+    while True:
+        chosen = np.array(sorted(keep))
+        write = chosen[~mine[chosen]]
+        for k in [k for k in fc.keyframe_points if lo <= k.co[0] <= hi and k.type == GENERATED_KEY][::-1]:
+            fc.keyframe_points.remove(k, fast=True)
+        m = len(fc.keyframe_points)
+        fc.keyframe_points.add(len(write))
+        new_co = np.empty(2 * (m + len(write)), dtype=np.float32)
+        new_types = np.empty(m + len(write), dtype=np.int32)
+        fc.keyframe_points.foreach_get("co", new_co)
+        fc.keyframe_points.foreach_get("type", new_types)
+        new_co[2 * m::2], new_co[2 * m + 1::2] = frames[write], values[write]
+        new_types[m:] = generated
+        fc.keyframe_points.foreach_set("co", new_co)
+        fc.keyframe_points.foreach_set("type", new_types)
+        fc.update()
+        error = np.abs(np.array([fc.evaluate(f) for f in frames]) - values)
+        error[chosen] = 0.0
+        worst = [a + 1 + int(np.argmax(error[a + 1: b])) for a, b in zip(chosen[:-1], chosen[1:])
+                 if b - a > 1 and error[a + 1: b].max() > tol]
+        if not worst:
+            return len(chosen)
+        keep.update(worst)
 
 
 def read_channels(obj: bpy.types.Object, names: tuple[str, ...], frames: np.ndarray,

@@ -733,3 +733,39 @@ def test_a_prompt_timeline_is_one_take_of_continuations(dp, kind):
         with pytest.raises(RuntimeError, match=message):
             bpy.ops.dynamicpose.timeline_generate()
     assert len(bpy.data.actions) == n_actions + 1
+
+
+@pytest.mark.parametrize("kind", ["bandai", "rigify"])
+def test_editable_keys_replay_the_motion_within_the_bound(dp, kind):
+    """A real walk written with editable keys at 5 mm: far fewer keys than one per frame, the
+    rig's joints (Blender's own curves, read back) within 5 mm of the walk written densely at
+    every frame, the user's keys kept as they were."""
+    from dynamic_pose.rig import action as act
+    from dynamic_pose.rig import motion_io
+    from dynamic_pose.rig.read import retarget_for
+
+    from tools import characters
+
+    bpy = dp
+    obj = rig(bpy, kind)
+    rt = retarget_for(obj)
+    walk = characters.walk()
+    frames = 1 + np.arange(walk.num_frames)
+    dense = motion_io.put_motion(obj, walk, "dense", rt, frame_start=1, fps=30.0)
+    want = motion_io.take_motion(obj, rt, frames, 30.0).positions()
+    n_dense = sum(len(fc.keyframe_points) for fc in curves(dense))
+    for fc in curves(dense):  # the user keys three poses of it, the rest is deleted
+        for k in fc.keyframe_points:
+            k.type = "KEYFRAME" if k.co[0] in (1.0, 15.0, 31.0) else "GENERATED"
+    user = {(fc.data_path, fc.array_index): {f: fc.evaluate(f) for f in (1.0, 15.0, 31.0)} for fc in curves(dense)}
+    keep = {act.bone_of(fc.data_path): {1.0, 15.0, 31.0} for fc in curves(dense) if act.bone_of(fc.data_path)}
+    sparse = motion_io.put_motion(obj, walk, "sparse", rt, frame_start=1, fps=30.0, base=dense, keep=keep, sparse=0.005)
+    got = motion_io.take_motion(obj, rt, frames, 30.0).positions()
+    error = np.linalg.norm(got - want, axis=-1).max()  # canonical metres: the bound at the character's size
+    n_sparse = sum(len(fc.keyframe_points) for fc in curves(sparse))
+    assert error <= 0.005 and n_sparse < 0.45 * n_dense, (error, n_sparse, n_dense)
+    assert "keys, within" in sparse["dynamicpose_keys"]
+    for fc in curves(sparse):
+        keys = {k.co[0]: k for k in fc.keyframe_points}
+        for f, v in user[(fc.data_path, fc.array_index)].items():
+            assert keys[f].type == "KEYFRAME" and keys[f].co[1] == pytest.approx(v, abs=1e-6)

@@ -56,7 +56,7 @@ def test_the_capture_itself_is_barely_changed(walk):
     assert metrics.foot_skating(locked) <= metrics.foot_skating(walk)
     feet = [CANONICAL_JOINTS.index(j) for j in ("Foot_L", "Foot_R", "Toes_L", "Toes_R")]
     moved = np.linalg.norm(locked.positions()[:, feet] - walk.positions()[:, feet], axis=-1)
-    assert np.median(moved) < 0.01 and moved.max() < 0.06
+    assert np.median(moved) < 0.02 and moved.max() < 0.08
 
 
 def test_contacts_are_the_planted_frames(walk):
