@@ -69,6 +69,9 @@ class DynamicPoseSettings(bpy.types.PropertyGroup):
     seed: IntProperty(name="Seed", default=0, min=0, description="Same seed, same prompt: same motion")
     variations: IntProperty(name="Variations", default=1, min=1, max=MAX_VARIATIONS,
                             description="How many different takes to make (one action each)")
+    as_strip: BoolProperty(name="As NLA strip", default=False,
+                           description="Put each take on a new NLA track as a strip (to sequence, blend and layer "
+                                       "takes) and keep the armature's action as it is")
     sparse_keys: BoolProperty(name="Editable keys", default=False,
                               description="Keys only where the motion needs them (Bezier curves through them replay it "
                                           "within the error below) instead of one on every frame")

@@ -33,6 +33,7 @@ class Take:
     facing: str
     lock_feet: bool = True
     sparse: float | None = None  # editable keys within this bound (m at the character's size), else one per frame
+    as_strip: bool = False       # each take on a new NLA track; the armature's action stays
 
 
 @dataclass(frozen=True)
@@ -121,7 +122,7 @@ class DYNAMICPOSE_OT_generate(BackendOperator, bpy.types.Operator):
         seconds = s.length_seconds(fps)
         seed, variations = s.seed, s.variations
         self._take = Take(obj.name, rt, text, s.start_frame, fps, s.root_motion, s.floor_setting(), s.start_facing,
-                          s.lock_feet, s.key_error_mm / 1000.0 if s.sparse_keys else None)
+                          s.lock_feet, s.key_error_mm / 1000.0 if s.sparse_keys else None, s.as_strip)
         return lambda backend, progress, cancel: (backend.generate(
             text, seconds, seed=seed, variations=variations, fps=fps, progress=progress, cancel=cancel),
             getattr(backend, "last_adapter", None))
@@ -132,6 +133,7 @@ class DYNAMICPOSE_OT_generate(BackendOperator, bpy.types.Operator):
         obj = bpy.data.objects.get(t.armature)
         if obj is None:
             raise ValueError(f"the armature {t.armature!r} is gone")
+        previous = obj.animation_data.action if obj.animation_data else None
         for i, m in reversed(list(enumerate(motions))):  # the first take ends up active
             suffix = f" #{i + 1}" if len(motions) > 1 else ""
             if t.lock_feet:
@@ -140,8 +142,11 @@ class DYNAMICPOSE_OT_generate(BackendOperator, bpy.types.Operator):
                                         root=t.root, floor=t.floor, start=t.facing, sparse=t.sparse)
             if adapter:  # which model made it, for the record (Object > Custom Properties of the action)
                 made["dynamicpose_adapter"] = adapter
+            if t.as_strip:
+                act.to_strip(obj, made, previous, t.start)
         by = f" by '{adapter}'" if adapter and adapter != "default" else ""
         keys = f"; {made['dynamicpose_keys']}" if t.sparse is not None else ""
+        keys += "; on new NLA tracks" if t.as_strip else ""
         self.report({"INFO"}, f"{len(motions)} action(s){by} from {t.start} to {t.start + motions[0].num_frames - 1}"
                               f"{keys}")
 

@@ -51,6 +51,7 @@ class DYNAMICPOSE_PT_generate(_Panel, bpy.types.Panel):
         layout.prop(s, "seed")
         layout.prop(s, "variations")
         layout.prop(s, "lock_feet")
+        layout.prop(s, "as_strip")
         row = layout.row(align=True)
         row.prop(s, "sparse_keys")
         sub = row.row()

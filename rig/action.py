@@ -75,6 +75,23 @@ def assign(obj: bpy.types.Object, action: bpy.types.Action) -> None:
         anim.action_slot = slot or action.slots.new(id_type="OBJECT", name=obj.name)
 
 
+def to_strip(obj: bpy.types.Object, action: bpy.types.Action, previous: bpy.types.Action | None,
+             start: float) -> bpy.types.NlaStrip:
+    """`action` (just written onto obj) moved to a strip of a new NLA track from `start`, and
+    the object's `previous` action (or none) made its action again: a take to sequence, blend
+    and layer over the animation that was there."""
+    anim = obj.animation_data
+    track = anim.nla_tracks.new()
+    track.name = action.name
+    strip = track.strips.new(action.name, int(round(start)), action)
+    if hasattr(strip, "action_slot") and hasattr(action, "slots"):  # Blender 4.4+: strips name a slot
+        strip.action_slot = next(s for s in action.slots if s.target_id_type == "OBJECT")
+    anim.action = previous
+    if previous is not None and hasattr(previous, "slots"):
+        anim.action_slot = next((s for s in previous.slots if s.target_id_type == "OBJECT"), None)
+    return strip
+
+
 def _rotation_channels(mode: str, q: np.ndarray) -> tuple[str, np.ndarray]:
     """(T, 4) wxyz -> (property name, (T, n) values) in a bone's rotation mode."""
     if mode == "QUATERNION":

@@ -769,3 +769,36 @@ def test_editable_keys_replay_the_motion_within_the_bound(dp, kind):
         keys = {k.co[0]: k for k in fc.keyframe_points}
         for f, v in user[(fc.data_path, fc.array_index)].items():
             assert keys[f].type == "KEYFRAME" and keys[f].co[1] == pytest.approx(v, abs=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["bandai", "rigify"])
+def test_takes_as_nla_strips_leave_the_action_and_play_from_their_tracks(dp, kind):
+    """As NLA strip: two variations each on a new track as a strip from the start frame,
+    playing the take's keys; the armature's own action (or none) stays as it was."""
+    bpy = dp
+    obj = rig(bpy, kind)
+    before = obj.animation_data.action if obj.animation_data else None
+    kept = snapshot(before) if before else None
+    s = bpy.context.scene.dynamicpose
+    s.prompt, s.seconds, s.start_frame, s.variations, s.as_strip = "a person waves", 1.0, 12, 2, True
+    n = len(bpy.data.actions)
+    assert bpy.ops.dynamicpose.generate() == {"FINISHED"}
+    anim = obj.animation_data
+    assert anim.action == before and len(bpy.data.actions) == n + 2
+    if before is not None:
+        assert same(snapshot(before), kept)
+    strips = [strip for track in anim.nla_tracks for strip in track.strips]
+    assert sorted(st.action.name for st in strips) == ["DP a person waves #1", "DP a person waves #2"]
+    for st in strips:
+        assert st.frame_start == 12 and st.action.frame_range[0] == 12
+        if hasattr(st, "action_slot"):
+            assert st.action_slot is not None
+    # Played from its track (the action set aside), the rig shows the take's keys.
+    anim.action = None
+    for track in anim.nla_tracks:
+        track.mute = track.strips[0].action.name != "DP a person waves #1"
+    take = bpy.data.actions["DP a person waves #1"]
+    fc = next(fc for fc in curves(take) if ".rotation" in fc.data_path)
+    bone, prop = fc.data_path.split('"')[1], fc.data_path.rsplit(".", 1)[1]
+    bpy.context.scene.frame_set(15)
+    assert getattr(obj.pose.bones[bone], prop)[fc.array_index] == pytest.approx(fc.evaluate(15), abs=1e-5)
