@@ -114,21 +114,28 @@ def _two_bone(hip, knee, ankle, target):
     return hip + along * u + up * pole, hip + d * u
 
 
-def lock_feet(motion: Motion, blend_seconds: float = BLEND_SECONDS) -> Motion:
+def lock_feet(motion: Motion, blend_seconds: float = BLEND_SECONDS, fixed=None) -> Motion:
     """`motion` with each planted foot held where it is planted: the ankle by the leg's IK,
     the toes by turning the foot about the ankle. Only leg and foot rotations change; frames
-    far from any contact come back bit-identical."""
+    far from any contact, and the `fixed` frames (the user's keys: the hold fades out toward
+    them), come back bit-identical."""
     sk = motion.skeleton
     planted = contacts(motion)
     if not planted.any():
         return motion
     world_r, world_p = motion.world()
     blend = max(1, int(round(blend_seconds * motion.fps)))
+    reach = np.ones(motion.num_frames)
+    if fixed is not None and len(fixed):
+        away = np.abs(np.arange(motion.num_frames)[:, None] - np.asarray(fixed, dtype=int)[None]).min(axis=1)
+        w = np.clip(away / (blend + 1), 0.0, 1.0)
+        reach = w * w * (3 - 2 * w)
     local = motion.local_rotations.copy()
     for thigh, shin, foot, toes in LEGS:
         h, k, a, t = (sk.index(n) for n in (thigh, shin, foot, toes))
         a_off, a_held = _hold_offsets(world_p[:, a, :2], planted[:, FEET.index(foot)], blend)
         t_off, _ = _hold_offsets(world_p[:, t, :2], planted[:, FEET.index(toes)], blend)
+        a_off, t_off = a_off * reach[:, None], t_off * reach[:, None]
         # Heel up, toes down: the ankle goes where the held toes put it (the foot keeps its turn).
         a_off = a_off + (1.0 - a_held)[:, None] * t_off
         moved = np.flatnonzero(np.any(a_off != 0, axis=1) | np.any(t_off != 0, axis=1))

@@ -54,6 +54,7 @@ class Version:
     length: int | None = None
     keep: dict[str, set[float]] = field(default_factory=dict)
     part: str = "body"  # canonical.BODY_PARTS: only that part's bones get keys
+    fixed: tuple[int, ...] | None = None  # Lock feet on, these frames of the result are the user's: held exactly
 
 
 def write_version(plan: Version, motion) -> str:
@@ -62,6 +63,8 @@ def write_version(plan: Version, motion) -> str:
     if obj is None or base is None:
         raise ValueError("the armature or its action is gone")
     stop = motion.num_frames if plan.length is None else plan.cut + plan.length
+    if plan.fixed is not None:  # the generated frames' planted feet held, fading out toward the user's frames
+        motion = footlock.lock_feet(motion, fixed=plan.fixed)
     part = motion.trim(plan.cut, stop).raised(-plan.lift)
     only = None if plan.part == "body" else plan.rt.bones_for(BODY_PARTS[plan.part])
     motion_io.put_motion(obj, part, f"{base.name} {plan.suffix}", plan.rt, frame_start=plan.first, fps=plan.fps,
@@ -170,8 +173,9 @@ class DYNAMICPOSE_OT_inbetween(BackendOperator, bpy.types.Operator):
         motion, lift = on_model_floor(obj, rt, k0, k1, fps)
         text = settings_of(context).inbetween_prompt.strip()
         seed = settings_of(context).seed
-        self._version = Version(obj.name, current.name, rt, k0, fps, lift, "in-between", keep=keep)
         idx = [k - k0 for k in whole]
+        fixed = tuple(sorted(set(idx) | set(some))) if settings_of(context).lock_feet else None
+        self._version = Version(obj.name, current.name, rt, k0, fps, lift, "in-between", keep=keep, fixed=fixed)
         return lambda backend, progress, cancel: backend.inbetween(
             motion, idx, text, seed=seed, partial_keys=some, progress=progress, cancel=cancel)
 
@@ -209,8 +213,10 @@ class DYNAMICPOSE_OT_edit(BackendOperator, bpy.types.Operator):
         seed, part = s.seed, s.edit_part.lower()
         if part != "body" and not rt.bones_for(BODY_PARTS[part]):
             raise ValueError(f"{obj.name} has no bones mapped to the {s.edit_part.lower()} part")
+        outside = (*range(start - c0), *range(end - c0 + 1, c1 - c0 + 1))
         self._version = Version(obj.name, current.name, rt, start, fps, lift, "edit", cut=start - c0,
-                                length=end - start + 1, part=part)
+                                length=end - start + 1, part=part,
+                                fixed=outside if s.lock_feet and part != "upper" else None)  # upper: legs as they were
         return lambda backend, progress, cancel: backend.edit(
             motion, start - c0, end - c0 + 1, text, seed=seed, progress=progress, cancel=cancel, part=part)
 
@@ -239,7 +245,8 @@ class DYNAMICPOSE_OT_extend(BackendOperator, bpy.types.Operator):
         rt = read.retarget_for(obj)
         motion, lift = on_model_floor(obj, rt, c0, a1, fps)
         text, seed = s.extend_prompt.strip(), s.seed
-        self._version = Version(obj.name, current.name, rt, a1 + 1, fps, lift, "extended", cut=seen + 1)
+        self._version = Version(obj.name, current.name, rt, a1 + 1, fps, lift, "extended", cut=seen + 1,
+                                fixed=tuple(range(seen + 1)) if s.lock_feet else None)
         return lambda backend, progress, cancel: backend.continue_(
             motion, text, extra, seed=seed, progress=progress, cancel=cancel)
 

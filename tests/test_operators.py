@@ -92,6 +92,7 @@ def test_generate_with_lock_feet_writes_the_cores_locked_take(character):
 @pytest.mark.parametrize("character", MODES, indirect=True)
 def test_inbetween_and_edit_write_the_engines_motion(character):
     from dynamic_pose.client import session
+    from dynamic_pose.motioncore import footlock
     from dynamic_pose.motioncore.features import ground_offset
     from dynamic_pose.rig import action as act
     from dynamic_pose.rig import motion_io, read
@@ -110,14 +111,17 @@ def test_inbetween_and_edit_write_the_engines_motion(character):
     s.seed, s.inbetween_prompt = 5, ""
     assert bpy.ops.dynamicpose.inbetween() == {"FINISHED"}
     lift = ground_offset(keyed)
-    want = session.current().inbetween(keyed.raised(lift), [int(k) - 1 for k in keys], "", seed=5).raised(-lift)
+    idx = [int(k) - 1 for k in keys]
+    out = session.current().inbetween(keyed.raised(lift), idx, "", seed=5)
+    want = footlock.lock_feet(out, fixed=idx).raised(-lift)  # Lock feet (the default) on the frames between
     _same(motion_io.take_motion(obj, rt, frames, 30.0), want, rt.scale)
 
     before = motion_io.take_motion(obj, rt, frames, 30.0)
     s.edit_prompt, s.edit_start, s.edit_end, s.edit_use_preview = "a person jumps", 10, 20, False
     assert bpy.ops.dynamicpose.edit(context_seconds=1) == {"FINISHED"}  # the context: the whole 1 s clip
     lift = ground_offset(before)
-    want = session.current().edit(before.raised(lift), 9, 20, "a person jumps", seed=5).raised(-lift).trim(9, 20)
+    out = session.current().edit(before.raised(lift), 9, 20, "a person jumps", seed=5)
+    want = footlock.lock_feet(out, fixed=[*range(9), *range(20, 31)]).raised(-lift).trim(9, 20)
     _same(motion_io.take_motion(obj, rt, np.arange(10, 21), 30.0), want, rt.scale)
 
 
@@ -126,6 +130,7 @@ def test_mirror_and_extend_write_the_cores_and_the_engines_motion(character):
     """On the FBX round-tripped character: Mirror's keys read back as the core's mirror of what
     the rig played; Extend's new frames are the engine's continuation of the take."""
     from dynamic_pose.client import session
+    from dynamic_pose.motioncore import footlock
     from dynamic_pose.motioncore.features import ground_offset
     from dynamic_pose.motioncore.retarget import mirrored
     from dynamic_pose.rig import motion_io, read
@@ -144,5 +149,6 @@ def test_mirror_and_extend_write_the_cores_and_the_engines_motion(character):
     s.extend_prompt, s.extend_seconds, s.seed = "a person walks on", 0.5, 2
     assert bpy.ops.dynamicpose.extend() == {"FINISHED"}
     lift = ground_offset(before)
-    want = session.current().continue_(before.raised(lift), "a person walks on", 0.5, seed=2).raised(-lift)
+    out = session.current().continue_(before.raised(lift), "a person walks on", 0.5, seed=2)
+    want = footlock.lock_feet(out, fixed=range(31)).raised(-lift)
     _same(motion_io.take_motion(obj, rt, 32 + np.arange(15), 30.0), want.trim(31, 46), rt.scale)
