@@ -111,6 +111,8 @@ class DynamicPoseSettings(bpy.types.PropertyGroup):
                                    description="Regenerate the scene's preview range instead of the frames below")
     edit_start: IntProperty(name="From", default=1)
     edit_end: IntProperty(name="To", default=30)
+    edit_context_seconds: IntProperty(name="Context", default=2, min=0, max=8,
+                                      description="Seconds on each side of the range the model sees (and keeps)")
     edit_part: EnumProperty(name="Part", default="BODY", items=(
         ("BODY", "Whole body", "Regenerate every bone in the range"),
         ("UPPER", "Upper body", "Regenerate the spine, head and arms; the legs and the hips' travel stay as they are"),

@@ -27,9 +27,15 @@ def settings_of(context):
     return context.scene.dynamicpose
 
 
+def working_armature(context) -> bpy.types.Object | None:
+    """The armature every operator works on, one rule for all: the panel's Armature field
+    when set, else the active armature (None if neither)."""
+    return settings_of(context).target or active_armature(context)
+
+
 def armature_of(context, explicit=None) -> bpy.types.Object:
-    """`explicit` (the panel's target), else the active armature; refuses when there is none."""
-    obj = explicit or active_armature(context)
+    """`explicit`, else working_armature(); refuses when there is none."""
+    obj = explicit or working_armature(context)
     if obj is None or obj.type != "ARMATURE":
         raise ValueError("select an armature (or set the target armature in the panel)")
     return obj

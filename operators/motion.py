@@ -16,7 +16,7 @@ from ..motioncore.limits import MAX_SECONDS
 from ..motioncore.retarget import Retarget
 from ..rig import action as act
 from ..rig import motion_io, read
-from .base import BackendOperator, Work, action_name, armature_of, current_action, settings_of
+from .base import BackendOperator, Work, action_name, armature_of, current_action, settings_of, working_armature
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,20 @@ def write_version(plan: Version, motion) -> str:
     motion_io.put_motion(obj, part, f"{base.name} {plan.suffix}", plan.rt, frame_start=plan.first, fps=plan.fps,
                          base=base, keep=plan.keep, only=only)
     return f"frames {plan.first}..{plan.first + part.num_frames - 1}; '{base.name}' is kept"
+
+
+def inbetween_problem(selected: dict[str, set[float]], own: dict[str, set[float]]) -> str | None:
+    """Why In-between would refuse these keys, judged without the rig's mapping (for the
+    panel, which must not enable a button that then refuses); None when it would run."""
+    frames = sorted({round(f) for fs in selected.values() for f in fs})
+    if len(frames) < 2:
+        return "select keys on two frames or more"
+    k0, k1 = frames[0], frames[-1]
+    keyed = [{round(f) for f in fs if k0 <= round(f) <= k1} for fs in own.values()]
+    keyed = [fs for fs in keyed if fs]
+    if keyed and all(len(fs) == k1 - k0 + 1 for fs in keyed):
+        return f"every frame {k0}-{k1} is keyed: delete the keys to fill"
+    return None
 
 
 def inbetween_keys(selected: dict[str, set[float]], own: dict[str, set[float]], rt: Retarget):
@@ -190,7 +204,8 @@ class DYNAMICPOSE_OT_edit(BackendOperator, bpy.types.Operator):
     bl_label = "Regenerate range"
 
     context_seconds: IntProperty(name="Context", default=2, min=0, max=8,
-                                 description="Seconds on each side the model sees (and keeps)")
+                                 description="Seconds on each side the model sees (and keeps); "
+                                             "unset: the Edit panel's Context")
 
     def prepare(self, context) -> Work:
         s = settings_of(context)
@@ -203,10 +218,11 @@ class DYNAMICPOSE_OT_edit(BackendOperator, bpy.types.Operator):
         if not (a0 <= start <= end <= a1):
             raise ValueError(f"the range {start}..{end} must lie inside the action's frames {a0}..{a1}")
         fps = motion_io.scene_fps(scene)
-        pad = int(round(self.context_seconds * fps))
+        around = self.context_seconds if self.properties.is_property_set("context_seconds") else s.edit_context_seconds
+        pad = int(round(around * fps))
         c0, c1 = max(a0, start - pad), min(a1, end + pad)
         if (c1 - c0) / fps > MAX_SECONDS:
-            raise ValueError(f"edit at most {MAX_SECONDS - 2 * self.context_seconds:g} s at a time")
+            raise ValueError(f"edit at most {MAX_SECONDS - 2 * around:g} s at a time")
         rt = read.retarget_for(obj)
         motion, lift = on_model_floor(obj, rt, c0, c1, fps)
         text = s.edit_prompt.strip()
@@ -295,7 +311,7 @@ class DYNAMICPOSE_OT_mirror(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        return read.has_action(read.active_armature(context))
+        return read.has_action(working_armature(context))
 
     def execute(self, context):
         from ..motioncore.retarget import mirrored

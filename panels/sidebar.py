@@ -107,13 +107,20 @@ class DYNAMICPOSE_PT_inbetween(_Panel, bpy.types.Panel):
     def draw(self, context):
         s = context.scene.dynamicpose
         layout = self.layout
-        obj = active_armature(context)
-        keys = act.selected_key_frames(obj) if obj is not None else []
-        layout.label(text=f"{len({round(k) for k in keys})} keyed frames selected", icon="KEYFRAME")
+        from ..operators.base import working_armature
+        from ..operators.motion import inbetween_problem
+
+        obj = working_armature(context)
+        selected, own = act.keys_by_bone(obj) if obj is not None else ({}, {})
+        frames = {round(f) for fs in selected.values() for f in fs}
+        layout.label(text=f"{len(frames)} keyed frames selected", icon="KEYFRAME")
         layout.prop(s, "inbetween_prompt")
+        problem = inbetween_problem(selected, own) if obj is not None else "select an armature"
         row = layout.row()
-        row.enabled = len({round(k) for k in keys}) >= 2
+        row.enabled = problem is None
         row.operator("dynamicpose.inbetween", icon="IPO_BEZIER")
+        if problem:
+            layout.label(text=problem, icon="INFO")
 
 
 class DYNAMICPOSE_PT_edit(_Panel, bpy.types.Panel):
@@ -130,7 +137,10 @@ class DYNAMICPOSE_PT_edit(_Panel, bpy.types.Panel):
         col.prop(s, "edit_end")
         layout.prop(s, "edit_prompt")
         layout.prop(s, "edit_part")
-        animated = has_action(active_armature(context))
+        layout.prop(s, "edit_context_seconds")
+        from ..operators.base import working_armature
+
+        animated = has_action(working_armature(context))
         row = layout.row()
         row.enabled = animated
         row.operator("dynamicpose.edit", icon="MOD_TIME")

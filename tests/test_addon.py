@@ -134,6 +134,10 @@ def test_inbetween_keeps_every_key_of_yours_selected_or_not_and_the_original(dp)
     delete_keys_but(original, {1.0, 12.0, 20.0, 30.0})
     kept = snapshot(original)
     select_only(original, {1.0, 30.0})
+    from dynamic_pose.operators.motion import inbetween_problem
+    from dynamic_pose.rig import action as act
+
+    assert inbetween_problem(*act.keys_by_bone(obj)) is None  # the panel's button is enabled
     assert bpy.ops.dynamicpose.inbetween() == {"FINISHED"}
     new = obj.animation_data.action
     assert new != original and new.name.startswith(original.name) and same(snapshot(original), kept)
@@ -148,11 +152,19 @@ def test_inbetween_keeps_every_key_of_yours_selected_or_not_and_the_original(dp)
 
 
 def test_inbetween_refuses_a_range_keyed_on_every_frame_and_changes_nothing(dp):
+    """And the panel says so before the button is pressed: it is enabled exactly when the
+    operator runs (operators.motion.inbetween_problem)."""
+    from dynamic_pose.operators.motion import inbetween_problem
+    from dynamic_pose.rig import action as act
+
     bpy = dp
     obj = rig(bpy, "bandai")
     original = obj.animation_data.action
     kept, n = snapshot(original), len(bpy.data.actions)
+    select_only(original, {12.0})
+    assert "two frames" in inbetween_problem(*act.keys_by_bone(obj))
     select_only(original, {1.0, 12.0, 30.0})
+    assert "every frame 1-30 is keyed" in inbetween_problem(*act.keys_by_bone(obj))
     with pytest.raises(RuntimeError, match="nothing to fill"):
         bpy.ops.dynamicpose.inbetween()
     assert obj.animation_data.action == original and same(snapshot(original), kept) and len(bpy.data.actions) == n
@@ -802,3 +814,25 @@ def test_takes_as_nla_strips_leave_the_action_and_play_from_their_tracks(dp, kin
     bone, prop = fc.data_path.split('"')[1], fc.data_path.rsplit(".", 1)[1]
     bpy.context.scene.frame_set(15)
     assert getattr(obj.pose.bones[bone], prop)[fc.array_index] == pytest.approx(fc.evaluate(15), abs=1e-5)
+
+
+def test_every_motion_operator_works_on_the_panels_armature_else_the_active_one(dp):
+    """One rule for all: the Armature field when set (here not the active object), else the
+    active armature; the other rig is left as it was."""
+    bpy = dp
+    first = rig(bpy, "bandai")
+    second = rig(bpy, "bandai")  # now the active object
+    kept = snapshot(second.animation_data.action)
+    s = bpy.context.scene.dynamicpose
+    s.target = first
+    before = first.animation_data.action
+    assert bpy.ops.dynamicpose.mirror() == {"FINISHED"}
+    assert first.animation_data.action != before
+    s.edit_start, s.edit_end, s.edit_prompt = 10, 20, "a person jumps"
+    mirrored = first.animation_data.action
+    assert bpy.ops.dynamicpose.edit() == {"FINISHED"}
+    assert first.animation_data.action != mirrored
+    assert same(snapshot(second.animation_data.action), kept) and bpy.context.object == second
+    s.target = None
+    assert bpy.ops.dynamicpose.mirror() == {"FINISHED"}
+    assert not same(snapshot(second.animation_data.action), kept)
