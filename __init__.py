@@ -11,7 +11,7 @@ def _parts():
     from . import operators, panels, settings
 
     return ((settings.DynamicPosePreferences, settings.DynamicPoseBoneMap, settings.DynamicPoseTrainClip,
-             settings.DynamicPoseTimelineRow, settings.DynamicPoseAdapterItem, settings.DynamicPoseSettings)
+             settings.DynamicPoseTimelineRow, settings.DynamicPoseTake, settings.DynamicPoseAdapterItem, settings.DynamicPoseSettings)
             + operators.CLASSES + panels.CLASSES), panels
 
 

@@ -47,6 +47,13 @@ class DynamicPoseTimelineRow(bpy.types.PropertyGroup):
                            description="How long this part lasts")
 
 
+class DynamicPoseTake(bpy.types.PropertyGroup):
+    """One take of the last Generate (or version of In-between, Edit, ...), to keep or reject."""
+
+    action: PointerProperty(name="Action", type=bpy.types.Action)
+    label: StringProperty(name="Take")
+
+
 class DynamicPoseAdapterItem(bpy.types.PropertyGroup):
     """One of the backend's adapters, as it last listed them."""
 
@@ -77,6 +84,11 @@ class DynamicPoseSettings(bpy.types.PropertyGroup):
                                           "within the error below) instead of one on every frame")
     key_error_mm: FloatProperty(name="Within", default=5.0, min=0.1, max=100.0, precision=1, subtype="NONE",
                                 description="How far (mm) any joint may leave the generated motion with editable keys")
+    takes: CollectionProperty(type=DynamicPoseTake)
+    takes_index: IntProperty(name="Take", default=0)
+    takes_armature: PointerProperty(name="Takes of", type=bpy.types.Object, poll=_is_armature)
+    takes_previous: PointerProperty(name="Action before", type=bpy.types.Action,
+                                    description="The action the rig had before these takes (never removed)")
     timeline: CollectionProperty(type=DynamicPoseTimelineRow)
     timeline_index: IntProperty(name="Row", default=0)
     lock_feet: BoolProperty(name="Lock feet", default=True,

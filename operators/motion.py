@@ -16,6 +16,7 @@ from ..motioncore.limits import MAX_SECONDS
 from ..motioncore.retarget import Retarget
 from ..rig import action as act
 from ..rig import motion_io, read
+from . import takes
 from .base import BackendOperator, Work, action_name, armature_of, current_action, settings_of, working_armature
 
 
@@ -67,8 +68,9 @@ def write_version(plan: Version, motion) -> str:
         motion = footlock.lock_feet(motion, fixed=plan.fixed)
     part = motion.trim(plan.cut, stop).raised(-plan.lift)
     only = None if plan.part == "body" else plan.rt.bones_for(BODY_PARTS[plan.part])
-    motion_io.put_motion(obj, part, f"{base.name} {plan.suffix}", plan.rt, frame_start=plan.first, fps=plan.fps,
-                         base=base, keep=plan.keep, only=only)
+    made = motion_io.put_motion(obj, part, f"{base.name} {plan.suffix}", plan.rt, frame_start=plan.first,
+                                fps=plan.fps, base=base, keep=plan.keep, only=only)
+    takes.record(bpy.context.scene, obj, [made], base, plan.suffix)
     return f"frames {plan.first}..{plan.first + part.num_frames - 1}; '{base.name}' is kept"
 
 
@@ -151,6 +153,7 @@ class DYNAMICPOSE_OT_generate(BackendOperator, bpy.types.Operator):
         if obj is None:
             raise ValueError(f"the armature {t.armature!r} is gone")
         previous = obj.animation_data.action if obj.animation_data else None
+        made_all = []
         for i, m in reversed(list(enumerate(motions))):  # the first take ends up active
             suffix = f" #{i + 1}" if len(motions) > 1 else ""
             if t.lock_feet:
@@ -161,6 +164,9 @@ class DYNAMICPOSE_OT_generate(BackendOperator, bpy.types.Operator):
                 made["dynamicpose_adapter"] = adapter
             if t.as_strip:
                 act.to_strip(obj, made, previous, t.start)
+            made_all.insert(0, made)
+        if not t.as_strip:  # strips are sequenced in the NLA editor; takes are chosen in the Takes panel
+            takes.record(context.scene, obj, made_all, previous, "generated")
         by = f" by '{adapter}'" if adapter and adapter != "default" else ""
         keys = f"; {made['dynamicpose_keys']}" if t.sparse is not None else ""
         keys += "; on new NLA tracks" if t.as_strip else ""

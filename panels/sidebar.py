@@ -73,6 +73,30 @@ class DYNAMICPOSE_PT_generate(_Panel, bpy.types.Panel):
             layout.label(text="Select an armature or set one above", icon="INFO")
 
 
+class DYNAMICPOSE_PT_takes(_Panel, bpy.types.Panel):
+    """The last results, played on the rig one at a time: keep one, or reject them."""
+
+    bl_label = "Takes"
+
+    @classmethod
+    def poll(cls, context):
+        return len(context.scene.dynamicpose.takes) > 0
+
+    def draw(self, context):
+        s = context.scene.dynamicpose
+        layout = self.layout
+        layout.template_list("DYNAMICPOSE_UL_takes", "", s, "takes", s, "takes_index", rows=3)
+        row = layout.row(align=True)
+        row.operator("dynamicpose.take_step", text="Previous", icon="TRIA_LEFT").step = -1
+        row.operator("dynamicpose.take_play", text="Play", icon="PLAY")
+        row.operator("dynamicpose.take_step", text="Next", icon="TRIA_RIGHT").step = 1
+        row = layout.row(align=True)
+        row.operator("dynamicpose.take_accept", icon="CHECKMARK")
+        row.operator("dynamicpose.take_reject", icon="X")
+        if s.takes_previous is not None:
+            layout.label(text=f"Before: {s.takes_previous.name} (kept)", icon="INFO")
+
+
 class DYNAMICPOSE_PT_timeline(_Panel, bpy.types.Panel):
     """Rows of prompts made into one take, each continuing the last (Generate's other settings apply)."""
 
@@ -171,6 +195,17 @@ class DYNAMICPOSE_UL_adapters(bpy.types.UIList):
             row.label(text=item.created[:16])
         else:
             row.label(text="the shipped model")
+
+
+class DYNAMICPOSE_UL_takes(bpy.types.UIList):
+    """The last takes: which is playing on the rig."""
+
+    def draw_item(self, context, layout, data, item, icon, active_data, active_propname, index=0):
+        obj = data.takes_armature
+        playing = item.action is not None and obj is not None and obj.animation_data is not None \
+            and obj.animation_data.action == item.action
+        layout.label(text=item.label if item.action is not None else "(removed)",
+                     icon="PLAY" if playing else "ACTION")
 
 
 class DYNAMICPOSE_UL_timeline(bpy.types.UIList):
@@ -284,6 +319,6 @@ def key_menu(self, context):
 
 
 MENUS = ("DOPESHEET_MT_key", "GRAPH_MT_key")
-CLASSES = (DYNAMICPOSE_UL_adapters, DYNAMICPOSE_UL_train_clips, DYNAMICPOSE_UL_timeline, DYNAMICPOSE_PT_generate,
-           DYNAMICPOSE_PT_timeline, DYNAMICPOSE_PT_inbetween,
+CLASSES = (DYNAMICPOSE_UL_adapters, DYNAMICPOSE_UL_train_clips, DYNAMICPOSE_UL_timeline, DYNAMICPOSE_UL_takes,
+           DYNAMICPOSE_PT_generate, DYNAMICPOSE_PT_takes, DYNAMICPOSE_PT_timeline, DYNAMICPOSE_PT_inbetween,
            DYNAMICPOSE_PT_edit, DYNAMICPOSE_PT_retarget, DYNAMICPOSE_PT_train, DYNAMICPOSE_PT_backend)

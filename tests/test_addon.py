@@ -836,3 +836,47 @@ def test_every_motion_operator_works_on_the_panels_armature_else_the_active_one(
     s.target = None
     assert bpy.ops.dynamicpose.mirror() == {"FINISHED"}
     assert not same(snapshot(second.animation_data.action), kept)
+
+
+@pytest.mark.parametrize("kind", ["bandai", "rigify"])
+def test_takes_are_played_accepted_and_rejected_with_nothing_left_behind(dp, kind):
+    """Generate three variations: the Takes list holds them, the rig plays the first; Next
+    and Previous play the others; Reject removes the one playing from the file; Accept keeps
+    the one playing and removes the rest. An In-between's result is a take too: rejected, the
+    rig plays the action it had, and that action is never touched."""
+    bpy = dp
+    obj = rig(bpy, kind)
+    s = bpy.context.scene.dynamicpose
+    before = obj.animation_data.action if obj.animation_data else None
+    kept = snapshot(before) if before else None
+    n = len(bpy.data.actions)
+    s.prompt, s.seconds, s.start_frame, s.variations = "a person jumps", 1.0, 1, 3
+    assert bpy.ops.dynamicpose.generate() == {"FINISHED"}
+    names = [t.action.name for t in s.takes]
+    assert names == [f"DP a person jumps #{i}" for i in (1, 2, 3)] and obj.animation_data.action.name == names[0]
+    assert bpy.ops.dynamicpose.take_step(step=1) == {"FINISHED"}
+    assert obj.animation_data.action.name == names[1]
+    assert bpy.ops.dynamicpose.take_step(step=-1) == {"FINISHED"}
+    assert bpy.ops.dynamicpose.take_step(step=-1) == {"FINISHED"}  # wraps round
+    assert obj.animation_data.action.name == names[2]
+    assert bpy.ops.dynamicpose.take_reject() == {"FINISHED"}
+    assert names[2] not in bpy.data.actions and len(bpy.data.actions) == n + 2
+    assert obj.animation_data.action.name in names[:2] and len(s.takes) == 2
+    s.takes_index = 1
+    assert bpy.ops.dynamicpose.take_play() == {"FINISHED"} and obj.animation_data.action.name == names[1]
+    assert bpy.ops.dynamicpose.take_accept() == {"FINISHED"}
+    assert obj.animation_data.action.name == names[1] and len(bpy.data.actions) == n + 1 and len(s.takes) == 0
+    assert not obj.animation_data.action.use_fake_user or obj.animation_data.action.users > 1
+    if before is not None:
+        assert before.name in bpy.data.actions and same(snapshot(before), kept)
+    # A version is a take: rejected, the rig plays its action again, nothing is left.
+    take = obj.animation_data.action
+    select_only(take, {1.0, 20.0})
+    for fc in curves(take):  # the take's keys are generated ones: only the selected two constrain
+        assert all(k.type == "GENERATED" for k in fc.keyframe_points)
+    assert bpy.ops.dynamicpose.inbetween() == {"FINISHED"}
+    assert obj.animation_data.action != take and len(s.takes) == 1 and s.takes_previous == take
+    m = len(bpy.data.actions)
+    assert bpy.ops.dynamicpose.take_reject() == {"FINISHED"}
+    assert obj.animation_data.action == take and len(bpy.data.actions) == m - 1 and len(s.takes) == 0
+    assert bpy.ops.dynamicpose.take_reject.poll() is False

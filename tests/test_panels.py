@@ -73,7 +73,8 @@ def draw_everything(bpy, context):
     s = context.scene.dynamicpose
     for cls, items in ((bpy.types.DYNAMICPOSE_UL_adapters, s.adapters),
                        (bpy.types.DYNAMICPOSE_UL_train_clips, s.train_clips),
-                       (bpy.types.DYNAMICPOSE_UL_timeline, s.timeline)):
+                       (bpy.types.DYNAMICPOSE_UL_timeline, s.timeline),
+                       (bpy.types.DYNAMICPOSE_UL_takes, s.takes)):
         for i, item in enumerate(items):
             cls.draw_item(None, context, CheckedLayout(bpy, calls), s, item, 0, s, "", i)
     for menu in ("DOPESHEET_MT_key", "GRAPH_MT_key"):
@@ -106,10 +107,12 @@ def test_panels_draw_in_the_states_users_meet(dp):
                    "dynamicpose.mirror", "dynamicpose.train_adapter", "dynamicpose.adapter_select",
                    "dynamicpose.adapter_export", "dynamicpose.adapter_import", "dynamicpose.adapters_refresh",
                    "dynamicpose.adapter_report_show", "dynamicpose.train_clip_add", "dynamicpose.loop",
-                   "dynamicpose.timeline_generate", "dynamicpose.timeline_add", "dynamicpose.timeline_move"):
+                   "dynamicpose.timeline_generate", "dynamicpose.timeline_add", "dynamicpose.timeline_move",
+                   "dynamicpose.take_step", "dynamicpose.take_play", "dynamicpose.take_accept",
+                   "dynamicpose.take_reject"):
         assert idname in drawn, idname
     assert ("list", "DYNAMICPOSE_UL_adapters") in calls and ("list", "DYNAMICPOSE_UL_train_clips") in calls
-    assert ("list", "DYNAMICPOSE_UL_timeline") in calls
+    assert ("list", "DYNAMICPOSE_UL_timeline") in calls and ("list", "DYNAMICPOSE_UL_takes") in calls
 
 
 def test_the_checked_layout_refuses_what_blender_would(dp):
