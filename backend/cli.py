@@ -110,6 +110,31 @@ def _bench_inbetween(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_keys(args: argparse.Namespace) -> int:
+    import json
+
+    from backend.engine import Engine
+    from backend.evaluation import inbetween as ib
+    from backend.evaluation import keys as bench
+
+    try:
+        import bpy  # noqa: F401  (Blender's own curves are the baseline)
+    except ImportError:
+        print("bench keys needs the bpy module (pip install bpy, as `make` does) for Blender's own curves",
+              file=sys.stderr)
+        return 2
+    engine = Engine(Path(args.weights) if args.weights else None, device=args.device, adapter=args.adapter)
+    clips = ib.clips_from_dir(Path(args.data)) if args.data else bench.test_split_clips(
+        Path(args.cache) if args.cache else None)
+    result = bench.run(engine, clips, limit=args.clips)
+    print(bench.table(result))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1))
+    if args.plot:
+        bench.plot(result, Path(args.plot))
+    return 0
+
+
 def _train_evaluator(args: argparse.Namespace) -> int:
     import json
 
@@ -588,6 +613,15 @@ def build_parser() -> argparse.ArgumentParser:
     bi.add_argument("--cache", help="dataset cache folder (default: cache/)")
     bi.add_argument("--json", help="also write the figures here")
     bi.set_defaults(func=_bench_inbetween)
+    bk = bsub.add_parser("keys", help="keys every N frames and two keys: the engine against Blender's Bezier "
+                                      "curves and linear, on held-out clips")
+    bk.add_argument("--data", help="folder of BVH files (default: the dataset's test split, from its sources)")
+    bk.add_argument("--clips", type=int, default=60, help="clips to use (0: all)")
+    bk.add_argument("--cache", help="dataset cache folder (default: cache/)")
+    _engine_args(bk, seed=False)
+    bk.add_argument("--json", help="also write the figures here")
+    bk.add_argument("--plot", help="also draw error against gap as a PNG here")
+    bk.set_defaults(func=_bench_keys)
 
     sv = sub.add_parser("serve", help="serve the engine over HTTP on 127.0.0.1 (prints one JSON line)")
     sv.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
