@@ -8,6 +8,8 @@ or from a path relative to the open .blend (a file someone sent must not pick a 
 from __future__ import annotations
 
 import ipaddress
+import os
+import shutil
 import socket
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -57,11 +59,35 @@ def _absolute(raw: str, what: str) -> Path:
     return path
 
 
+def installed_backend_python() -> str | None:
+    """The Python behind a `dynamicpose` command on PATH (the backend installed as a package,
+    `pip install` of this repository into any Python 3.11 environment), or None."""
+    command = shutil.which("dynamicpose")
+    if command is None:
+        return None
+    folder = Path(command).resolve().parent
+    beside = folder / ("python.exe" if os.name == "nt" else "python")
+    try:  # a console script names its interpreter on its first line
+        with open(command, "rb") as f:
+            first = f.readline(512).decode(errors="replace").strip()
+    except OSError:
+        first = ""
+    named = Path(first[2:].split()[0]) if first.startswith("#!") and first[2:].strip() else None
+    if named is not None and named.is_absolute() and named.is_file() and named.name != "env":
+        return str(named)
+    return str(beside) if beside.is_file() else None
+
+
 def backend_python(raw: str) -> str:
-    """The backend's Python interpreter: an absolute path to an existing file."""
+    """The backend's Python interpreter: an absolute path to an existing file; left empty, the
+    one behind a `dynamicpose` command on PATH."""
     if not raw.strip():
-        raise BackendError("set the backend's Python in the add-on preferences "
-                           "(the python of a Python 3.11 environment with the backend installed)")
+        found = installed_backend_python()
+        if found is not None:
+            return found
+        raise BackendError("no backend found: install it (pip install of the DynamicPose repository, which puts "
+                           "a `dynamicpose` command on PATH) or set the backend's Python in the add-on "
+                           "preferences (the python of a Python 3.11 environment with the backend installed)")
     path = _absolute(raw.strip(), "backend Python")
     if not path.is_file():
         raise BackendError(f"the backend Python {raw!r} does not exist; set it in the add-on preferences")

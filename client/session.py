@@ -104,6 +104,12 @@ def current():
     return None if _current is None else _current[1]
 
 
+def is_connected(config: BackendConfig) -> bool:
+    """Whether a backend for this configuration is up (connect() then returns at once)."""
+    now = _current
+    return now is not None and now[0] == config and getattr(now[1], "alive", lambda: True)()
+
+
 def disconnect() -> None:
     """Stop the backend without waiting on a start in progress (that start gives up and ends
     its process itself): safe on Blender's main thread."""

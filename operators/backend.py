@@ -24,6 +24,26 @@ class DYNAMICPOSE_OT_backend_start(BackendOperator, bpy.types.Operator):
         self.report({"INFO"}, "backend ready")
 
 
+class DYNAMICPOSE_OT_backend_check(BackendOperator, bpy.types.Operator):
+    """Check the backend set in the preferences: start or reach it and say what it is (version, Python, device, model, adapter), or what is wrong"""
+
+    bl_idname = "dynamicpose.backend_check"
+    bl_label = "Check"
+    bl_options = {"REGISTER"}
+
+    def prepare(self, context) -> Work:
+        return lambda backend, progress, cancel: (backend.info(), type(backend).__name__)
+
+    def finish(self, context, result) -> None:
+        info, kind = result
+        where = {"HTTPBackend": "over HTTP", "EmbeddedBackend": "embedded in Blender"}.get(kind, kind)
+        said = (f"DynamicPose {info.get('version', '?')} {where}, Python {info.get('python', '?')}: "
+                f"{info.get('device', '?')} {info.get('dtype', '')}, {info.get('base', '?')}, "
+                f"weights {info.get('weights', '?')}, adapter {info.get('adapter', 'default')}")
+        settings_of(context).status = said
+        self.report({"INFO"}, said)
+
+
 class DYNAMICPOSE_OT_cancel(bpy.types.Operator):
     """Cancel the DynamicPose work running in the background (as Esc does); nothing is changed"""
 
@@ -52,4 +72,4 @@ class DYNAMICPOSE_OT_backend_stop(bpy.types.Operator):
         return {"FINISHED"}
 
 
-CLASSES = (DYNAMICPOSE_OT_backend_start, DYNAMICPOSE_OT_cancel, DYNAMICPOSE_OT_backend_stop)
+CLASSES = (DYNAMICPOSE_OT_backend_start, DYNAMICPOSE_OT_backend_check, DYNAMICPOSE_OT_cancel, DYNAMICPOSE_OT_backend_stop)

@@ -67,7 +67,16 @@ class BackendOperator:
     def _work(self, context):
         config = session.BackendConfig.from_preferences(preferences(context))
         job = self.prepare(context)
-        return lambda progress, cancel: job(session.connect(config, cancel), progress, cancel)
+        def work(progress, cancel):
+            # A backend not yet running starts here (seconds): the panel and status bar count them.
+            self._starting = None if session.is_connected(config) else time.monotonic()
+            try:
+                backend = session.connect(config, cancel)
+            finally:
+                self._starting = None
+            return job(backend, progress, cancel)
+
+        return work
 
     def execute(self, context):
         """Scripts and background Blender: the same work and the same steps, waited for here."""
@@ -132,7 +141,11 @@ class BackendOperator:
 
     @property
     def detail(self) -> str:
-        """More than a percentage, where the work says it (a training's step, loss, time left)."""
+        """More than a percentage, where the work says it (a training's step, loss, time left),
+        and how long the backend has been starting, while it starts."""
+        since = getattr(self, "_starting", None)
+        if since is not None:
+            return f"starting backend: {time.monotonic() - since:.0f} s"
         return getattr(self, "_detail", "")
 
     def cancel_work(self) -> None:

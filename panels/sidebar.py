@@ -238,9 +238,16 @@ class DYNAMICPOSE_PT_backend(_Panel, bpy.types.Panel):
         s = context.scene.dynamicpose
         layout = self.layout
         layout.prop(prefs, "mode")
+        if prefs.mode == "PROCESS" and not prefs.python.strip():
+            from ..client.places import installed_backend_python
+
+            found = installed_backend_python()
+            layout.label(text=f"Python: {found}" if found else "No backend found: install it or set its Python",
+                         icon="CHECKMARK" if found else "ERROR")
         layout.label(text=s.status)
         row = layout.row(align=True)
         row.operator("dynamicpose.backend_start", icon="PLAY")
+        row.operator("dynamicpose.backend_check", icon="VIEWZOOM")
         sub = row.row(align=True)
         sub.enabled = session.current() is not None
         sub.operator("dynamicpose.backend_stop", icon="CANCEL")

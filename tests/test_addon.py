@@ -880,3 +880,33 @@ def test_takes_are_played_accepted_and_rejected_with_nothing_left_behind(dp, kin
     assert bpy.ops.dynamicpose.take_reject() == {"FINISHED"}
     assert obj.animation_data.action == take and len(bpy.data.actions) == m - 1 and len(s.takes) == 0
     assert bpy.ops.dynamicpose.take_reject.poll() is False
+
+
+def test_check_finds_the_installed_backend_on_path_and_says_what_it_is(dp, tmp_path, monkeypatch):
+    """Local process with no Python set: the backend installed as a package is found through
+    its `dynamicpose` command on PATH (the Python its first line names), started, and Check
+    says what it is; with none on PATH, Check says how to get one and nothing starts."""
+    from dynamic_pose.client import places, session
+
+    bpy = dp
+    prefs = bpy.context.preferences.addons["dynamic_pose"].preferences
+    session.disconnect()
+    prefs.mode, prefs.python = "PROCESS", ""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    with pytest.raises(RuntimeError, match="no backend found"):
+        bpy.ops.dynamicpose.backend_check()
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    script = bin_dir / "dynamicpose"
+    script.write_text(f"#!{BACKEND_PYTHON}\n# console script of the dynamicpose package\n")
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
+    assert places.installed_backend_python() == str(BACKEND_PYTHON)
+    try:
+        assert bpy.ops.dynamicpose.backend_check() == {"FINISHED"}
+        status = bpy.context.scene.dynamicpose.status
+        assert "over HTTP" in status and "Python 3.11" in status and "adapter default" in status, status
+    finally:
+        session.disconnect()

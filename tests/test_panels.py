@@ -109,7 +109,7 @@ def test_panels_draw_in_the_states_users_meet(dp):
                    "dynamicpose.adapter_report_show", "dynamicpose.train_clip_add", "dynamicpose.loop",
                    "dynamicpose.timeline_generate", "dynamicpose.timeline_add", "dynamicpose.timeline_move",
                    "dynamicpose.take_step", "dynamicpose.take_play", "dynamicpose.take_accept",
-                   "dynamicpose.take_reject"):
+                   "dynamicpose.take_reject", "dynamicpose.backend_check"):
         assert idname in drawn, idname
     assert ("list", "DYNAMICPOSE_UL_adapters") in calls and ("list", "DYNAMICPOSE_UL_train_clips") in calls
     assert ("list", "DYNAMICPOSE_UL_timeline") in calls and ("list", "DYNAMICPOSE_UL_takes") in calls
