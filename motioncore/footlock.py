@@ -55,8 +55,9 @@ def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)))
 
 
-def _hold_offsets(xy: np.ndarray, planted: np.ndarray, blend: int) -> tuple[np.ndarray, np.ndarray]:
-    """((T, 2) horizontal offsets that hold a joint at its mean place over each planted run,
+def _hold_offsets(xy: np.ndarray, planted: np.ndarray, blend: int, anchors=()) -> tuple[np.ndarray, np.ndarray]:
+    """((T, 2) horizontal offsets that hold a joint at its mean place over each planted run
+    (at its place on the first of `anchors` inside the run, where one is: a key stays put),
     fading to nothing over `blend` frames on either side (shared where two runs are near),
     (T,) how much of each frame is held)."""
     T = len(xy)
@@ -66,8 +67,10 @@ def _hold_offsets(xy: np.ndarray, planted: np.ndarray, blend: int) -> tuple[np.n
     offsets = np.zeros((T, 2))
     weights = np.zeros(T)
     t = np.arange(T)
+    anchors = np.asarray(sorted(anchors), dtype=int)
     for a, b in runs:
-        held = xy[a:b].mean(axis=0)
+        inside = anchors[(anchors >= a) & (anchors < b)]
+        held = xy[inside[0]] if inside.size else xy[a:b].mean(axis=0)
         # Inside the run: what it takes to be there; outside: the offset at its nearer edge,
         # fading (not a pull toward the spot, which grows as the foot swings away).
         off = held - xy[np.clip(t, a, b - 1)]
@@ -125,17 +128,20 @@ def lock_feet(motion: Motion, blend_seconds: float = BLEND_SECONDS, fixed=None) 
         return motion
     world_r, world_p = motion.world()
     blend = max(1, int(round(blend_seconds * motion.fps)))
-    reach = np.ones(motion.num_frames)
-    if fixed is not None and len(fixed):
-        away = np.abs(np.arange(motion.num_frames)[:, None] - np.asarray(fixed, dtype=int)[None]).min(axis=1)
-        w = np.clip(away / (blend + 1), 0.0, 1.0)
-        reach = w * w * (3 - 2 * w)
+    fixed = np.asarray([] if fixed is None else sorted(fixed), dtype=int)
+    frame = np.arange(motion.num_frames)
     local = motion.local_rotations.copy()
     for thigh, shin, foot, toes in LEGS:
         h, k, a, t = (sk.index(n) for n in (thigh, shin, foot, toes))
-        a_off, a_held = _hold_offsets(world_p[:, a, :2], planted[:, FEET.index(foot)], blend)
-        t_off, _ = _hold_offsets(world_p[:, t, :2], planted[:, FEET.index(toes)], blend)
-        a_off, t_off = a_off * reach[:, None], t_off * reach[:, None]
+        a_off, a_held = _hold_offsets(world_p[:, a, :2], planted[:, FEET.index(foot)], blend, fixed)
+        t_off, _ = _hold_offsets(world_p[:, t, :2], planted[:, FEET.index(toes)], blend, fixed)
+        # A fixed frame the hold would move (one outside a planted run, or a second key in a
+        # run that slid) keeps its pose: the hold fades out toward it.
+        for off in (a_off, t_off):
+            moving = fixed[np.any(off[fixed] != 0, axis=1)] if fixed.size else fixed
+            if moving.size:
+                w = np.clip(np.abs(frame[:, None] - moving[None]).min(axis=1) / (blend + 1), 0.0, 1.0)
+                off *= (w * w * (3 - 2 * w))[:, None]
         # Heel up, toes down: the ankle goes where the held toes put it (the foot keeps its turn).
         a_off = a_off + (1.0 - a_held)[:, None] * t_off
         moved = np.flatnonzero(np.any(a_off != 0, axis=1) | np.any(t_off != 0, axis=1))

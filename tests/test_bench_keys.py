@@ -42,7 +42,7 @@ def test_a_run_reports_every_gap_and_method(walk, tiny_weights):
     for mode in ("keys every N", "two keys"):
         for gap in ("5", "20"):
             row = result[mode][gap]
-            assert set(row) == {"engine", "bezier", "slerp", "capture"}
+            assert set(row) == {"engine", "engine, feet locked", "bezier", "slerp", "capture"}
             assert all(row[m]["error_cm"] > 0 for m in ("engine", "bezier", "slerp")) and row["capture"]["error_cm"] == 0
     every = result["keys every N"]["5"]["capture"]["sliding_cm_per_frame"]
     assert every == pytest.approx(100 * metrics.foot_skating(walk) / 30.0, abs=0.01)

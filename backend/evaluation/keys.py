@@ -14,7 +14,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from motioncore import blend, metrics
+from motioncore import blend, footlock, metrics
 from motioncore import rotations as rot
 from motioncore.clip import Motion
 
@@ -94,8 +94,9 @@ def run(engine, clips: Iterable[tuple[str, Motion]], gaps=GAPS, limit: int = 0) 
                 free = np.setdiff1d(np.arange(m.num_frames), keys)
                 if free.size == 0:
                     continue
-                methods = {"engine": engine.inbetween(m, keys), "bezier": bezier(m, keys),
-                           "slerp": blend.interpolate_keys(m, np.asarray(keys))}
+                filled = engine.inbetween(m, keys)
+                methods = {"engine": filled, "engine, feet locked": footlock.lock_feet(filled, fixed=keys),
+                           "bezier": bezier(m, keys), "slerp": blend.interpolate_keys(m, np.asarray(keys))}
                 for name, filled in methods.items():
                     row = _figures(m, filled, free, keys)
                     acc = sums.setdefault(mode, {}).setdefault(gap, {}).setdefault(name, np.zeros(3))
@@ -115,16 +116,18 @@ def run(engine, clips: Iterable[tuple[str, Motion]], gaps=GAPS, limit: int = 0) 
 
 def table(result: dict) -> str:
     lines = [f"{result['clips']} clips at 30 fps; error (cm) on the frames between keys, engine / Bezier / slerp "
-             "(engine : Bezier); foot sliding (cm/frame) engine / Bezier / capture; velocity jump at inner keys "
-             "(cm/frame) engine / Bezier"]
+             "(engine : Bezier); foot sliding (cm/frame) engine / engine with feet locked (the add-on's default) / "
+             "Bezier / capture; velocity jump at inner keys (cm/frame) engine / Bezier"]
     for mode in ("keys every N", "two keys"):
         lines.append(f"\n{mode}:")
         for gap, row in result.get(mode, {}).items():
             e, b, lin, cap = (row[k] for k in ("engine", "bezier", "slerp", "capture"))
+            locked = row["engine, feet locked"]
             jump = (f"   jump {e['jump_cm_per_frame']:.2f} / {b['jump_cm_per_frame']:.2f}" if mode != "two keys" else "")
             lines.append(f"  gap {gap:>2}: {e['error_cm']:.2f} / {b['error_cm']:.2f} / {lin['error_cm']:.2f} cm  "
                          f"({e['error_cm'] / max(b['error_cm'], 1e-9):.2f}x)   sliding {e['sliding_cm_per_frame']:.2f}"
-                         f" / {b['sliding_cm_per_frame']:.2f} / {cap['sliding_cm_per_frame']:.2f}{jump}")
+                         f" / {locked['sliding_cm_per_frame']:.2f} / {b['sliding_cm_per_frame']:.2f}"
+                         f" / {cap['sliding_cm_per_frame']:.2f}{jump}")
     return "\n".join(lines)
 
 
