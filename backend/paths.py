@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -31,9 +32,14 @@ def default_cache_dir() -> Path:
 
 
 def default_weights_dir() -> Path:
-    """$DYNAMICPOSE_WEIGHTS, else the shipped default model in weights/default of the checkout."""
+    """$DYNAMICPOSE_WEIGHTS, else the shipped default model: weights/default of the checkout,
+    or, installed as a package (a wheel), the copy in the environment's share/dynamicpose."""
     env = os.environ.get("DYNAMICPOSE_WEIGHTS")
-    return Path(env) if env else REPO_ROOT / "weights" / "default"
+    if env:
+        return Path(env)
+    checkout = REPO_ROOT / "weights" / "default"
+    installed = Path(sys.prefix) / "share" / "dynamicpose" / "weights" / "default"
+    return checkout if checkout.is_dir() or not installed.is_dir() else installed
 
 
 def adapters_dir() -> Path:
