@@ -35,6 +35,7 @@ class Take:
     lock_feet: bool = True
     sparse: float | None = None  # editable keys within this bound (m at the character's size), else one per frame
     as_strip: bool = False       # each take on a new NLA track; the armature's action stays
+    seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -141,7 +142,7 @@ class DYNAMICPOSE_OT_generate(BackendOperator, bpy.types.Operator):
         seconds = s.length_seconds(fps)
         seed, variations = s.seed, s.variations
         self._take = Take(obj.name, rt, text, s.start_frame, fps, s.root_motion, s.floor_setting(), s.start_facing,
-                          s.lock_feet, s.key_error_mm / 1000.0 if s.sparse_keys else None, s.as_strip)
+                          s.lock_feet, s.key_error_mm / 1000.0 if s.sparse_keys else None, s.as_strip, s.seed)
         return lambda backend, progress, cancel: (backend.generate(
             text, seconds, seed=seed, variations=variations, fps=fps, progress=progress, cancel=cancel),
             getattr(backend, "last_adapter", None))
@@ -166,7 +167,8 @@ class DYNAMICPOSE_OT_generate(BackendOperator, bpy.types.Operator):
                 act.to_strip(obj, made, previous, t.start)
             made_all.insert(0, made)
         if not t.as_strip:  # strips are sequenced in the NLA editor; takes are chosen in the Takes panel
-            takes.record(context.scene, obj, made_all, previous, "generated")
+            takes.record(context.scene, obj, made_all, previous, "generated",
+                         tags=[f"seed {t.seed}" + (f" #{i + 1}" if len(made_all) > 1 else "") for i in range(len(made_all))])
         by = f" by '{adapter}'" if adapter and adapter != "default" else ""
         keys = f"; {made['dynamicpose_keys']}" if t.sparse is not None else ""
         keys += "; on new NLA tracks" if t.as_strip else ""

@@ -14,16 +14,21 @@ from ..rig import action as act
 from .base import settings_of
 
 
-def record(scene, obj: bpy.types.Object, actions: list, previous: bpy.types.Action | None, what: str) -> None:
-    """`actions` (just made on obj, the first playing) become the takes to choose from; takes
-    left from before are kept as they are (still actions in the file, as before takes)."""
+def record(scene, obj: bpy.types.Object, actions: list, previous: bpy.types.Action | None, what: str,
+           tags: list[str] | None = None) -> None:
+    """`actions` (just made on obj, the first playing) become the takes to choose from, each
+    listed with what made it, its seed, length and time; takes left from before are kept as
+    they are (still actions in the file, as before takes)."""
     s = scene.dynamicpose
     s.takes.clear()
     s.takes_armature, s.takes_previous = obj, previous
     when = time.strftime("%H:%M")
-    for a in actions:
+    fps = scene.render.fps / scene.render.fps_base
+    for i, a in enumerate(actions):
         item = s.takes.add()
-        item.action, item.label = a, f"{a.name} ({what}, {when})"
+        first, last = a.frame_range
+        tag = f"{tags[i]}, " if tags else ""
+        item.action, item.label = a, f"{a.name} ({what}, {tag}{(last - first) / fps:.1f} s, {when})"
     s.takes_index = 0
 
 

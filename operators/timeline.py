@@ -103,7 +103,7 @@ class DYNAMICPOSE_OT_timeline_generate(BackendOperator, bpy.types.Operator):
         fps, seed = motion_io.scene_fps(context.scene), s.seed
         name = " / ".join(text for text, _ in rows)
         self._take = Take(obj.name, rt, name, s.start_frame, fps, s.root_motion, s.floor_setting(), s.start_facing,
-                          s.lock_feet, s.key_error_mm / 1000.0 if s.sparse_keys else None, s.as_strip)
+                          s.lock_feet, s.key_error_mm / 1000.0 if s.sparse_keys else None, s.as_strip, seed)
         return lambda backend, progress, cancel: (chain(backend, rows, seed, fps, progress, cancel),
                                                   getattr(backend, "last_adapter", None))
 

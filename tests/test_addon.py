@@ -10,7 +10,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from conftest import BACKEND_PYTHON, DATA, fcurves_of, needs_backend
+from conftest import BACKEND_PYTHON, DATA, ROOT, fcurves_of, needs_backend
 
 BANDAI_WALK = DATA / "bandai-1" / "dataset-1_walk_normal_002.bvh"
 
@@ -910,3 +910,42 @@ def test_check_finds_the_installed_backend_on_path_and_says_what_it_is(dp, tmp_p
         assert "over HTTP" in status and "Python 3.11" in status and "adapter default" in status, status
     finally:
         session.disconnect()
+
+
+@pytest.mark.parametrize("kind", ["bandai", "rigify"])
+def test_lock_feet_holds_the_planted_feet_of_a_generated_walk(dp, kind):
+    """On the shipped model (the tiny one's feet never stand still): Generate with Lock feet
+    writes the engine's take with its planted feet held (motioncore.footlock), and the feet the
+    rig plays slide less than the take's own, read back from the rig both ways."""
+    from dynamic_pose.client import session
+    from dynamic_pose.motioncore import footlock, metrics
+    from dynamic_pose.rig import motion_io
+    from dynamic_pose.rig.read import retarget_for
+
+    bpy = dp
+    obj = rig(bpy, kind)
+    session.disconnect()
+    bpy.context.preferences.addons["dynamic_pose"].preferences.weights = str(ROOT / "weights" / "default")
+    s = bpy.context.scene.dynamicpose
+    s.prompt, s.length_unit, s.seconds, s.seed, s.start_frame = "a person walks forward", "SECONDS", 3.0, 0, 1
+    rt = retarget_for(obj)
+    fps = motion_io.scene_fps(bpy.context.scene)
+    played = {}
+    try:
+        for lock in (False, True):
+            s.lock_feet = lock
+            assert bpy.ops.dynamicpose.generate() == {"FINISHED"}
+            take = obj.animation_data.action
+            played[lock] = motion_io.take_motion(obj, rt, np.arange(1, int(take.frame_range[1]) + 1), fps)
+        engine = session.current().generate("a person walks forward", 3.0, seed=0, fps=fps)[0]
+    finally:
+        session.disconnect()
+    assert footlock.contacts(engine).any()
+    free, held = (metrics.foot_skating(played[k]) for k in (False, True))
+    assert held < 0.7 * free, (free, held)
+    # Only the legs differ between the two takes.
+    from dynamic_pose.motioncore import rotations as rot
+    from dynamic_pose.motioncore.canonical import CANONICAL_JOINTS
+
+    upper = [CANONICAL_JOINTS.index(j) for j in ("Spine", "Chest", "Head", "Hand_L", "UpperArm_R")]
+    assert rot.angle_between(played[True].local_rotations[:, upper], played[False].local_rotations[:, upper]).max() < 1e-4
