@@ -56,6 +56,14 @@ class _TakeOperator:
     def poll(cls, context):
         return _live(settings_of(context))
 
+    def playing(self, s) -> int | None:
+        """The list index of the take the rig plays, or None (said) when it plays none."""
+        now = _playing(s)
+        if now < 0:
+            self.report({"ERROR"}, "the rig plays none of the takes; play one first")
+            return None
+        return now
+
 
 class DYNAMICPOSE_OT_take_step(_TakeOperator, bpy.types.Operator):
     """Play the previous or the next take on the rig"""
@@ -97,9 +105,8 @@ class DYNAMICPOSE_OT_take_accept(_TakeOperator, bpy.types.Operator):
 
     def execute(self, context):
         s = settings_of(context)
-        now = _playing(s)
-        if now < 0:
-            self.report({"ERROR"}, "the rig plays none of the takes; play one first")
+        now = self.playing(s)
+        if now is None:
             return {"CANCELLED"}
         kept = s.takes[now].action
         others = [t.action for t in s.takes if t.action is not None and t.action != kept]
@@ -118,9 +125,8 @@ class DYNAMICPOSE_OT_take_reject(_TakeOperator, bpy.types.Operator):
 
     def execute(self, context):
         s = settings_of(context)
-        now = _playing(s)
-        if now < 0:
-            self.report({"ERROR"}, "the rig plays none of the takes; play one first")
+        now = self.playing(s)
+        if now is None:
             return {"CANCELLED"}
         gone = s.takes[now].action
         s.takes.remove(now)
