@@ -949,3 +949,37 @@ def test_lock_feet_holds_the_planted_feet_of_a_generated_walk(dp, kind):
 
     upper = [CANONICAL_JOINTS.index(j) for j in ("Spine", "Chest", "Head", "Hand_L", "UpperArm_R")]
     assert rot.angle_between(played[True].local_rotations[:, upper], played[False].local_rotations[:, upper]).max() < 1e-4
+
+
+def test_a_starting_backend_is_counted_and_esc_stops_the_start(dp):
+    """While a local backend process starts, the operator's progress says "starting backend:
+    N s" (the status bar and the panel show it), and Esc ends the start at once: nothing is
+    left running and nothing is written."""
+    import threading
+    import time
+
+    from dynamic_pose.client import session
+    from dynamic_pose.operators import RUNNING
+
+    bpy = dp
+    session.disconnect()
+    prefs = bpy.context.preferences.addons["dynamic_pose"].preferences
+    prefs.mode, prefs.python = "PROCESS", str(BACKEND_PYTHON)
+    seen = []
+
+    def watch_then_escape():
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            op = RUNNING.get("dynamicpose.backend_check")
+            if op is not None and "starting backend" in op.detail:
+                time.sleep(1.2)  # a second on the count
+                seen.append(op.detail)
+                op.cancel_work()
+                return
+            time.sleep(0.01)
+
+    threading.Thread(target=watch_then_escape, daemon=True).start()
+    t0 = time.perf_counter()
+    assert bpy.ops.dynamicpose.backend_check() == {"CANCELLED"}
+    assert seen and seen[0].startswith("starting backend: ") and int(seen[0].split(": ")[1].split()[0]) >= 1, seen
+    assert time.perf_counter() - t0 < 20 and not RUNNING and session.current() is None
