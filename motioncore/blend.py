@@ -13,7 +13,7 @@ from . import rotations as rot
 from .clip import Motion
 
 
-def _smoothstep(t: np.ndarray) -> np.ndarray:
+def smoothstep(t: np.ndarray) -> np.ndarray:
     # Zero slope at both keys: the correction adds no velocity jump where it starts and ends.
     return t * t * (3.0 - 2.0 * t)
 
@@ -74,7 +74,7 @@ def _segments(keys: np.ndarray, T: int) -> tuple[np.ndarray, np.ndarray, np.ndar
     a = np.clip(np.searchsorted(keys, frames, side="right") - 1, 0, len(keys) - 2)
     b = a + 1
     w = np.clip((frames - keys[a]) / (keys[b] - keys[a]).astype(float), 0.0, 1.0)
-    return a, b, _smoothstep(w)
+    return a, b, smoothstep(w)
 
 
 def splice(inside: Motion, outside: Motion, start: int, stop: int) -> Motion:

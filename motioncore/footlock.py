@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import rotations as rot
+from .blend import smoothstep
 from .canonical import FEET
 from .clip import Motion
 
@@ -75,25 +76,11 @@ def _hold_offsets(xy: np.ndarray, planted: np.ndarray, blend: int, anchors=()) -
         # fading (not a pull toward the spot, which grows as the foot swings away).
         off = held - xy[np.clip(t, a, b - 1)]
         dist = np.where(t < a, a - t, np.where(t >= b, t - b + 1, 0))
-        w = np.clip(1.0 - dist / (blend + 1), 0.0, 1.0)
-        w = w * w * (3 - 2 * w)  # smoothstep: no kink where the hold starts fading
+        w = smoothstep(np.clip(1.0 - dist / (blend + 1), 0.0, 1.0))  # no kink where the hold starts fading
         offsets += w[:, None] * off
         weights += w
     share = np.where(weights > 1.0, weights, 1.0)
     return offsets / share[:, None], np.minimum(weights, 1.0)
-
-
-def _arcs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(..., 4) smallest rotations taking the directions of vectors a onto those of b."""
-    a = a / np.linalg.norm(a, axis=-1, keepdims=True)
-    b = b / np.linalg.norm(b, axis=-1, keepdims=True)
-    w = 1.0 + np.sum(a * b, axis=-1, keepdims=True)
-    q = np.concatenate([w, np.cross(a, b)], axis=-1)
-    # Opposite directions (never met by a leg turned a little; kept finite all the same).
-    flat = w[..., 0] < 1e-9
-    if np.any(flat):
-        q[flat] = rot.identity()
-    return rot.normalize(q)
 
 
 def _two_bone(hip, knee, ankle, target):
@@ -140,8 +127,8 @@ def lock_feet(motion: Motion, blend_seconds: float = BLEND_SECONDS, fixed=None) 
         for off in (a_off, t_off):
             moving = fixed[np.any(off[fixed] != 0, axis=1)] if fixed.size else fixed
             if moving.size:
-                w = np.clip(np.abs(frame[:, None] - moving[None]).min(axis=1) / (blend + 1), 0.0, 1.0)
-                off *= (w * w * (3 - 2 * w))[:, None]
+                away = np.abs(frame[:, None] - moving[None]).min(axis=1)
+                off *= smoothstep(np.clip(away / (blend + 1), 0.0, 1.0))[:, None]
         # Heel up, toes down: the ankle goes where the held toes put it (the foot keeps its turn).
         a_off = a_off + (1.0 - a_held)[:, None] * t_off
         moved = np.flatnonzero(np.any(a_off != 0, axis=1) | np.any(t_off != 0, axis=1))
@@ -150,16 +137,16 @@ def lock_feet(motion: Motion, blend_seconds: float = BLEND_SECONDS, fixed=None) 
         hip, knee, ankle, toe = (world_p[moved, j] for j in (h, k, a, t))
         target = ankle + np.pad(a_off[moved], ((0, 0), (0, 1)))
         knee2, ankle2 = _two_bone(hip, knee, ankle, target)
-        turn_thigh = _arcs(knee - hip, knee2 - hip)
+        turn_thigh = rot.shortest_arc(knee - hip, knee2 - hip)
         thigh_r = rot.multiply(turn_thigh, world_r[moved, h])
         shin_before = rot.multiply(turn_thigh, world_r[moved, k])  # the shin as the turned thigh carries it
-        turn_shin = _arcs(rot.rotate(turn_thigh, ankle - knee), ankle2 - knee2)
+        turn_shin = rot.shortest_arc(rot.rotate(turn_thigh, ankle - knee), ankle2 - knee2)
         shin_r = rot.multiply(turn_shin, shin_before)
         # The foot keeps its world turn, then turns about the ankle toward where the toes are held
         # (they are off it only where the leg could not reach, or ankle and toes hold apart).
         toe_now = ankle2 + (toe - ankle)
         toe_goal = toe + np.pad(t_off[moved], ((0, 0), (0, 1)))
-        foot_r = rot.multiply(_arcs(toe_now - ankle2, toe_goal - ankle2), world_r[moved, a])
+        foot_r = rot.multiply(rot.shortest_arc(toe_now - ankle2, toe_goal - ankle2), world_r[moved, a])
         toes_r = world_r[moved, t]
         parent = world_r[moved, sk.parents[h]]
         local[moved, h] = rot.multiply(rot.conjugate(parent), thigh_r)

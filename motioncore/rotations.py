@@ -246,18 +246,26 @@ def angle_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def shortest_arc(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Quaternion of the smallest rotation taking vector a onto the direction of vector b."""
-    a = np.asarray(a, dtype=float) / np.linalg.norm(a)
-    b = np.asarray(b, dtype=float) / np.linalg.norm(b)
+    """(..., 4) quaternions of the smallest rotations taking vectors a onto the directions of
+    vectors b ((..., 3) each, broadcast)."""
+    a, b = np.broadcast_arrays(np.asarray(a, dtype=float), np.asarray(b, dtype=float))
+    a = a / np.linalg.norm(a, axis=-1, keepdims=True)
+    b = b / np.linalg.norm(b, axis=-1, keepdims=True)
     axis = np.cross(a, b)
-    s = np.linalg.norm(axis)
-    angle = np.arctan2(s, np.dot(a, b))
-    if s < 1e-12:
-        if np.dot(a, b) > 0:
-            return identity()
-        perp = np.cross(a, [1.0, 0, 0] if abs(a[0]) < 0.9 else [0, 1.0, 0])
-        return from_axis_angle(perp / np.linalg.norm(perp) * np.pi)
-    return from_axis_angle(axis / s * angle)
+    s = np.linalg.norm(axis, axis=-1, keepdims=True)
+    dot = np.sum(a * b, axis=-1, keepdims=True)
+    angle = np.arctan2(s, dot)
+    q = from_axis_angle(axis / np.where(s < 1e-12, 1.0, s) * angle)
+    parallel = s[..., 0] < 1e-12
+    if np.any(parallel):  # same direction: no turn; opposite: half a turn about any perpendicular
+        same = parallel & (dot[..., 0] > 0)
+        q[same] = identity()
+        flip = parallel & ~same
+        if np.any(flip):
+            side = np.where(np.abs(a[flip][:, :1]) < 0.9, [[1.0, 0.0, 0.0]], [[0.0, 1.0, 0.0]])
+            perp = np.cross(a[flip], side)
+            q[flip] = from_axis_angle(perp / np.linalg.norm(perp, axis=-1, keepdims=True) * np.pi)
+    return q
 
 
 def frame_from(up: np.ndarray, lateral: np.ndarray) -> np.ndarray:
