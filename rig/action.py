@@ -170,22 +170,24 @@ def _fill(obj, action, channels, frames, key_type, keep) -> None:
             for k in [k for k in inside if k.co[0] not in own][::-1]:
                 fc.keyframe_points.remove(k, fast=True)
         write = ~np.isin(all_frames, np.array(kept, dtype=float))
-        frames, values = all_frames[write], values[write]
-        n0 = len(fc.keyframe_points)
-        fc.keyframe_points.add(len(frames))
-        co = np.empty(2 * len(frames), dtype=np.float32)
-        co[0::2], co[1::2] = frames, values
-        types = np.full(len(frames), kind, dtype=np.int32)
-        if n0:  # new points are appended after the kept ones; Blender sorts them in update()
-            old_co = np.empty(2 * (n0 + len(frames)), dtype=np.float32)
-            old_types = np.empty(n0 + len(frames), dtype=np.int32)
-            fc.keyframe_points.foreach_get("co", old_co)
-            fc.keyframe_points.foreach_get("type", old_types)
-            co = np.concatenate([old_co[: 2 * n0], co])
-            types = np.concatenate([old_types[:n0], types])
-        fc.keyframe_points.foreach_set("co", co)
-        fc.keyframe_points.foreach_set("type", types)
-        fc.update()
+        _add_keys(fc, all_frames[write], values[write], kind)
+
+
+def _add_keys(fc, frames: np.ndarray, values: np.ndarray, kind: int) -> None:
+    """Keys of type `kind` at `frames` added to the curve in bulk, after the keys it holds
+    (Blender sorts them in update())."""
+    n0 = len(fc.keyframe_points)
+    fc.keyframe_points.add(len(frames))
+    co = np.empty(2 * (n0 + len(frames)), dtype=np.float32)
+    types = np.empty(n0 + len(frames), dtype=np.int32)
+    if n0:  # the keys it holds go back as they are
+        fc.keyframe_points.foreach_get("co", co)
+        fc.keyframe_points.foreach_get("type", types)
+    co[2 * n0::2], co[2 * n0 + 1::2] = frames, values
+    types[n0:] = kind
+    fc.keyframe_points.foreach_set("co", co)
+    fc.keyframe_points.foreach_set("type", types)
+    fc.update()
 
 
 def thin_keys(obj: bpy.types.Object, action: bpy.types.Action, channels: dict[tuple[str, int, str], np.ndarray],
@@ -224,17 +226,7 @@ def _thin_curve(fc, frames: np.ndarray, values: np.ndarray, tol: float, generate
         write = chosen[~mine[chosen]]
         for k in [k for k in fc.keyframe_points if lo <= k.co[0] <= hi and k.type == GENERATED_KEY][::-1]:
             fc.keyframe_points.remove(k, fast=True)
-        m = len(fc.keyframe_points)
-        fc.keyframe_points.add(len(write))
-        new_co = np.empty(2 * (m + len(write)), dtype=np.float32)
-        new_types = np.empty(m + len(write), dtype=np.int32)
-        fc.keyframe_points.foreach_get("co", new_co)
-        fc.keyframe_points.foreach_get("type", new_types)
-        new_co[2 * m::2], new_co[2 * m + 1::2] = frames[write], values[write]
-        new_types[m:] = generated
-        fc.keyframe_points.foreach_set("co", new_co)
-        fc.keyframe_points.foreach_set("type", new_types)
-        fc.update()
+        _add_keys(fc, frames[write], values[write], generated)
         error = np.abs(np.array([fc.evaluate(f) for f in frames]) - values)
         error[chosen] = 0.0
         worst = [a + 1 + int(np.argmax(error[a + 1: b])) for a, b in zip(chosen[:-1], chosen[1:])
@@ -340,8 +332,3 @@ def keys_by_bone(obj: bpy.types.Object) -> tuple[dict[str, set[float]], dict[str
         if mine.any():
             own.setdefault(bone, set()).update(float(f) for f in co[0::2][mine])
     return selected, own
-
-
-def selected_key_frames(obj: bpy.types.Object) -> list[float]:
-    """Frames that hold a selected key on any pose-bone channel of the object's action."""
-    return sorted(set().union(*keys_by_bone(obj)[0].values()))
