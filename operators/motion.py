@@ -75,15 +75,27 @@ def write_version(plan: Version, motion) -> str:
     return f"frames {plan.first}..{plan.first + part.num_frames - 1}; '{base.name}' is kept"
 
 
+def _selected_range(selected: dict[str, set[float]]) -> tuple[int, int]:
+    """(first, last) frame of the selected keys: what In-between fills between."""
+    frames = sorted({round(f) for fs in selected.values() for f in fs})
+    if len(frames) < 2:
+        raise ValueError("select keys on at least two frames (Dope Sheet, Graph Editor or timeline): "
+                         "the frames between the first and the last are filled")
+    return frames[0], frames[-1]
+
+
+def _keys_inside(own: dict[str, set[float]], k0: int, k1: int) -> dict[str, set[float]]:
+    return {b: kept for b, fs in own.items() if (kept := {f for f in fs if k0 <= round(f) <= k1})}
+
+
 def inbetween_problem(selected: dict[str, set[float]], own: dict[str, set[float]]) -> str | None:
     """Why In-between would refuse these keys, judged without the rig's mapping (for the
     panel, which must not enable a button that then refuses); None when it would run."""
-    frames = sorted({round(f) for fs in selected.values() for f in fs})
-    if len(frames) < 2:
+    try:
+        k0, k1 = _selected_range(selected)
+    except ValueError:
         return "select keys on two frames or more"
-    k0, k1 = frames[0], frames[-1]
-    keyed = [{round(f) for f in fs if k0 <= round(f) <= k1} for fs in own.values()]
-    keyed = [fs for fs in keyed if fs]
+    keyed = [{round(f) for f in fs} for fs in _keys_inside(own, k0, k1).values()]
     if keyed and all(len(fs) == k1 - k0 + 1 for fs in keyed):
         return f"every frame {k0}-{k1} is keyed: delete the keys to fill"
     return None
@@ -95,23 +107,18 @@ def inbetween_keys(selected: dict[str, set[float]], own: dict[str, set[float]], 
     Returns (k0, k1, whole-pose frames, {frame - k0: joints keyed there alone}, {bone: frames
     kept}). The range's ends are whole poses as the rig shows them; a frame where every keyed
     joint has a key is one too; any other key pins its own joints."""
-    frames = sorted({round(f) for fs in selected.values() for f in fs})
-    if len(frames) < 2:
-        raise ValueError("select keys on at least two frames (Dope Sheet, Graph Editor or timeline): "
-                         "the frames between the first and the last are filled")
-    k0, k1 = frames[0], frames[-1]
-    inside = {b: kept for b, fs in own.items() if (kept := {f for f in fs if k0 <= round(f) <= k1})}
+    k0, k1 = _selected_range(selected)
+    inside = _keys_inside(own, k0, k1)
     full, partial = rt.split_keys(inside)
     whole = sorted({k0, k1} | {round(f) for f in full})
     if len(whole) == k1 - k0 + 1:
         raise ValueError(f"every frame from {k0} to {k1} holds a key of every bone, so there is nothing to fill: "
                          "delete the keys you want in-betweened (or use Regenerate range)")
-    some: dict[int, list[str]] = {}
+    some: dict[int, set[str]] = {}
     for f, joints in partial.items():
         if round(f) not in whole:
-            some.setdefault(round(f) - k0, [])
-            some[round(f) - k0] = sorted(set(some[round(f) - k0]) | set(joints))
-    return k0, k1, whole, some, inside
+            some.setdefault(round(f) - k0, set()).update(joints)
+    return k0, k1, whole, {f: sorted(j) for f, j in some.items()}, inside
 
 
 def on_model_floor(obj, rt: Retarget, first: int, last: int, fps: float):
