@@ -37,6 +37,18 @@ class Take:
     as_strip: bool = False       # each take on a new NLA track; the armature's action stays
     seed: int = 0
 
+    @classmethod
+    def from_settings(cls, context, text: str) -> Take:
+        """Where a take of `text` goes, as the Generate panel says (checked, read on the main thread)."""
+        s = settings_of(context)
+        obj = armature_of(context, s.target)
+        rt = read.retarget_for(obj)
+        if s.root_motion == "ROOT" and rt.root_bone is None:
+            raise ValueError(f"{obj.name} has no root bone above its hips; pick Hips, Object or In place")
+        return cls(obj.name, rt, text, s.start_frame, motion_io.scene_fps(context.scene), s.root_motion,
+                   s.floor_setting(), s.start_facing, s.lock_feet, s.key_error_mm / 1000.0 if s.sparse_keys else None,
+                   s.as_strip, s.seed)
+
 
 @dataclass(frozen=True)
 class Version:
@@ -138,18 +150,14 @@ class DYNAMICPOSE_OT_generate(BackendOperator, bpy.types.Operator):
 
     def prepare(self, context) -> Work:
         s = settings_of(context)
-        obj = armature_of(context, s.target)
-        rt = read.retarget_for(obj)
         text = s.prompt.strip()
         if not text:
+            armature_of(context, s.target)  # no armature is said first
             raise ValueError("write a prompt first")
-        if s.root_motion == "ROOT" and rt.root_bone is None:
-            raise ValueError(f"{obj.name} has no root bone above its hips; pick Hips, Object or In place")
-        fps = motion_io.scene_fps(context.scene)
+        self._take = Take.from_settings(context, text)
+        fps = self._take.fps
         seconds = s.length_seconds(fps)
         seed, variations = s.seed, s.variations
-        self._take = Take(obj.name, rt, text, s.start_frame, fps, s.root_motion, s.floor_setting(), s.start_facing,
-                          s.lock_feet, s.key_error_mm / 1000.0 if s.sparse_keys else None, s.as_strip, s.seed)
         return lambda backend, progress, cancel: (backend.generate(
             text, seconds, seed=seed, variations=variations, fps=fps, progress=progress, cancel=cancel),
             getattr(backend, "last_adapter", None))

@@ -8,7 +8,6 @@ import bpy
 from bpy.props import IntProperty
 
 from ..motioncore.limits import MAX_SECONDS
-from ..rig import motion_io, read
 from .base import BackendOperator, Work, armature_of, settings_of
 from .motion import DYNAMICPOSE_OT_generate, Take
 
@@ -95,15 +94,10 @@ class DYNAMICPOSE_OT_timeline_generate(BackendOperator, bpy.types.Operator):
 
     def prepare(self, context) -> Work:
         s = settings_of(context)
-        obj = armature_of(context, s.target)
+        armature_of(context, s.target)  # no armature is said before a bad row
         rows = timeline_rows(s)
-        rt = read.retarget_for(obj)
-        if s.root_motion == "ROOT" and rt.root_bone is None:
-            raise ValueError(f"{obj.name} has no root bone above its hips; pick Hips, Object or In place")
-        fps, seed = motion_io.scene_fps(context.scene), s.seed
-        name = " / ".join(text for text, _ in rows)
-        self._take = Take(obj.name, rt, name, s.start_frame, fps, s.root_motion, s.floor_setting(), s.start_facing,
-                          s.lock_feet, s.key_error_mm / 1000.0 if s.sparse_keys else None, s.as_strip, seed)
+        self._take = Take.from_settings(context, " / ".join(text for text, _ in rows))
+        fps, seed = self._take.fps, self._take.seed
         return lambda backend, progress, cancel: (chain(backend, rows, seed, fps, progress, cancel),
                                                   getattr(backend, "last_adapter", None))
 
