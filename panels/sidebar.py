@@ -6,6 +6,7 @@ import bpy
 
 from ..client import session
 from ..motioncore.limits import MAX_SECONDS
+from ..operators.base import working_armature
 from ..rig import action as act
 from ..rig.read import active_armature, has_action
 from ..settings import preferences
@@ -67,7 +68,7 @@ class DYNAMICPOSE_PT_generate(_Panel, bpy.types.Panel):
             row.prop(s, "floor_height", text="")
         busy = _running(layout)
         row = layout.row()
-        row.enabled = (s.target or active_armature(context)) is not None and not busy
+        row.enabled = working_armature(context) is not None and not busy
         row.operator("dynamicpose.generate", icon="ARMATURE_DATA")
         if not row.enabled:
             layout.label(text="Select an armature or set one above", icon="INFO")
@@ -117,10 +118,8 @@ class DYNAMICPOSE_PT_timeline(_Panel, bpy.types.Panel):
         total = sum(r.seconds for r in s.timeline)
         layout.label(text=f"{len(s.timeline)} rows, {total:.1f} s (at most {MAX_SECONDS:g})", icon="TIME")
         row = layout.row()
-        from ..operators import RUNNING
-
-        row.enabled = len(s.timeline) >= 2 and total <= MAX_SECONDS and not RUNNING and \
-            (s.target or active_armature(context)) is not None
+        row.enabled = len(s.timeline) >= 2 and total <= MAX_SECONDS and not _busy() and \
+            working_armature(context) is not None
         row.operator("dynamicpose.timeline_generate", icon="SEQ_SEQUENCER")
 
 
@@ -131,7 +130,6 @@ class DYNAMICPOSE_PT_inbetween(_Panel, bpy.types.Panel):
     def draw(self, context):
         s = context.scene.dynamicpose
         layout = self.layout
-        from ..operators.base import working_armature
         from ..operators.motion import inbetween_problem
 
         obj = working_armature(context)
@@ -162,8 +160,6 @@ class DYNAMICPOSE_PT_edit(_Panel, bpy.types.Panel):
         layout.prop(s, "edit_prompt")
         layout.prop(s, "edit_part")
         layout.prop(s, "edit_context_seconds")
-        from ..operators.base import working_armature
-
         animated = has_action(working_armature(context))
         row = layout.row()
         row.enabled = animated
