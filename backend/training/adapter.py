@@ -32,7 +32,8 @@ class AdapterTraining:
     lr: float = 1e-3  # 5e-4 moved takes 10% toward 5 childish clips in 80 steps, 1e-3 14% in 120, 2e-3 no more
     # The motion decoder tuned on the clips, codes fixed: the shipped tokenizer's round trip of 5
     # childish clips lies 38 from them in the evaluator's space (as far as the LoRA's takes got);
-    # 50 full passes at 5e-5 bring it to 6 (10 s) and cost 16% in decoding other styles' clips.
+    # 50 full passes at 5e-5 bring it to 6 (3-6 s) and cost 15-24% in decoding other styles'
+    # clips (benchmarks/adapter_train.py).
     decoder_steps: int = 50
     decoder_lr: float = 5e-5
     seed: int = 0
@@ -137,30 +138,27 @@ def tune_decoder(tokenizer, motions: list, training: AdapterTraining, stop: Call
     import torch
 
     from backend.models.kinematics import FeatureFK
-    from backend.training.tokenizer import reconstruction_loss
+    from backend.training.tokenizer import TokenizerTraining, decoding_loss
     from motioncore import canonical, features
 
     t0 = time.perf_counter()
     done, loss_value = 0, None
     if training.decoder_steps:
-        with torch.no_grad():  # each clip's quantized codes, once
-            pairs = []
-            for m in motions:
-                x = tokenizer.normalize(torch.as_tensor(features.to_features(m.resample(canonical.MODEL_FPS)),
-                                                        dtype=torch.float32))
-                x = torch.cat([x, x[-1:].expand((-len(x)) % tokenizer.config.down, -1)])[None]
-                pairs.append((tokenizer.quantizer(tokenizer.encoder(x.transpose(1, 2)).transpose(1, 2))[0], x))
-        fk = FeatureFK()
+        pairs = []  # each clip's quantized codes, as decoding at inference sees them, and its features
+        for m in motions:
+            feats = features.to_features(m.resample(canonical.MODEL_FPS))
+            with torch.no_grad():
+                q = tokenizer.quantizer.from_index(torch.as_tensor(tokenizer.encode(feats), dtype=torch.long)[None])
+            pairs.append((q, tokenizer.normalize(torch.as_tensor(feats, dtype=torch.float32))[None]))
+        fk, losses = FeatureFK(), TokenizerTraining()  # the tokenizer's own loss and weights
         opt = torch.optim.AdamW(tokenizer.decoder.parameters(), lr=training.decoder_lr, weight_decay=0.0)
         tokenizer.decoder.requires_grad_(True).train()
         try:
             for done in range(1, training.decoder_steps + 1):
                 loss = 0.0
                 for q, x in pairs:
-                    recon = tokenizer.decoder(q.transpose(1, 2)).transpose(1, 2)
-                    # As the tokenizer was trained: features, their velocity, joint positions.
-                    loss = loss + (reconstruction_loss(recon, x, 0.5) +
-                                   10.0 * (fk(tokenizer.denormalize(recon)) - fk(tokenizer.denormalize(x))).abs().mean())
+                    recon = tokenizer.decoder(q.transpose(1, 2)).transpose(1, 2)[:, : x.shape[1]]
+                    loss = loss + decoding_loss(tokenizer, recon, x, losses, fk)
                 loss = loss / len(pairs)
                 opt.zero_grad()
                 loss.backward()

@@ -78,6 +78,17 @@ class WindowSampler:
         return torch.from_numpy(out)
 
 
+def decoding_loss(model: MotionTokenizer, recon: torch.Tensor, target: torch.Tensor, training: TokenizerTraining,
+                  fk: FeatureFK) -> torch.Tensor:
+    """What the tokenizer learns from, beside its quantizer's own term: the features and their
+    velocity, and the joint positions they make (through FK)."""
+    loss = reconstruction_loss(recon, target, training.velocity_weight)
+    if training.position_weight:
+        error = fk(model.denormalize(recon)) - fk(model.denormalize(target))
+        loss = loss + training.position_weight * error.abs().mean()
+    return loss
+
+
 def reconstruction_loss(recon: torch.Tensor, target: torch.Tensor, velocity_weight: float) -> torch.Tensor:
     loss = F.smooth_l1_loss(recon, target)
     if velocity_weight:
@@ -125,10 +136,7 @@ def train(ds: Dataset, config: TokenizerConfig, training: TokenizerTraining, out
     def step(_: int):
         x = sampler.batch(training.batch)
         recon, _, aux = model(x)
-        loss = reconstruction_loss(recon, x, training.velocity_weight) + aux
-        if training.position_weight:
-            error = fk(model.denormalize(recon)) - fk(model.denormalize(x))
-            loss = loss + training.position_weight * error.abs().mean()
+        loss = decoding_loss(model, recon, x, training, fk) + aux
         return loss, {"loss": loss.item()}
 
     def validate(at: int, run: Outcome) -> None:
