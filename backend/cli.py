@@ -481,9 +481,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     data = sub.add_parser("data", help="build and inspect the training data")
     dsub = data.add_subparsers(dest="data_command", required=True)
-    b = dsub.add_parser("build", help="convert BVH sources to the canonical feature cache")
+    b = dsub.add_parser("build", help="convert BVH or HumanML3D sources to the canonical feature cache")
     b.add_argument("--source", action="append", metavar="DIR_OR_ARCHIVE",
-                   help="a folder of BVH files or a .tar.xz archive (repeatable); "
+                   help="a folder of BVH files, a .tar.xz archive or a folder in HumanML3D's layout "
+                        "(new_joints/, texts/, split lists) (repeatable); "
                         "default: the Bandai Namco archives in $DYNAMICPOSE_DATA or ../shared/data")
     b.add_argument("--cache", help="cache folder (default: cache/ in a checkout)")
     b.add_argument("--workers", type=int, default=None, help="processes (default: CPU count, at most 4)")

@@ -1,10 +1,10 @@
 """The training data: BVH sources -> canonical motion features at the model frame rate,
 captions, a fixed split, and a cache in an ignored folder.
 
-Sources are the Bandai Namco `.tar.xz` archives (read directly) or any directory of BVH files,
+Sources are the Bandai Namco `.tar.xz` archives (read directly), any directory of BVH files,
 each optionally with `NAME.json` labels ({"content": .., "style": ..} as names, or as indices
 into a `cfg/content_label.txt` / `cfg/style_label.txt` beside the data) and `NAME.txt`
-captions (one per line).
+captions (one per line), or a folder in HumanML3D's layout (backend/data/humanml3d.py).
 """
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ import numpy as np
 from tqdm import tqdm
 
 from backend.data import captions as cap
+from backend.data import humanml3d
 from backend.paths import default_cache_dir, default_data_dir  # noqa: F401  (re-exported for the CLI)
 from motioncore import bvh, canonical, features
 
@@ -101,9 +102,11 @@ def split_of(name: str) -> str:
 
 @dataclass
 class _Item:
-    name: str      # file stem
+    name: str      # file stem (HumanML3D: the id, and the caption's span when it has one)
     source: str    # archive or directory it came from
-    text: str      # BVH text
+    text: str = ""                 # BVH text
+    npy: Path | None = None        # or HumanML3D joint positions
+    span: tuple[float, float] = (0.0, 0.0)  # seconds of those to keep; (0, 0): all
 
 
 def _labels_from_cfg(cfg: dict[str, list[str]], raw: dict) -> tuple[str, str] | None:
@@ -133,12 +136,17 @@ class Sources:
         self.paths = paths
         self.labels: dict[str, tuple[str, str]] = {}
         self.captions: dict[str, list[str]] = {}
+        self.splits: dict[str, str] = {}  # where the source fixes a clip's split itself
         self.count = 0
         self.problems: list[str] = []  # entries that could not be read, and why
+        self._humanml3d: dict[Path, list[_Item]] = {}
         for p in paths:
             if not p.exists():
                 raise FileNotFoundError(f"data source {p} does not exist")
-            if p.is_dir():
+            if p.is_dir() and humanml3d.is_layout(p):
+                self._humanml3d[p] = self._read_humanml3d(p)
+                self.count += len(self._humanml3d[p])
+            elif p.is_dir():
                 self.count += sum(1 for _, problem in _entries(p, (".bvh",)) if problem is None)
             elif p.name.endswith((".tar.xz", ".tar.gz", ".tar")):
                 with tarfile.open(p) as tf:  # names only; cheap next to the full read
@@ -160,7 +168,9 @@ class Sources:
 
     def __iter__(self) -> Iterator[_Item]:
         for p in self.paths:
-            if p.is_dir():
+            if p in self._humanml3d:
+                yield from self._humanml3d[p]
+            elif p.is_dir():
                 yield from self._from_dir(p)
             else:
                 yield from self._from_tar(p)
@@ -199,6 +209,37 @@ class Sources:
                     self.problems.append(f"{side}: {getattr(e, 'strerror', None) or e}; ignored")
             yield _Item(path.stem, str(root), text)
 
+    def _read_humanml3d(self, root: Path) -> list[_Item]:
+        """One item per clip (its whole-clip captions) and one per captioned span of it."""
+        splits = humanml3d.split_lists(root)
+        items = []
+        for path, problem in _entries(root / "new_joints", (".npy",)):
+            clip_id = path.stem
+            if clip_id.startswith("M"):  # HumanML3D's own mirrors; training mirrors every clip
+                continue
+            if problem is not None:
+                self.problems.append(f"{path}: {problem}; skipped")
+                continue
+            found = []
+            texts = root / "texts" / f"{clip_id}.txt"
+            try:
+                if texts.is_file():
+                    found = humanml3d.read_captions(_read_text(texts, MAX_SIDE_BYTES))
+            except (OSError, ValueError) as e:
+                self.problems.append(f"{texts}: {getattr(e, 'strerror', None) or e}; its captions ignored")
+            spans: dict[tuple[float, float], list[str]] = defaultdict(list)
+            for caption, start, end in found:
+                spans[(start, end)].append(caption)
+            spans.setdefault((0.0, 0.0), [])
+            for span, captions in spans.items():
+                name = clip_id if span == (0.0, 0.0) else f"{clip_id}#{span[0]:g}-{span[1]:g}"
+                if captions:
+                    self.captions[name] = captions
+                if clip_id in splits:
+                    self.splits[name] = splits[clip_id]
+                items.append(_Item(name, str(root), npy=path, span=span))
+        return items
+
     def _from_tar(self, archive: Path) -> Iterator[_Item]:
         with tarfile.open(archive) as tf:
             members = [m for m in tf.getmembers() if m.isfile()]
@@ -234,14 +275,22 @@ def clip_features(text: str, source: str = "<bvh>") -> np.ndarray:
     return features.to_features(motion.resample(canonical.MODEL_FPS))
 
 
+def humanml3d_features(path: Path, span: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
+    """A HumanML3D joints file (the seconds in `span` of it; (0, 0): all) -> canonical features."""
+    joints = humanml3d.read_joints(path)
+    if span != (0.0, 0.0):
+        joints = joints[round(span[0] * humanml3d.FPS): round(span[1] * humanml3d.FPS)]
+    return features.to_features(humanml3d.to_canonical(joints).resample(canonical.MODEL_FPS))
+
+
 def _convert(item: _Item) -> tuple[str, str, np.ndarray | None, str | None]:
     """One clip's features, or why it cannot be used: one bad file never stops a build."""
-    where = f"{item.source}/{item.name}.bvh"
+    where = str(item.npy) if item.npy is not None else f"{item.source}/{item.name}.bvh"
     try:
-        feats = clip_features(item.text, where)
+        feats = humanml3d_features(item.npy, item.span) if item.npy is not None else clip_features(item.text, where)
     except ValueError as e:  # BVHError and SkeletonMismatchError are ValueErrors
         return item.name, item.source, None, str(e)
-    except (ArithmeticError, RecursionError, MemoryError, IndexError) as e:
+    except (ArithmeticError, RecursionError, MemoryError, IndexError, OSError, EOFError) as e:
         return item.name, item.source, None, f"{where}: cannot be read ({type(e).__name__}: {e})"
     if len(feats) < 2:
         return item.name, item.source, None, f"{where}: shorter than two frames at {canonical.MODEL_FPS} fps"
@@ -293,7 +342,7 @@ def build(sources: list[Path], cache_dir: Path, workers: int | None = None, forc
             if err is not None:
                 skipped.append(err)
                 continue
-            clips.append(Clip(name, source, "", "", split_of(name), start, len(feats)))
+            clips.append(Clip(name, source, "", "", src.splits.get(name) or split_of(name), start, len(feats)))
             arrays.append(feats)
             start += len(feats)
     bar.close()
