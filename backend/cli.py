@@ -10,7 +10,8 @@ from backend.options import add_options, picked
 # The options each command offers from its config dataclasses (defaults and help live on the fields).
 TOKENIZER_SHAPE = ("quantizer", "width")
 TOKENIZER_TRAINING = ("steps", "batch", "seed", "threads")
-GENERATOR_TRAINING = ("steps", "batch", "minutes", "seed", "threads", "device", "lr", "wide_captions", "word_noise")
+GENERATOR_TRAINING = ("steps", "batch", "minutes", "stop_at", "seed", "threads", "device", "lr", "wide_captions",
+                      "word_noise", "bf16")
 GENERATOR_SHAPE = ("lora_r", "base")
 INBETWEENER_TRAINING = ("steps", "batch", "seed", "threads", "minutes")
 EVALUATOR_TRAINING = ("steps", "seed", "threads", "mirror")
@@ -235,9 +236,11 @@ def _train_generator(args: argparse.Namespace) -> int:
     import json
 
     from backend.data import dataset
+    from backend.device import pick_device
     from backend.models.generator import GeneratorConfig
     from backend.models.tokenizer import MotionTokenizer
     from backend.paths import default_weights_dir
+    from backend.training import distributed
     from backend.training.generator import GeneratorTraining, train
 
     out = Path(args.out) if args.out else default_weights_dir()
@@ -249,10 +252,17 @@ def _train_generator(args: argparse.Namespace) -> int:
     tokenizer_dir = Path(args.tokenizer) if args.tokenizer else init or out
     tokenizer = MotionTokenizer.from_pretrained(tokenizer_dir)
     config = GeneratorConfig(**picked(args, GeneratorConfig, GENERATOR_SHAPE), lora_alpha=2 * args.lora_r)
-    _, result = train(ds, tokenizer, config, training, out, resume=not args.restart, init_from=init)
+    # Under torchrun: one of several processes, each training on its slice of every batch.
+    world = distributed.start(pick_device(training.device))
+    try:
+        _, result = train(ds, tokenizer, config, training, out, resume=not args.restart, init_from=init, world=world)
+    finally:
+        distributed.finish(world)
+    if not world.main:
+        return 0
     if tokenizer_dir.resolve() != out.resolve():
         _copy_tokenizer(tokenizer_dir, out)
-    print(json.dumps({k: result[k] for k in ("steps", "train_seconds", "tokens_per_second", "final_loss")}))
+    print(json.dumps({k: result[k] for k in ("steps", "train_seconds", "tokens_per_second", "final_loss", "processes")}))
     print(f"wrote {out / 'adapter'}, {out / 'new_tokens.safetensors'} and {out / 'generator_loss.png'}")
     return 0
 

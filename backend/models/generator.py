@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 from torch.nn import functional as F
 
@@ -150,19 +150,22 @@ class MotionLM(nn.Module):
     def text_logits(self, h: torch.Tensor) -> torch.Tensor:
         return self.lm.get_base_model().get_output_embeddings()(h)
 
-    def loss(self, batch: Batch) -> tuple[torch.Tensor, dict]:
+    def loss(self, batch: Batch, per: tuple[float, float] | None = None) -> tuple[torch.Tensor, dict]:
+        """Mean cross-entropy of the motion targets plus that of the caption tokens. `per`: what
+        the summed motion and text losses are divided by instead of their counts in this batch
+        (a distributed step's slice divides by the global batch's counts over the world size)."""
         h = self.hidden(batch.ids, batch.segment, batch.valid).last_hidden_state
         logs, total = {}, h.new_zeros(())
-        m = batch.motion_targets >= 0
-        if m.any():
-            lm = F.cross_entropy(self.motion_logits(h[m]).float(), batch.motion_targets[m])
-            total = total + lm
-            logs["motion"] = lm.item()
-        t = batch.text_targets >= 0
-        if t.any():
-            lt = F.cross_entropy(self.text_logits(h[t]).float(), batch.text_targets[t])
-            total = total + lt
-            logs["text"] = lt.item()
+        for key, targets, head, k in (("motion", batch.motion_targets, self.motion_logits, 0),
+                                      ("text", batch.text_targets, self.text_logits, 1)):
+            chosen = targets >= 0
+            if chosen.any():
+                if per is None:
+                    part = F.cross_entropy(head(h[chosen]).float(), targets[chosen])
+                else:
+                    part = F.cross_entropy(head(h[chosen]).float(), targets[chosen], reduction="sum") / per[k]
+                total = total + part
+                logs[key] = part.item()
         return total, logs
 
     # -- sequences ---------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from backend.models.llm import load_base
 from backend.models.tokenizer import MotionTokenizer
 from backend.options import option
 from backend.training import checkpoint
+from backend.training.distributed import World, replicate
 from backend.training.loop import Loop, seeded
 from backend.training.loop import run as run_loop
 from backend.training.plots import save_loss_curve
@@ -44,16 +45,19 @@ class GeneratorTraining:
     word_noise: float = option(0.5, "fraction of text-to-motion examples whose caption has words dropped or swapped "
                                     "for random ones (captions.noisy; 0: none)")
     mirror: bool = True
-    bf16: bool = True
+    bf16: bool = option(True, "bfloat16 autocast (off: float32 throughout)")
     seed: int = option(0, "random seed")
     save_every: int = 250
     minutes: float = option(0.0, "stop after this many minutes (0: no limit)")
+    stop_at: int = option(0, "stop after this step, with a checkpoint to go on from (0: run to --steps)")
     threads: int = option(0, "torch threads (0: torch's choice)")
     device: str = option("auto", "auto (CUDA, then MPS, then CPU), cpu, cuda, mps")
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch < 1:
             raise ValueError("steps and batch must be at least 1")
+        if self.stop_at < 0:
+            raise ValueError(f"stop_at must be 0 or more, got {self.stop_at}")
         if self.wide_captions < 0:
             raise ValueError(f"wide_captions must be 0 or more, got {self.wide_captions}")
         if not 1 <= self.min_tokens <= self.max_tokens:
@@ -140,13 +144,28 @@ def make_example(model: MotionLM, clip: TokenClip, training: GeneratorTraining, 
     return seq, mstart, n, targets, -1
 
 
+class _Objective(torch.nn.Module):
+    """The training loss as a module's forward: the call DistributedDataParallel hooks into."""
+
+    def __init__(self, model: MotionLM):
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch: Batch, per: tuple[float, float] | None = None):
+        return self.model.loss(batch, per)
+
+
 def train(ds: Dataset, tokenizer: MotionTokenizer, config: GeneratorConfig, training: GeneratorTraining,
           out: Path, resume: bool = True, progress: bool = True, cache_dir: Path | None = None,
           init_from: Path | None = None, splits: tuple[str, ...] = ("train",),
-          stop=None) -> tuple[MotionLM, dict]:
+          stop=None, world: World = World()) -> tuple[MotionLM, dict]:
     """Train from a fresh adapter, or go on from the model in `init_from` (a user's adapter on
     top of the default). Checkpoints go to out/generator_checkpoint, the model to out/.
-    `stop(step, outcome)`: see training.loop.run (the model trained so far is saved)."""
+    `stop(step, outcome)`: see training.loop.run (the model trained so far is saved).
+    `world`: this process's place among several (training.distributed); rank 0 writes."""
+    if training.batch < world.size:
+        raise ValueError(f"a batch of {training.batch} cannot be shared by {world.size} processes")
+    progress = progress and world.main
     rng = seeded(training.seed, training.threads)
     if init_from is not None:
         model = MotionLM.from_pretrained(init_from, cache_dir=cache_dir)
@@ -166,7 +185,7 @@ def train(ds: Dataset, tokenizer: MotionTokenizer, config: GeneratorConfig, trai
     noise = noise_vocabulary(model) if training.word_noise else None
     from backend.device import pick_device
 
-    device = pick_device(training.device)
+    device = world.device(pick_device(training.device))
     model.to(device)
     lora = [p for n, p in model.lm.named_parameters() if p.requires_grad]
     opt = torch.optim.AdamW([{"params": lora, "lr": training.lr},
@@ -175,27 +194,47 @@ def train(ds: Dataset, tokenizer: MotionTokenizer, config: GeneratorConfig, trai
 
     sched = checkpoint.warmup_cosine(opt, training.warmup, training.steps)
     trainable = torch.nn.ModuleDict({"lm": model.lm, "new_tokens": model.new_tokens})
+    objective = replicate(_Objective(model), world, device)
     tokens_seen = 0
 
     def step(_: int):
         nonlocal tokens_seen
+        # Every rank draws the whole batch (the same RNG) and trains on its slice of it.
         length = rng.randint(training.min_tokens, training.max_tokens)
-        batch = model.collate([make_example(model, rng.choice(clips), training, rng, length, noise)
-                               for _ in range(training.batch)])
+        examples = [make_example(model, rng.choice(clips), training, rng, length, noise)
+                    for _ in range(training.batch)]
+        per = None
+        if world.distributed:
+            whole = model.collate(examples)
+            counts = [int((whole.motion_targets >= 0).sum()), int((whole.text_targets >= 0).sum())]
+            per = tuple(max(n, 1) / world.size for n in counts)
+            examples = world.shard(examples)
+        batch = model.collate(examples)
         batch = Batch(*(t.to(device) for t in astuple(batch)))
         tokens_seen += int(batch.valid.sum())
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=training.bf16 and device.type != "mps"):
-            loss, logs = model.loss(batch)
-        return loss, {k: v for k, v in logs.items() if v is not None}
+            loss, logs = objective(batch, per)
+        if world.distributed:  # each rank's part of the global means: summed, they are the means
+            parts = world.sum([logs.get("motion", 0.0) / world.size, logs.get("text", 0.0) / world.size])
+            logs = {k: v for k, v, n in zip(("motion", "text"), parts, counts) if n}
+        return loss, logs
+
+    if training.stop_at:
+        asked = stop
+        stop = lambda step, outcome: step >= training.stop_at or bool(asked and asked(step, outcome))  # noqa: E731
 
     loop = Loop("generator", training.steps, training.seed, Path(out) / "generator_checkpoint", resume,
                 save_every=training.save_every, minutes=training.minutes, smoothing=0.95,
                 history_names={"motion": "motion loss", "text": "caption loss"}, progress=progress)
-    run = run_loop(loop, trainable, opt, step, sched, rng=rng, stop=stop)
+    run = run_loop(loop, trainable, opt, step, sched, rng=rng, stop=stop, world=world)
     model.to("cpu")  # saved and handed back on the CPU, where the engine decides the device
+    tokens_seen = int(world.sum([tokens_seen])[0])
     result = {"steps": run.step, "train_seconds": round(run.seconds, 1), "resumed_from": run.resumed_from,
               "tokens_per_second": round(tokens_seen / max(run.seconds, 1e-9)), "training": asdict(training),
-              "final_loss": {k: round(v, 4) for k, v in run.running.items()}, "stopped": run.stopped}
+              "final_loss": {k: round(v, 4) for k, v in run.running.items()}, "stopped": run.stopped,
+              "processes": world.size}
+    if not world.main:
+        return model, result
     if init_from is not None:
         # The parent's own record (and so its parents'), so the shipped weights carry their lineage.
         result["init_from"] = model.training_record

@@ -16,6 +16,7 @@ import torch
 from tqdm import tqdm
 
 from backend.training import checkpoint
+from backend.training.distributed import World
 
 StepFn = Callable[[int], tuple[torch.Tensor, dict[str, float]]]
 
@@ -60,11 +61,12 @@ class Outcome:
 def run(loop: Loop, model: torch.nn.Module, optimizer: torch.optim.Optimizer, step_fn: StepFn,
         scheduler=None, rng: random.Random | None = None,
         every: tuple[int, Callable[[int, Outcome], None]] | None = None,
-        stop: Callable[[int, Outcome], bool] | None = None) -> Outcome:
+        stop: Callable[[int, Outcome], bool] | None = None, world: World = World()) -> Outcome:
     """Train `model` (what the checkpoint holds) until `loop.steps`. `every`: (n, fn) calls
     fn(step, outcome so far) every n steps and at the last one, before that step's checkpoint.
     `stop(step, outcome)` runs after every step (progress reports, a cancel): True ends the
-    run there, with a checkpoint, as a spent time budget does."""
+    run there, with a checkpoint, as a spent time budget does. Among several processes
+    (`world`), rank 0 shows progress and saves, and all ranks stop at the same step."""
     out = Outcome(0, 0.0, {name: [] for name in loop.history_names.values()}, {})
     ckpt = Path(loop.checkpoint_dir) if loop.checkpoint_dir else None
     if ckpt is not None and loop.resume and (ckpt / "checkpoint.json").is_file():
@@ -72,14 +74,18 @@ def run(loop: Loop, model: torch.nn.Module, optimizer: torch.optim.Optimizer, st
         out.step = out.resumed_from = meta["step"]
         out.history = {**out.history, **meta.get("history", {})}
         out.running = meta.get("running", {})
-        if rng is not None:  # a resumed run draws on from its own point, not the start again
+        if rng is not None and meta.get("rng_state"):  # it draws on exactly where it stopped
+            version, state, gauss = meta["rng_state"]
+            rng.setstate((version, tuple(state), gauss))
+        elif rng is not None:  # a checkpoint from before the state was kept: on from its own point
             rng.seed(loop.seed + out.step)
     params = [p for group in optimizer.param_groups for p in group["params"]]
     t0 = time.perf_counter()
-    bar = tqdm(total=loop.steps, initial=out.step, unit="step", desc=loop.name, disable=not loop.progress)
+    bar = tqdm(total=loop.steps, initial=out.step, unit="step", desc=loop.name,
+               disable=not (loop.progress and world.main))
     model.train()
     while out.step < loop.steps:
-        if loop.minutes and time.perf_counter() - t0 > 60 * loop.minutes:
+        if world.any(bool(loop.minutes) and time.perf_counter() - t0 > 60 * loop.minutes):
             bar.write(f"stopping at step {out.step}: the {loop.minutes} minute budget is spent")
             break
         loss, logs = step_fn(out.step)
@@ -103,19 +109,23 @@ def run(loop: Loop, model: torch.nn.Module, optimizer: torch.optim.Optimizer, st
         last = out.step == loop.steps
         if every is not None and (out.step % every[0] == 0 or last):
             every[1](out.step, out)
-        if ckpt is not None and (out.step % loop.save_every == 0 or last):
-            _save(ckpt, model, optimizer, scheduler, out)
-        if stop is not None and stop(out.step, out) and not last:
+        if ckpt is not None and world.main and (out.step % loop.save_every == 0 or last):
+            _save(ckpt, model, optimizer, scheduler, out, rng)
+        if world.any(stop is not None and stop(out.step, out)) and not last:
             bar.write(f"stopping at step {out.step}: asked to")
             out.stopped = True
             break
     bar.close()
-    if ckpt is not None and out.step < loop.steps:  # stopped by the budget: resume from here
-        _save(ckpt, model, optimizer, scheduler, out)
+    if ckpt is not None and world.main and out.step < loop.steps:  # stopped early: resume from here
+        _save(ckpt, model, optimizer, scheduler, out, rng)
+    world.barrier()  # no rank goes on (to load or overwrite what rank 0 writes) before it is written
     model.eval()
     out.seconds = time.perf_counter() - t0
     return out
 
 
-def _save(ckpt: Path, model, optimizer, scheduler, out: Outcome) -> None:
-    checkpoint.save(ckpt, model, optimizer, scheduler, out.step, {"history": out.history, "running": out.running})
+def _save(ckpt: Path, model, optimizer, scheduler, out: Outcome, rng: random.Random | None) -> None:
+    extra = {"history": out.history, "running": out.running}
+    if rng is not None:  # the trainer's draws, so a resumed run sees the batches an unbroken one would
+        extra["rng_state"] = rng.getstate()
+    checkpoint.save(ckpt, model, optimizer, scheduler, out.step, extra)
