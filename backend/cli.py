@@ -215,6 +215,9 @@ def _eval_t2m(args: argparse.Namespace) -> int:
                           # how far the judge itself can be trusted: its accuracy on unseen clips
                           "evaluator_validation": (evaluator.training_record or {}).get("validation")}
     print(eval_t2m.table(result))
+    if "model" in result:
+        result["per_label"] = eval_t2m.label_report(result)
+        print(eval_t2m.label_table(result["per_label"]))
     print("out of template prompts:", json.dumps(result["out_of_template"]))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1))

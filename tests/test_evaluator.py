@@ -69,6 +69,18 @@ def test_protocol_rows_metrics_and_plot(chunked, trained, tiny_weights, tmp_path
             assert np.isfinite(result[row][m]) and np.isfinite(result[row][m + "_ci95"])
     assert result["real"]["fid"] < 1e-6 < result["model"]["fid"]  # the real set against itself
     assert result["model"]["multimodality"] > 0
+    # Per content and style: accuracies over the runs' clips that average to the overall figure.
+    for key in ("content", "style"):
+        per = result["model"][f"per_{key}"]
+        assert sum(v["clips"] for v in per.values()) == pytest.approx(min(50, len(run.test)))
+        overall = sum(v["accuracy"] * v["clips"] for v in per.values()) / sum(v["clips"] for v in per.values())
+        assert overall == pytest.approx(result["model"][f"{key}_accuracy"], abs=1e-3)
+    report = eval_t2m.label_report(result)
+    for r in report["content"]:
+        assert (r["holds"] is None) == (r["clips"] < eval_t2m.MIN_LABEL_CLIPS or not r["real"])
+        if r["holds"] is not None:
+            assert r["holds"] == (r["model"] >= 0.9 * r["real"])
+    assert "content" in eval_t2m.label_table(report)
     ood = run.out_of_template(seeds=(0, 1))
     assert ood["prompts"] >= 30 and 0 <= ood["model"]["content_accuracy"] <= 1
     assert len(ood["model"]["per_seed"]) == 2 and ood["model"]["content_accuracy"] == pytest.approx(

@@ -22,6 +22,21 @@ from motioncore import canonical, features, metrics
 
 METRICS = ("fid", "r_precision_top1", "r_precision_top2", "r_precision_top3", "mm_dist", "diversity",
            "multimodality", "content_accuracy", "style_accuracy", "foot_skating")
+LABELS = ("content", "style")
+# A content or style is held to the real data's accuracy only where the test split has enough
+# clips of it to say (issue 25: at least 0.9x the real data's wherever there are 10 or more).
+MIN_LABEL_CLIPS = 10
+LABEL_RATIO = 0.9
+
+
+def _per_label(predicted: list[str], truth: list[str]) -> dict[str, list[int]]:
+    """label -> [right, clips] over a run's test clips."""
+    out: dict[str, list[int]] = {}
+    for p, t in zip(predicted, truth):
+        counts = out.setdefault(t, [0, 0])
+        counts[0] += int(p == t)
+        counts[1] += 1
+    return out
 
 
 def frechet(a: np.ndarray, b: np.ndarray) -> float:
@@ -94,7 +109,9 @@ class Run:
                "r_precision_top3": r[2], "mm_dist": mm, "diversity": diversity(emb, rng),
                "content_accuracy": float(np.mean([c == l[0] for c, l in zip(content, labels)])),
                "style_accuracy": float(np.mean([s == l[1] for s, l in zip(style, labels)])),
-               "foot_skating": float(np.mean([metrics.foot_skating(m) for m in motions]))}
+               "foot_skating": float(np.mean([metrics.foot_skating(m) for m in motions])),
+               "per_content": _per_label(content, [l[0] for l in labels]),
+               "per_style": _per_label(style, [l[1] for l in labels])}
         if multimodal:
             groups = [self.ev.embed_motions(g) for g in multimodal]
             out["multimodality"] = float(np.mean([np.linalg.norm(g[:, None] - g[None], axis=-1)[np.triu_indices(len(g), 1)].mean()
@@ -164,13 +181,54 @@ def mean_ci95(values) -> tuple[float, float]:
 
 
 def summarise(runs: list[dict]) -> dict:
-    """Mean and 95% confidence half-width over runs, per row and metric."""
+    """Mean and 95% confidence half-width over runs, per row and metric; per content and style,
+    the accuracy over every clip of the runs and how many clips (per run) it is taken from."""
     out = {}
     for row in runs[0]:
         out[row] = {}
         for m in METRICS:
             out[row][m], out[row][f"{m}_ci95"] = mean_ci95([r[row][m] for r in runs])
+        for key in LABELS:
+            totals: dict[str, list[int]] = {}
+            for r in runs:
+                for label, (right, n) in r[row][f"per_{key}"].items():
+                    t = totals.setdefault(label, [0, 0])
+                    t[0] += right
+                    t[1] += n
+            out[row][f"per_{key}"] = {label: {"accuracy": round(right / n, 4), "clips": round(n / len(runs), 1)}
+                                      for label, (right, n) in sorted(totals.items())}
     return out
+
+
+def label_report(result: dict, row: str = "model") -> dict[str, list[dict]]:
+    """Per content and style: the row's accuracy against the real clips', and whether it holds
+    LABEL_RATIO of theirs (None where the split has fewer than MIN_LABEL_CLIPS clips to judge by)."""
+    out = {}
+    for key in LABELS:
+        real, got = result["real"][f"per_{key}"], result[row][f"per_{key}"]
+        rows = []
+        for label, r in real.items():
+            acc = got.get(label, {"accuracy": 0.0})["accuracy"]
+            ratio = acc / r["accuracy"] if r["accuracy"] else None
+            judged = r["clips"] >= MIN_LABEL_CLIPS and ratio is not None
+            rows.append({"label": label, "clips": r["clips"], "real": r["accuracy"], row: acc,
+                         "ratio": None if ratio is None else round(ratio, 3),
+                         "holds": (ratio >= LABEL_RATIO) if judged else None})
+        out[key] = rows
+    return out
+
+
+def label_table(report: dict[str, list[dict]], row: str = "model") -> str:
+    lines = []
+    for key, rows in report.items():
+        width = max(len(r["label"]) for r in rows) + 2
+        lines.append(f"{key:<{width}}{'clips':>7}{'real':>7}{row:>8}{'ratio':>7}  holds {LABEL_RATIO}x")
+        for r in rows:
+            ratio = "-" if r["ratio"] is None else f"{r['ratio']:.2f}"
+            holds = {True: "yes", False: "NO", None: f"(< {MIN_LABEL_CLIPS} clips)"}[r["holds"]]
+            lines.append(f"{r['label']:<{width}}{r['clips']:>7g}{r['real']:>7.2f}{r[row]:>8.2f}{ratio:>7}  {holds}")
+        lines.append("")
+    return "\n".join(lines)
 
 
 def table(result: dict) -> str:
