@@ -47,6 +47,7 @@ class Engine:
         # is one matmul instead of three (measured: 5 passes 0.73 s -> 0.48 s for an 8 s clip).
         self.model.lm.merge_adapter()
         self.model.to(self.device)
+        self._lean(True)
         self.adapter = store.DEFAULT
         if adapter != store.DEFAULT:
             self.use_adapter(adapter)
@@ -108,15 +109,27 @@ class Engine:
             bad = _misfit(state, self._default[0]) + _misfit(decoder, self._default[2])
             if bad or rows.shape != self._default[1].shape:
                 raise store.AdapterError(f"adapter {name!r} does not fit this model's layers ({bad[:3]})")
-        for n, m in self._lora.items():  # back to the base as loaded, then this adapter merged on
-            m.base_layer.weight.data.copy_(self._unmerged[n])
-            m.merged_adapters = []
-        set_peft_model_state_dict(self.model.lm, state)
-        self.model.new_tokens.weight.data.copy_(rows)
-        self.tokenizer.decoder.load_state_dict(decoder)
-        self.model.lm.merge_adapter()
+        self._lean(False)
+        try:
+            for n, m in self._lora.items():  # back to the base as loaded, then this adapter merged on
+                m.base_layer.weight.data.copy_(self._unmerged[n])
+                m.merged_adapters = []
+            set_peft_model_state_dict(self.model.lm, state)
+            self.model.new_tokens.weight.data.copy_(rows)
+            self.tokenizer.decoder.load_state_dict(decoder)
+            self.model.lm.merge_adapter()
+        finally:
+            self._lean(True)
         self.adapter = name
         return info
+
+    def _lean(self, lean: bool) -> None:
+        """With the LoRA merged, each wrapped layer's base layer stands in its place, so a forward
+        runs plain linear layers without peft's per-call checks (about 3% of a generate here);
+        the wrappers go back in only to load and merge another adapter."""
+        for name, wrapper in self._lora.items():
+            parent, _, child = name.rpartition(".")
+            setattr(self.model.lm.get_submodule(parent), child, wrapper.base_layer if lean else wrapper.to(self.device))
 
     # -- helpers -----------------------------------------------------------------------------
     def _tokens_for(self, frames: int) -> int:

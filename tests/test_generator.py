@@ -289,8 +289,12 @@ def test_engine_folds_lora_into_the_base_and_decodes_the_same(tiny_weights):
 
     engine = Engine(tiny_weights, device="cpu", dtype="float32")
     plain = MotionLM.from_pretrained(tiny_weights, dtype=torch.float32)
-    layers = [m for m in engine.model.lm.modules() if hasattr(m, "merged")]
-    assert layers and all(m.merged for m in layers)
+    from peft.tuners.lora import LoraLayer
+
+    assert engine._lora and all(m.merged for m in engine._lora.values())
+    # Merged, the wrappers are out of the way: the trunk runs plain linear layers.
+    assert not any(isinstance(m, LoraLayer) for m in engine.model.modules())
+    assert all(type(engine.model.lm.get_submodule(n)) is torch.nn.Linear for n in engine._lora)
     blank = torch.full((2, 8), -1, dtype=torch.long)
     for guidance in (1.0, 3.0):
         a = engine.model.fill("a person jumps", blank, steps=3, generator=torch.Generator().manual_seed(2),
