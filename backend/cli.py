@@ -11,7 +11,7 @@ from backend.options import add_options, picked
 TOKENIZER_SHAPE = ("quantizer", "width")
 TOKENIZER_TRAINING = ("steps", "batch", "seed", "threads")
 GENERATOR_TRAINING = ("steps", "batch", "minutes", "stop_at", "seed", "threads", "device", "lr", "wide_captions",
-                      "word_noise", "bf16")
+                      "word_noise", "bf16", "balance")
 GENERATOR_SHAPE = ("lora_r", "base")
 INBETWEENER_TRAINING = ("steps", "batch", "seed", "threads", "minutes")
 EVALUATOR_TRAINING = ("steps", "seed", "threads", "mirror")

@@ -320,3 +320,25 @@ def test_cli_generate_writes_an_npz_that_reads_back(tiny_weights, tmp_path):
     assert run.returncode == 0, run.stderr[-2000:]
     m = load_npz(out)
     assert m.skeleton.same_shape(canonical_skeleton()) and abs(m.duration - 2.0) <= 1.0 / m.fps + 1e-6
+
+
+def test_balance_draws_rare_contents_as_often_as_common_ones():
+    import random
+
+    import numpy as np
+
+    from backend.training.generator import GeneratorTraining, TokenClip, clip_weights
+
+    clips = [TokenClip(np.zeros(4, int), ["a"], "walk", "normal") for _ in range(90)]
+    clips += [TokenClip(np.zeros(4, int), ["b"], "kick", "normal") for _ in range(10)]
+    assert clip_weights(clips, 0.0) == [1.0] * 100
+    rng = random.Random(0)
+    for balance, kick_share in ((0.0, 0.1), (0.5, 0.25), (1.0, 0.5)):
+        # kick's share: 10 * 10**-b / (10 * 10**-b + 90 * 90**-b)
+        drawn = rng.choices(clips, weights=clip_weights(clips, balance), k=20_000)
+        share = sum(c.content == "kick" for c in drawn) / len(drawn)
+        assert abs(share - kick_share) < 0.02, (balance, share)
+    import pytest
+
+    with pytest.raises(ValueError, match="balance"):
+        GeneratorTraining(balance=1.5)

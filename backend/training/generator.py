@@ -1,6 +1,7 @@
 """Training the motion language model (`dynamicpose train generator`)."""
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import random
@@ -44,6 +45,8 @@ class GeneratorTraining:
     wide_captions: int = option(12, "paraphrases per clip from the wider wordings, besides the template ones (0: none)")
     word_noise: float = option(0.5, "fraction of text-to-motion examples whose caption has words dropped or swapped "
                                     "for random ones (captions.noisy; 0: none)")
+    balance: float = option(0.0, "draw clips with weight 1 / (clips of their content) ** balance, so rare contents "
+                                 "are not drowned (0: every clip alike; 0.5: square-root balancing; 1: every content alike)")
     mirror: bool = True
     bf16: bool = option(True, "bfloat16 autocast (off: float32 throughout)")
     seed: int = option(0, "random seed")
@@ -62,6 +65,8 @@ class GeneratorTraining:
             raise ValueError(f"wide_captions must be 0 or more, got {self.wide_captions}")
         if not 1 <= self.min_tokens <= self.max_tokens:
             raise ValueError(f"need 1 <= min_tokens <= max_tokens, got {self.min_tokens}, {self.max_tokens}")
+        if not 0 <= self.balance <= 1:
+            raise ValueError(f"balance must be in [0, 1], got {self.balance}")
         for name in ("caption_share", "next_share", "span_share", "text_dropout", "word_noise"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
@@ -86,6 +91,14 @@ def tokenize_split(ds: Dataset, tokenizer: MotionTokenizer, split: str, mirror: 
             codes = tokenizer.encode(mirrored_features(f) if mirrored else f)
             out.append(TokenClip(codes, texts or [""], content, c.style))
     return out
+
+
+def clip_weights(clips: list[TokenClip], balance: float) -> list[float]:
+    """Each clip's chance of being drawn, in proportion: 1 / (clips of its content) ** balance."""
+    counts: dict[str, int] = {}
+    for c in clips:
+        counts[c.content] = counts.get(c.content, 0) + 1
+    return [counts[c.content] ** -balance for c in clips]
 
 
 def cosine_mask_ratio(rng: random.Random) -> float:
@@ -195,14 +208,18 @@ def train(ds: Dataset, tokenizer: MotionTokenizer, config: GeneratorConfig, trai
     sched = checkpoint.warmup_cosine(opt, training.warmup, training.steps)
     trainable = torch.nn.ModuleDict({"lm": model.lm, "new_tokens": model.new_tokens})
     objective = replicate(_Objective(model), world, device)
+    if training.balance:
+        cumulative = list(itertools.accumulate(clip_weights(clips, training.balance)))
+        draw = lambda: rng.choices(clips, cum_weights=cumulative)[0]  # noqa: E731
+    else:  # as the shipped weights were trained: the same draws from the same seed
+        draw = lambda: rng.choice(clips)  # noqa: E731
     tokens_seen = 0
 
     def step(_: int):
         nonlocal tokens_seen
         # Every rank draws the whole batch (the same RNG) and trains on its slice of it.
         length = rng.randint(training.min_tokens, training.max_tokens)
-        examples = [make_example(model, rng.choice(clips), training, rng, length, noise)
-                    for _ in range(training.batch)]
+        examples = [make_example(model, draw(), training, rng, length, noise) for _ in range(training.batch)]
         per = None
         if world.distributed:
             whole = model.collate(examples)
