@@ -139,6 +139,21 @@ class Engine:
         feats = self.tokenizer.decode(codes)[:frames]
         return features.from_features(feats, canonical.MODEL_FPS).resample(fps).fit(wanted)
 
+    def clip_frames(self, seconds: float, fps: float) -> tuple[int, int]:
+        """(model frames, frames at `fps`) of a `seconds` clip: seconds x fps frames, as a timeline
+        counts them, and enough model frames that resampling reaches the last one (a clip of N
+        frames spans N - 1 intervals)."""
+        frames = self._frames(seconds)
+        wanted = max(2, int(round(seconds * fps)))
+        if fps != canonical.MODEL_FPS:
+            frames = min(math.ceil((wanted - 1) * canonical.MODEL_FPS / fps) + 1,
+                         self.model.config.max_motion_tokens * self.down)
+        return frames, wanted
+
+    def motion_tokens(self, seconds: float, fps: float = 30.0) -> int:
+        """How many motion tokens a `seconds` clip at `fps` is generated as."""
+        return self._tokens_for(self.clip_frames(seconds, fps)[0])
+
     def _frames(self, seconds: float) -> int:
         if not (np.isfinite(seconds) and 0 < seconds <= MAX_SECONDS):
             raise ValueError(f"length must be between 0 and {MAX_SECONDS:g} seconds, got {seconds}")
@@ -178,13 +193,7 @@ class Engine:
             raise ValueError(f"variations must be 1..{MAX_VARIATIONS}, got {variations}")
         if problem := fps_problem(fps):
             raise ValueError(problem)
-        frames = self._frames(seconds)
-        # seconds x fps frames, as a timeline counts them: enough model frames that resampling
-        # reaches the last one (a clip of N frames spans N - 1 intervals).
-        wanted = max(2, int(round(seconds * fps)))
-        if fps != canonical.MODEL_FPS:
-            frames = min(math.ceil((wanted - 1) * canonical.MODEL_FPS / fps) + 1,
-                         self.model.config.max_motion_tokens * self.down)
+        frames, wanted = self.clip_frames(seconds, fps)
         n = self._tokens_for(frames)
         gen = torch.Generator().manual_seed(int(seed))
         if sampling.decoding == "next":

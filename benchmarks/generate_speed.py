@@ -3,12 +3,18 @@ default (parallel passes with classifier-free guidance), the previous default (5
 passes), parallel without guidance, and token-by-token decoding with a KV cache, each beside
 its memory-bandwidth bound.
 
-    python benchmarks/generate_speed.py [--device cpu|cuda] [--seconds 8]
+    python benchmarks/generate_speed.py [--device cpu|cuda] [--seconds 8] [--threads 1,2] [--busy 2] [--quick]
+
+Every row at each thread count, quietly and with `--busy` processes spinning on the cores, each
+beside its compute and memory bounds from the same run (the bounds count only the weights that
+are multiplied: embedding rows are looked up).
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -19,7 +25,6 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from backend.engine import Engine, Sampling  # noqa: E402
-from motioncore import canonical  # noqa: E402
 
 
 def memory_bandwidth_gb_s(mb: int = 512) -> float:
@@ -62,17 +67,34 @@ def median_time(fn, runs: int = 10) -> float:
     return statistics.median(times)
 
 
+@contextlib.contextmanager
+def busy_processes(count: int):
+    """`count` processes spinning on the CPU (as a render or Blender's playback does) while the
+    block runs."""
+    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
+    try:
+        time.sleep(0.5 if count else 0)
+        yield
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="auto")
     p.add_argument("--seconds", type=float, default=8.0)
+    p.add_argument("--fps", type=float, default=30.0, help="the clip's frame rate (the engine's default: 30)")
     p.add_argument("--runs", type=int, default=10)
+    p.add_argument("--threads", default="1,2", help="torch thread counts to measure at (CPU)")
+    p.add_argument("--busy", type=int, default=2, help="also measure with this many busy processes (0: quiet only)")
+    p.add_argument("--quick", action="store_true", help="the default decoding only")
     p.add_argument("--weights", default=None)
     args = p.parse_args()
     engine = Engine(Path(args.weights) if args.weights else None, device=args.device)
     text = "a person walks forward, then waves with the right hand."
-    frames = int(round(args.seconds * canonical.MODEL_FPS))
-    n = -(-frames // engine.down)
+    n = engine.motion_tokens(args.seconds, args.fps)  # what generate makes, rounding included
     default = Sampling()
     runs = {  # name: (sampling, forwards of the motion tokens)
         f"default: {default.steps} parallel passes, guidance {default.guidance:g}":
@@ -81,26 +103,41 @@ def main() -> int:
         f"{default.steps} parallel passes, no guidance": (Sampling(steps=default.steps, guidance=1.0), default.steps),
         "token by token, KV cache": (Sampling(decoding="next", guidance=1.0), n),
     }
-    times = {name: median_time(lambda s=s: engine.generate(text, args.seconds, seed=1, sampling=s), args.runs)
-             for name, (s, _) in runs.items()}
-    params = sum(p.numel() for p in engine.model.parameters())
-    weight_bytes = params * torch.finfo(engine.dtype).bits / 8
+    if args.quick:
+        runs = dict(list(runs.items())[:1])
+    # Read and multiplied per token: every weight but the embedding tables, which are only looked up.
+    multiplied = sum(p_.numel() for n_, p_ in engine.model.named_parameters() if "embed" not in n_ and "new_tokens" not in n_)
+    weight_bytes = multiplied * torch.finfo(engine.dtype).bits / 8
+    flop_per_token = 2 * multiplied
     bw = memory_bandwidth_gb_s() if engine.device.type == "cpu" else float("nan")
-    print(f"device {engine.device}, {engine.dtype}, {params / 1e6:.0f}M parameters "
-          f"({weight_bytes / 1e6:.0f} MB), {n} motion tokens for {args.seconds:g} s")
-    # Compute: 2 FLOP per weight per token, embeddings aside (they are looked up, not multiplied).
-    flop_per_token = 2 * sum(p.numel() for n_, p in engine.model.named_parameters() if "embed" not in n_)
-    gflops = matmul_gflops(engine.dtype, engine.device)
-    print(f"best matmul throughput {gflops:.0f} GFLOP/s; memory {bw:.1f} GB/s")
-    # A guided pass runs the text and no-text rows as one batch: the weights are read once.
-    for name, (s, forwards) in runs.items():
-        reads = forwards // 2 if s.guidance != 1 else forwards
-        tokens = forwards * (n if s.decoding == "parallel" else 1)
-        print(f"{name}: {times[name]:.3f} s  ({tokens} token passes; memory bound "
-              f"{reads * weight_bytes / bw / 1e9:.3f} s, compute bound {tokens * flop_per_token / gflops / 1e9:.3f} s)")
-    names = list(runs)
-    parallel, sequential = times[names[2]], times[names[3]]
-    print(f"ratio token-by-token / parallel: {sequential / parallel:.2f}x")
+    print(f"device {engine.device}, {engine.dtype}, {multiplied / 1e6:.0f}M multiplied parameters "
+          f"({weight_bytes / 1e6:.0f} MB), {n} motion tokens for {args.seconds:g} s at {args.fps:g} fps; "
+          f"memory {bw:.1f} GB/s")
+    threads = [int(t) for t in args.threads.split(",")] if engine.device.type == "cpu" else [torch.get_num_threads()]
+    gflops = {}
+    for t in threads:
+        torch.set_num_threads(t)
+        gflops[t] = matmul_gflops(engine.dtype, engine.device)
+        print(f"{t} thread(s): best matmul throughput {gflops[t]:.0f} GFLOP/s")
+    quiet = {}
+    for busy in (0, args.busy) if args.busy else (0,):
+        with busy_processes(busy):
+            for t in threads:
+                torch.set_num_threads(t)
+                for name, (s, forwards) in runs.items():
+                    took = median_time(lambda s=s: engine.generate(text, args.seconds, seed=1, sampling=s, fps=args.fps),
+                                       args.runs)
+                    # A guided pass runs the text and no-text rows as one batch: the weights are read once.
+                    reads = forwards // 2 if s.guidance != 1 else forwards
+                    tokens = forwards * (n if s.decoding == "parallel" else 1)
+                    memory = reads * weight_bytes / bw / 1e9
+                    compute = tokens * flop_per_token / gflops[t] / 1e9
+                    if not busy:
+                        quiet[name, t] = took
+                    load = f", {busy} busy: {took / quiet[name, t]:.2f}x quiet" if busy else ""
+                    print(f"[{busy} busy, {t} thread(s)] {name}: {took:.3f} s  ({tokens} token passes; memory "
+                          f"bound {memory:.3f} s, compute bound {compute:.3f} s, {took / max(memory, compute):.1f}x "
+                          f"the larger{load})")
     return 0
 
 

@@ -131,6 +131,16 @@ def test_engine_generates_valid_clips_deterministically(tiny_weights):
     for seconds, fps in ((2.5, 24), (1.0, 20), (3.0, 60), (20.0, 30), (0.7, 29.97)):
         [m] = engine.generate("a person waves", seconds=seconds, seed=1, fps=fps)
         assert m.num_frames == round(seconds * fps), (seconds, fps)
+    # The tokens it reports are the ones it fills (what benchmarks/generate_speed.py bounds): an
+    # 8 s clip at 30 fps needs 161 model frames for its 240th frame, so one token more than at 20.
+    filled = []
+    original = engine.model.fill
+    engine.model.fill = lambda text, codes, **kw: filled.append(codes.shape[1]) or original(text, codes, **kw)
+    for fps in (30, 20):
+        engine.generate("a person waves", seconds=8.0, seed=1, fps=fps)
+    engine.model.fill = original
+    down = engine.tokenizer.config.down
+    assert filled == [engine.motion_tokens(8.0, 30), engine.motion_tokens(8.0, 20)] == [-(-161 // down), 160 // down]
     assert all(np.array_equal(x.local_rotations, y.local_rotations) for x, y in zip(a, b))
     assert not np.array_equal(a[0].local_rotations, a[1].local_rotations)  # variations differ
     assert all(np.all(np.isfinite(m.positions())) for m in a)
