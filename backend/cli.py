@@ -460,8 +460,10 @@ def _eval_generator(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from backend.server import serve
 
+    if args.threads < 0:
+        raise ValueError(f"--threads must be 0 (choose per job) or more, got {args.threads}")
     serve(port=args.port, weights=Path(args.weights) if args.weights else None, device=args.device,
-          exit_with_stdin=args.exit_with_stdin, adapter=args.adapter)
+          exit_with_stdin=args.exit_with_stdin, adapter=args.adapter, threads=args.threads)
     return 0
 
 
@@ -641,6 +643,9 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
     sv.add_argument("--exit-with-stdin", action="store_true",
                     help="exit when stdin closes (how the add-on keeps the server from outliving Blender)")
+    sv.add_argument("--threads", type=int, default=0,
+                    help="CPU threads per job (default 0: before each job, the cores other processes leave "
+                         "free; also $DYNAMICPOSE_THREADS)")
     _engine_args(sv, seed=False)
     sv.set_defaults(func=_serve)
 

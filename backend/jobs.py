@@ -48,7 +48,10 @@ class Job:
 
 
 class JobQueue:
-    def __init__(self, keep_seconds: float = 600.0, max_jobs: int = 1000):
+    def __init__(self, keep_seconds: float = 600.0, max_jobs: int = 1000,
+                 before_each: Callable[[], Any] | None = None):
+        """`before_each` runs on the worker before every job (the engine's thread choice)."""
+        self.before_each = before_each
         self._jobs: dict[str, Job] = {}
         self._queue: "queue.Queue[Job | None]" = queue.Queue()
         self._ids = itertools.count(1)
@@ -125,6 +128,8 @@ class JobQueue:
             else:
                 job.status, job.started_at = "running", time.monotonic()
                 try:
+                    if self.before_each is not None:
+                        self.before_each()
                     job.result = job.run(job)
                     job.status, job.progress = "done", 1.0
                 except Cancelled:

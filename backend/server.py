@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from backend import adapters as store
-from backend import studio
+from backend import cpu_threads, studio
 from backend.engine import Engine, Sampling
 from backend.guards import BodyLimit, GuardedH11Protocol, quiet_repeats
 from backend.jobs import Job, JobQueue
@@ -304,17 +304,18 @@ SHUTDOWN_SECONDS = 2  # after SIGTERM: running jobs are cancelled and answered, 
 
 
 def serve(port: int = 0, weights: Path | None = None, device: str = "auto", token: str | None = None,
-          exit_with_stdin: bool = False, adapter: str = store.DEFAULT) -> None:
+          exit_with_stdin: bool = False, adapter: str = store.DEFAULT, threads: int = 0) -> None:
     """Load the engine, print one JSON line {"url", "token", "pid", "device"} and serve until
     SIGINT or SIGTERM, or, with `exit_with_stdin`, until stdin closes (the add-on holds the
     other end: when Blender goes, so does the server). Stopping cancels the running jobs, whose
-    waiting clients get a JSON 503, and exits within SHUTDOWN_SECONDS."""
+    waiting clients get a JSON 503, and exits within SHUTDOWN_SECONDS. `threads`: CPU threads
+    per job (0: the cores other processes leave free, chosen before each job; backend/cpu_threads.py)."""
     import os
     import threading
 
     import uvicorn
 
-    jobs = JobQueue()
+    jobs = JobQueue(before_each=cpu_threads.Chooser(user=threads or cpu_threads.setting()).apply)
     engine = jobs.call(lambda: Engine(weights, device=device, adapter=adapter))  # loaded where its jobs will run
     import gc
 

@@ -29,6 +29,7 @@ class EmbeddedBackend:
         if backend_dir and backend_dir not in sys.path:
             sys.path.append(backend_dir)
         try:
+            from backend import cpu_threads
             from backend.engine import Engine
             from backend.jobs import JobQueue
         except ImportError as e:
@@ -36,7 +37,8 @@ class EmbeddedBackend:
                                "use a local backend process instead") from None
         # One worker thread loads the model and runs every call: torch runs a model slower on
         # threads other than the one that first ran it.
-        self._jobs = JobQueue()
+        # Each job runs on the cores other processes (Blender playing back, a render) leave free.
+        self._jobs = JobQueue(before_each=cpu_threads.Chooser(user=cpu_threads.setting()).apply)
         self.last_adapter: str | None = None
         self.engine = self._jobs.call(lambda: Engine(Path(weights) if weights else None, device=device))
 
