@@ -24,6 +24,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from backend import cpu_threads  # noqa: E402
 from backend.engine import Engine, Sampling  # noqa: E402
 
 
@@ -87,7 +88,8 @@ def main() -> int:
     p.add_argument("--seconds", type=float, default=8.0)
     p.add_argument("--fps", type=float, default=30.0, help="the clip's frame rate (the engine's default: 30)")
     p.add_argument("--runs", type=int, default=10)
-    p.add_argument("--threads", default="1,2", help="torch thread counts to measure at (CPU)")
+    p.add_argument("--threads", default="1,2,auto",
+                   help="torch thread counts to measure at (CPU); auto: chosen before each call, as the server does")
     p.add_argument("--busy", type=int, default=2, help="also measure with this many busy processes (0: quiet only)")
     p.add_argument("--quick", action="store_true", help="the default decoding only")
     p.add_argument("--weights", default=None)
@@ -113,20 +115,26 @@ def main() -> int:
     print(f"device {engine.device}, {engine.dtype}, {multiplied / 1e6:.0f}M multiplied parameters "
           f"({weight_bytes / 1e6:.0f} MB), {n} motion tokens for {args.seconds:g} s at {args.fps:g} fps; "
           f"memory {bw:.1f} GB/s")
-    threads = [int(t) for t in args.threads.split(",")] if engine.device.type == "cpu" else [torch.get_num_threads()]
+    threads = [t if t == "auto" else int(t) for t in args.threads.split(",")] if engine.device.type == "cpu" \
+        else [torch.get_num_threads()]
+    chooser = cpu_threads.Chooser()
     gflops = {}
     for t in threads:
-        torch.set_num_threads(t)
-        gflops[t] = matmul_gflops(engine.dtype, engine.device)
+        torch.set_num_threads(chooser.cores if t == "auto" else t)
+        gflops[t] = matmul_gflops(engine.dtype, engine.device)  # auto: the bound at every core
         print(f"{t} thread(s): best matmul throughput {gflops[t]:.0f} GFLOP/s")
     quiet = {}
     for busy in (0, args.busy) if args.busy else (0,):
         with busy_processes(busy):
             for t in threads:
-                torch.set_num_threads(t)
+                if t != "auto":
+                    torch.set_num_threads(t)
                 for name, (s, forwards) in runs.items():
-                    took = median_time(lambda s=s: engine.generate(text, args.seconds, seed=1, sampling=s, fps=args.fps),
-                                       args.runs)
+                    def call(s=s, t=t):
+                        if t == "auto":
+                            chooser.apply()
+                        engine.generate(text, args.seconds, seed=1, sampling=s, fps=args.fps)
+                    took = median_time(call, args.runs)
                     # A guided pass runs the text and no-text rows as one batch: the weights are read once.
                     reads = forwards // 2 if s.guidance != 1 else forwards
                     tokens = forwards * (n if s.decoding == "parallel" else 1)
@@ -135,7 +143,8 @@ def main() -> int:
                     if not busy:
                         quiet[name, t] = took
                     load = f", {busy} busy: {took / quiet[name, t]:.2f}x quiet" if busy else ""
-                    print(f"[{busy} busy, {t} thread(s)] {name}: {took:.3f} s  ({tokens} token passes; memory "
+                    chosen = f"={torch.get_num_threads()}" if t == "auto" else ""
+                    print(f"[{busy} busy, {t}{chosen} thread(s)] {name}: {took:.3f} s  ({tokens} token passes; memory "
                           f"bound {memory:.3f} s, compute bound {compute:.3f} s, {took / max(memory, compute):.1f}x "
                           f"the larger{load})")
     return 0
