@@ -95,8 +95,12 @@ def test_mirror_labels_swap_sides_and_keep_the_rest():
     assert content == "wave-right-hand"
     assert all("right" in t and "left" not in t for t in texts)
     assert captions.mirror_labels("walk", "happy", ["A happy person walks."], "c2") == ("walk", ["A happy person walks."])
-    # A free caption naming a side on a label without one cannot be mirrored truthfully.
-    assert captions.mirror_labels("walk", "normal", ["someone limps on the left leg"], "c3") is None
+    # A free caption naming a side is mirrored by swapping the sides, as HumanML3D captions its mirrors.
+    assert captions.mirror_labels("walk", "normal", ["Someone limps on the left leg, then turns Right."], "c3") == (
+        "walk", ["Someone limps on the right leg, then turns Left."])
+    assert captions.mirror_labels("unlabelled", "normal", ["a person swings the right arm"], "c4") == (
+        "unlabelled", ["a person swings the left arm"])
+    assert captions.swap_sides("bright lefties stay; left") == "bright lefties stay; right"
 
 
 def _vocabulary(texts):

@@ -3,6 +3,7 @@ several natural paraphrases per (content, style) for text-conditioned training."
 from __future__ import annotations
 
 import random
+import re
 
 # Dataset-specific names that mean the same thing share one label.
 STYLE_ALIASES = {"old": "elderly", "tired": "exhausted", "masculinity": "masculine",
@@ -217,16 +218,25 @@ def mirror_content(content: str) -> str:
     return content
 
 
-def mirror_labels(content: str, style: str, captions: list[str], name: str) -> tuple[str, list[str]] | None:
-    """The content label and captions of a clip's left/right mirror, or None where a free-text
-    caption names a side its label does not carry (the mirror would be captioned wrongly)."""
+_SIDE = re.compile(r"\b(left|right)\b", re.IGNORECASE)
+
+
+def swap_sides(text: str) -> str:
+    """`text` with left and right swapped, as its mirror would be captioned ("turns to his Left"
+    -> "turns to his Right"; case kept)."""
+    def other(m: re.Match) -> str:
+        word = {"left": "right", "right": "left"}[m.group(0).lower()]
+        return word.capitalize() if m.group(0)[0].isupper() else word
+    return _SIDE.sub(other, text)
+
+
+def mirror_labels(content: str, style: str, captions: list[str], name: str) -> tuple[str, list[str]]:
+    """The content label and captions of a clip's left/right mirror: a sided label's own
+    paraphrases, or the clip's captions with left and right swapped (as HumanML3D captions its
+    mirrors)."""
     mirrored = mirror_content(content)
     relabel = bool(captions) and mirrored != content and content != "unlabelled"
-    texts = captions_for(mirrored, style, seed=name) if relabel else list(captions)
-    sided = any(w.strip(".,;!?") in ("left", "right") for t in texts for w in t.lower().split())
-    if sided and not relabel:
-        return None
-    return mirrored, texts
+    return mirrored, captions_for(mirrored, style, seed=name) if relabel else [swap_sides(t) for t in captions]
 
 
 def _words(text: str) -> set[str]:
@@ -258,10 +268,9 @@ def widen(captions: list[str], content: str, style: str, name: str, n: int) -> l
 
 def clip_texts(clip, mirror: bool, wide_captions: int = 0) -> list[tuple[bool, str, list[str]]]:
     """What a clip teaches as text: (mirrored, content, captions) for the clip as recorded and,
-    with `mirror`, for its left/right mirror (captions relabelled; left out where unsafe)."""
+    with `mirror`, for its left/right mirror (relabelled, its sides swapped)."""
     out = [(False, clip.content, widen(clip.captions, clip.content, clip.style, clip.name, wide_captions))]
-    labels = mirror_labels(clip.content, clip.style, clip.captions, clip.name) if mirror else None
-    if labels is not None:
-        content, texts = labels
+    if mirror:
+        content, texts = mirror_labels(clip.content, clip.style, clip.captions, clip.name)
         out.append((True, content, widen(texts, content, clip.style, clip.name, wide_captions)))
     return out

@@ -105,15 +105,13 @@ def _as_recorded(ds: Dataset, clip) -> Example:
     return ds.clip_features(clip), clip.content, clip.style, clip.captions
 
 
-def _mirrored(ds: Dataset, clip) -> Example | None:
-    """The clip's left/right mirror, labelled and captioned for its side (None: no safe labels)."""
+def _mirrored(ds: Dataset, clip) -> Example:
+    """The clip's left/right mirror, labelled and captioned for its side."""
     from backend.data import captions as cap
     from backend.data.dataset import mirrored_features
 
-    labels = cap.mirror_labels(clip.content, clip.style, clip.captions, clip.name)
-    if labels is None:
-        return None
-    return mirrored_features(ds.clip_features(clip)), labels[0], clip.style, labels[1]
+    content, texts = cap.mirror_labels(clip.content, clip.style, clip.captions, clip.name)
+    return mirrored_features(ds.clip_features(clip)), content, clip.style, texts
 
 
 def held_out_accuracy(model: Evaluator, ds: Dataset, split: str = "val") -> dict:
@@ -121,7 +119,7 @@ def held_out_accuracy(model: Evaluator, ds: Dataset, split: str = "val") -> dict
     clips = labelled(ds, split)
     result = {}
     for name, examples in (("as_recorded", [_as_recorded(ds, c) for c in clips]),
-                           ("mirrored", [e for e in (_mirrored(ds, c) for c in clips) if e is not None])):
+                           ("mirrored", [_mirrored(ds, c) for c in clips])):
         if not examples:
             continue
         content, style = model.classify(model.embed_motions([e[0][: model.config.max_frames] for e in examples]))
