@@ -84,7 +84,7 @@ class Chooser:
     def choose(self) -> int:
         if self.user:
             return self.user
-        if _busy_seconds() is None:  # not Linux: the load average where there is one, else every core
+        if not _STAT.is_file():  # not Linux: the load average where there is one, else every core
             try:
                 return threads_for(self.cores, os.getloadavg()[0])
             except (AttributeError, OSError):

@@ -269,11 +269,13 @@ def shortest_arc(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def frame_from(up: np.ndarray, lateral: np.ndarray) -> np.ndarray:
-    """Rotation (wxyz) of the frame whose z is `up` and whose x is `lateral` made
-    orthogonal to it: the frame of a hips or chest from its up bone and its left-right line."""
-    z = np.asarray(up, dtype=float) / np.linalg.norm(up)
-    x = np.asarray(lateral, dtype=float) - np.dot(lateral, z) * z
-    x /= np.linalg.norm(x)
+    """Rotations (..., 4) wxyz of the frames whose z is `up` and whose x is `lateral` made
+    orthogonal to it ((..., 3) each): the frame of a hips or chest from its up bone and its
+    left-right line."""
+    up, lateral = np.asarray(up, dtype=float), np.asarray(lateral, dtype=float)
+    z = up / np.linalg.norm(up, axis=-1, keepdims=True)
+    x = lateral - np.sum(lateral * z, axis=-1, keepdims=True) * z
+    x = x / np.linalg.norm(x, axis=-1, keepdims=True)
     return from_matrix(np.stack([x, np.cross(z, x), z], axis=-1))
 
 

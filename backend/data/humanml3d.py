@@ -62,14 +62,6 @@ def canonical_positions(joints: np.ndarray) -> np.ndarray:
     return joints[:, _PICK] @ _TO_CANONICAL_AXES.T
 
 
-def _frames(up: np.ndarray, lateral: np.ndarray) -> np.ndarray:
-    """(T, 4) rotations of frames with z along `up` and x along `lateral` made orthogonal to it."""
-    z = up / np.linalg.norm(up, axis=-1, keepdims=True)
-    x = lateral - np.sum(lateral * z, axis=-1, keepdims=True) * z
-    x /= np.linalg.norm(x, axis=-1, keepdims=True)
-    return rot.from_matrix(np.stack([x, np.cross(z, x), z], axis=-1))
-
-
 def _rest_directions() -> np.ndarray:
     """(J, 3) unit direction of each joint's canonical rest offset from its parent."""
     off = canonical_skeleton().offsets
@@ -86,7 +78,7 @@ def clip_skeleton(pos: np.ndarray) -> Skeleton:
     framed = {}
     for joint, (up, left, right) in _FRAME_BY.items():
         j = idx[joint]
-        frame = _frames(pos[:, idx[up]] - pos[:, j], pos[:, idx[left]] - pos[:, idx[right]])
+        frame = rot.frame_from(pos[:, idx[up]] - pos[:, j], pos[:, idx[left]] - pos[:, idx[right]])
         for child in (up, left, right):
             framed[idx[child]] = np.median(rot.rotate(rot.conjugate(frame), pos[:, idx[child]] - pos[:, j]), axis=0)
     directions = _rest_directions()
@@ -109,10 +101,10 @@ def fit_rotations(pos: np.ndarray, skeleton: Skeleton) -> np.ndarray:
         parent = world[:, CANONICAL_PARENTS[j]] if j else rot.identity((T,))
         if name in _FRAME_BY:
             up, left, right = (idx[n] for n in _FRAME_BY[name])
-            measured = _frames(pos[:, up] - pos[:, j], pos[:, left] - pos[:, right])
+            measured = rot.frame_from(pos[:, up] - pos[:, j], pos[:, left] - pos[:, right])
             # The same frame built from the rest offsets: what the joint's identity rotation shows.
             off = skeleton.offsets
-            rest = _frames(off[up][None], (off[left] - off[right])[None])
+            rest = rot.frame_from(off[up][None], (off[left] - off[right])[None])
             world[:, j] = rot.multiply(measured, rot.conjugate(rest))
         elif children[j]:
             child = children[j][0]
