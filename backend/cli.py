@@ -98,13 +98,19 @@ def _bench_inbetween(args: argparse.Namespace) -> int:
     from backend.paths import default_weights_dir
 
     model = Inbetweener.from_pretrained(Path(args.weights) if args.weights else default_weights_dir())
-    clips = (bench.clips_from_dir(Path(args.data)) if args.data
-             else bench.clips_from_split(args.split, Path(args.cache) if args.cache else None))
+    cache = Path(args.cache) if args.cache else None
+    clips = bench.clips_from_dir(Path(args.data)) if args.data else bench.clips_from_split(args.split, cache)
     wins = bench.windows(clips, args.max_windows)
     if not wins:
-        print(f"no windows of {bench.WINDOW} frames found", file=sys.stderr)
+        print(f"no clip has more than {bench.WINDOW} frames for a test window", file=sys.stderr)
         return 2
-    result = bench.run(wins, model)
+    try:
+        stats = bench.train_stats(bench.clips_from_dir(Path(args.stats_data)) if args.stats_data
+                                  else bench.clips_from_split("train", cache))
+    except ValueError as e:
+        print(e, file=sys.stderr)
+        return 2
+    result = bench.run(wins, model, stats)
     print(bench.table(result))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1))
@@ -625,6 +631,7 @@ def build_parser() -> argparse.ArgumentParser:
     bi.add_argument("--data", help="folder of BVH files (default: the dataset's test split, from its sources)")
     bi.add_argument("--split", default="test", choices=("train", "val", "test"))
     bi.add_argument("--max-windows", type=int, default=0, help="stop after this many windows (0: all)")
+    bi.add_argument("--stats-data", help="folder of BVH files for the L2P statistics (default: the train split)")
     bi.add_argument("--weights", help="model folder (default: weights/default)")
     bi.add_argument("--cache", help="dataset cache folder (default: cache/)")
     bi.add_argument("--json", help="also write the figures here")

@@ -8,6 +8,9 @@ from . import rotations as rot
 from .canonical import heading_yaw
 from .clip import Motion
 
+# The LaFAN1 benchmark's training windows, from which it takes the L2P statistics.
+LAFAN_TRAIN_WINDOW, LAFAN_TRAIN_OFFSET = 50, 20
+
 
 def face_forward(motion: Motion, frame: int) -> tuple[Motion, np.ndarray, float]:
     """(the motion moved so that at `frame` its root is over the origin and it faces -Y,
@@ -15,6 +18,28 @@ def face_forward(motion: Motion, frame: int) -> tuple[Motion, np.ndarray, float]
     xy = motion.root_position[frame, :2].copy()
     yaw = float(heading_yaw(motion.positions()[frame: frame + 1])[0])
     return _turn(motion, -yaw, -xy), xy, yaw
+
+
+def face_forward_about_mean(motion: Motion, frame: int) -> Motion:
+    """The LaFAN1 benchmark's framing (its `get_lafan1_set`): the window moved so that its mean
+    root XY is at the origin, then turned about the origin to face -Y at `frame`."""
+    yaw = float(heading_yaw(motion.positions()[frame: frame + 1])[0])
+    return _turn(motion, -yaw, -motion.root_position[:, :2].mean(axis=0))
+
+
+def lafan_windows(motion: Motion, window: int, offset: int, frame: int) -> list[Motion]:
+    """Sliding windows as the LaFAN1 benchmark cuts them (`get_lafan1_set`): one every `offset`
+    frames while start + window < the clip's frames (so a clip of exactly `window` frames gives
+    none), each framed by `face_forward_about_mean` at `frame`."""
+    return [face_forward_about_mean(motion.trim(s, s + window), frame)
+            for s in range(0, motion.num_frames - window, offset)]
+
+
+def position_stats(windows: list[Motion]) -> tuple[np.ndarray, np.ndarray]:
+    """(J, 3) mean and standard deviation of world joint positions over every frame of the
+    windows: the L2P normalisation of the LaFAN1 benchmark (`get_train_stats`)."""
+    pos = np.concatenate([w.positions() for w in windows])
+    return pos.mean(axis=0), pos.std(axis=0)
 
 
 def restore(motion: Motion, xy: np.ndarray, yaw: float) -> Motion:

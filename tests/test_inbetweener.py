@@ -117,7 +117,8 @@ def test_inbetween_and_edit_commands_write_bvh_on_the_input_skeleton(tiny_weight
 
 def test_lafan1_protocol_benchmark(tiny_weights, tmp_path):
     out = tmp_path / "bench.json"
-    r = run_cli("bench", "inbetween", "--data", str(DATA), "--weights", str(tiny_weights), "--json", str(out))
+    r = run_cli("bench", "inbetween", "--data", str(DATA), "--stats-data", str(DATA), "--weights", str(tiny_weights),
+                "--json", str(out))
     assert r.returncode == 0, r.stderr
     result = json.loads(out.read_text())
     assert result["windows"] >= 3

@@ -1,12 +1,19 @@
 """`dynamicpose bench inbetween`: the LaFAN1 in-betweening protocol (Harvey et al. 2020).
 
-Windows of 65 frames every 40 frames at 30 fps; 10 context frames; the target key at frame
-10 + n for n in 5, 15, 30, 45; the n frames between are predicted. Each window is re-centred
-and turned to face -Y at its last context frame. L2Q: global quaternions; L2P: global
-positions normalised by training-set statistics; NPSS: normalised power spectrum similarity
+As the benchmark's own code computes it (ubisoft-laforge-animation-dataset, `extract.py` and
+`benchmarks.py`): test windows of 65 frames every 40 frames at 30 fps, training windows of 50
+every 20 for the statistics; each window moved so its mean root XY is at the origin, then
+turned about it to face -Y at its last context frame (`windows.face_forward_about_mean`).
+10 context frames; the target key at frame 10 + n for n in 5, 15, 30, 45; the n frames between
+are predicted. L2P: global positions normalised per coordinate by the training windows' mean
+and standard deviation; L2Q: global quaternions; NPSS: normalised power spectrum similarity
 of the global quaternions; each averaged over the predicted frames and windows. Baselines from
 the same windows: zero velocity (hold the last context frame) and interpolation (slerp local
 rotations, lerp the root).
+
+One departure, for L2Q only: a learned model's quaternions come from rotation matrices and
+carry no sign, so each predicted quaternion is taken on the ground truth's hemisphere (q and
+-q are one rotation); the baselines' quaternions already are, so their rows are unchanged.
 """
 from __future__ import annotations
 
@@ -20,7 +27,7 @@ from motioncore import blend, canonical
 from motioncore import rotations as rot
 from motioncore.bvh import read_bvh
 from motioncore.clip import Motion
-from motioncore.windows import face_forward
+from motioncore.windows import LAFAN_TRAIN_OFFSET, LAFAN_TRAIN_WINDOW, lafan_windows, position_stats
 
 FPS = 30.0
 WINDOW, OFFSET, CONTEXT = 65, 40, 10
@@ -52,13 +59,22 @@ def clips_from_split(split: str, cache: Path | None = None) -> Iterator[tuple[st
 
 
 def windows(clips: Iterator[tuple[str, Motion]], limit: int = 0) -> list[Motion]:
-    out = []
+    """The test windows (65 frames every 40), at most `limit` (0: all)."""
+    out: list[Motion] = []
     for _, m in clips:
-        for s in range(0, m.num_frames - WINDOW + 1, OFFSET):
-            out.append(face_forward(m.trim(s, s + WINDOW), CONTEXT - 1)[0])
-            if limit and len(out) >= limit:
-                return out
+        out += lafan_windows(m, WINDOW, OFFSET, CONTEXT - 1)
+        if limit and len(out) >= limit:
+            return out[:limit]
     return out
+
+
+def train_stats(clips: Iterator[tuple[str, Motion]]) -> tuple[np.ndarray, np.ndarray]:
+    """The L2P normalisation from training clips: (J, 3) mean and std of world joint positions
+    over every frame of their windows of 50 frames every 20."""
+    wins = [w for _, m in clips for w in lafan_windows(m, LAFAN_TRAIN_WINDOW, LAFAN_TRAIN_OFFSET, CONTEXT - 1)]
+    if not wins:
+        raise ValueError(f"no training clip has more than {LAFAN_TRAIN_WINDOW} frames for the L2P statistics")
+    return position_stats(wins)
 
 
 def loop_cut(motion: Motion, shortest: int = 15) -> Motion:
@@ -123,10 +139,13 @@ def measure(wins: list[Motion], method: Callable[[Motion], Motion], mean: np.nda
     return out
 
 
-def run(wins: list[Motion], model, extra: dict[str, Callable[[Motion], Motion]] | None = None) -> dict:
-    mean, std = model.pos_mean.numpy().astype(float), model.pos_std.numpy().astype(float)
-    methods = {"model": model.fill_window, "zero_velocity": zero_velocity, "interpolation": interpolation,
-               **(extra or {})}
+def run(wins: list[Motion], model, stats: tuple[np.ndarray, np.ndarray],
+        extra: dict[str, Callable[[Motion], Motion]] | None = None) -> dict:
+    """Every method's figures on the test windows, `stats` from `train_stats`; `model` None
+    measures the baselines alone."""
+    mean, std = stats
+    methods = {**({"model": model.fill_window} if model is not None else {}),
+               "zero_velocity": zero_velocity, "interpolation": interpolation, **(extra or {})}
     result = {name: measure(wins, fn, mean, std) for name, fn in methods.items()}
     result["windows"] = len(wins)
     return result

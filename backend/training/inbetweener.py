@@ -26,7 +26,7 @@ from backend.training.loop import run as run_loop
 from backend.training.plots import save_loss_curve
 from motioncore import canonical, features
 from motioncore.clip import Motion
-from motioncore.windows import face_forward
+from motioncore import windows
 
 
 # -- training ------------------------------------------------------------------------------
@@ -90,20 +90,14 @@ def loss_of(model: Inbetweener, base, known, target) -> tuple[torch.Tensor, dict
     return lp + 0.5 * lq, {"pos_m": lp.item(), "rot": lq.item()}
 
 
-def position_stats(clips: list[Motion], config: InbetweenerConfig, windows: int = 2000, seed: int = 0):
-    """Mean and std of joint positions in windows seen from their last context frame (the L2P
-    normalisation of the LaFAN1 protocol, from training data only)."""
-    rng = random.Random(seed)
-    L = config.context + 45 + 1
-    fit = [m for m in clips if m.num_frames >= L]
-    pos = []
-    for _ in range(windows):
-        m = rng.choice(fit)
-        s = rng.randint(0, m.num_frames - L)
-        w = m.trim(s, s + L)
-        pos.append(face_forward(w, config.context - 1)[0].positions())
-    pos = np.concatenate(pos)
-    return pos.mean(0), pos.std(0) + 1e-6
+def position_stats(clips: list[Motion], config: InbetweenerConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std of joint positions as the LaFAN1 benchmark normalises L2P (windows of 50
+    frames every 20, framed at the last context frame), from training clips only; kept with
+    the weights as a record (`bench inbetween` computes its own from the train split's BVH)."""
+    wins = [w for m in clips for w in windows.lafan_windows(m, windows.LAFAN_TRAIN_WINDOW, windows.LAFAN_TRAIN_OFFSET,
+                                                          config.context - 1)]
+    mean, std = windows.position_stats(wins)
+    return mean, std + 1e-6
 
 
 def train(ds, out: Path, config: InbetweenerConfig | None = None, training: InbetweenerTraining | None = None,
