@@ -342,7 +342,7 @@ class Engine:
         T = motion.num_frames
         ib = self.inbetweener
         gaps = list(zip(keys[:-1], keys[1:]))
-        long_gaps = [] if ib is None else [(a, b) for a, b in gaps if b - a - 1 > ib.config.max_gap]
+        long_gaps = [] if ib is None else [(a, b) for a, b in gaps if not ib.fills(a, b, motion.fps)]
         if ib is not None and not text.strip() and not long_gaps:
             if on_step is not None:
                 on_step(1, 1)

@@ -80,6 +80,25 @@ def test_engine_uses_the_inbetweener_without_text_and_the_lm_with_it(tiny_weight
     assert rot.angle_between(texted.local_rotations[keys], walk.local_rotations[keys]).max() < 1e-5
 
 
+def test_a_gap_too_long_for_the_inbetweener_at_its_own_rate_goes_to_the_lm(tiny_weights):
+    """The in-betweener's max_gap counts its own 30 fps frames: 45 frames at 20 fps are 67 of
+    them, past its 60, so the motion LM fills the gap (before, it was left as slerp)."""
+    from backend.engine import Engine
+
+    engine = Engine(tiny_weights, device="cpu", dtype="float32")
+    walk = canonical.to_canonical(read_bvh(WALK)).resample(20.0)
+    ib = engine.inbetweener
+    assert ib.fills(0, 30, 20.0) and not ib.fills(0, 45, 20.0) and ib.fills(0, 61, 30.0) and not ib.fills(0, 62, 30.0)
+    short, long_ = walk.trim(0, 31), walk.trim(0, 46)
+    direct = blend.match_velocities(ib.inbetween(short, [0, 30]), [0, 30])
+    assert np.array_equal(engine.inbetween(short, [0, 30]).local_rotations, direct.local_rotations)
+    filled = engine.inbetween(long_, [0, 45])
+    plain = blend.match_velocities(blend.interpolate_keys(long_, np.array([0, 45])), [0, 45])
+    # slerp resampled to 30 fps and back stays within 0.2 degrees of slerp here; the LM's fill does not
+    assert np.degrees(rot.angle_between(filled.local_rotations[1:45], plain.local_rotations[1:45])).mean() > 5
+    assert rot.angle_between(filled.local_rotations[[0, 45]], long_.local_rotations[[0, 45]]).max() < 1e-5
+
+
 def run_cli(*args):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     return subprocess.run([sys.executable, "-m", "backend", *args], capture_output=True, text=True, env=env,

@@ -108,6 +108,12 @@ class Inbetweener(weights_file.Stored, nn.Module):
         out = self(torch.from_numpy(base)[None], known)[0].numpy()
         return restore(decode(out, window.fps), xy, yaw)
 
+    def fills(self, a: int, b: int, fps: float) -> bool:
+        """Whether the network fills the gap between key frames a < b of a motion at `fps`:
+        at most max_gap frames at its own rate, measured as `inbetween` resamples the keys."""
+        scale = self.config.fps / fps
+        return round(b * scale) - round(a * scale) - 1 <= self.config.max_gap
+
     @torch.no_grad()
     def inbetween(self, motion: Motion, keys: np.ndarray) -> Motion:
         """Every frame of `motion` not in `keys` filled gap by gap (each gap sees up to `context`

@@ -34,14 +34,15 @@ from motioncore import windows
 class InbetweenerTraining:
     steps: int = option(3000, "optimizer steps")
     batch: int = option(48, "windows per step")
-    lr: float = 5e-4
-    warmup: int = 100
+    lr: float = option(5e-4, "peak learning rate")
+    warmup: int = option(100, "warm-up steps")
     min_gap: int = 1
     context_dropout: float = 0.3   # share of windows shown fewer context frames (as at a first key)
     mirror: bool = True
     seed: int = option(0, "random seed")
     threads: int = option(0, "torch threads (0: torch's choice)")
     minutes: float = option(0.0, "stop after this many minutes (0: no limit)")
+    init: str = option("", "start from the in-betweener in this folder (same shape) instead of from interpolation")
 
 
 def clips_at(ds, split: str, fps: float, mirror: bool) -> list[Motion]:
@@ -106,6 +107,11 @@ def train(ds, out: Path, config: InbetweenerConfig | None = None, training: Inbe
     rng = seeded(training.seed, training.threads)
     clips = clips_at(ds, "train", config.fps, training.mirror)
     model = Inbetweener(config)
+    if training.init:  # fine-tuning: go on from trained weights rather than from interpolation
+        start = Inbetweener.from_pretrained(Path(training.init))
+        if start.config != config:
+            raise ValueError(f"the in-betweener in {training.init} has shape {start.config}, not {config}")
+        model.load_state_dict(start.state_dict())
     mean, std = position_stats([m for i, m in enumerate(clips) if i % 2 == 0] if training.mirror else clips, config)
     model.pos_mean.copy_(torch.from_numpy(mean).float())
     model.pos_std.copy_(torch.from_numpy(std).float())
