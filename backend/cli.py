@@ -142,6 +142,33 @@ def _bench_keys(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_steer(args: argparse.Namespace) -> int:
+    import json
+
+    from backend.data import dataset
+    from backend.engine import Engine
+    from backend.evaluation import steered as bench
+    from backend.models.evaluator import Evaluator
+    from backend.paths import default_weights_dir
+
+    if not 1 <= args.gap <= 200 or not 1 <= args.seeds <= 16:
+        print("--gap must be 1-200 frames and --seeds 1-16", file=sys.stderr)
+        return 2
+    ds = dataset.load(Path(args.cache) if args.cache else None)
+    windows = bench.walk_windows(ds, args.gap)
+    if not windows:
+        print(f"no walk of the test split is {args.gap + 2 * bench.CONTEXT} frames long", file=sys.stderr)
+        return 2
+    evaluator = Evaluator.from_pretrained(Path(args.evaluator) if args.evaluator
+                                          else default_weights_dir() / "evaluator")
+    engine = Engine(Path(args.weights) if args.weights else None, device=args.device, adapter=args.adapter)
+    result = bench.run(engine, evaluator, windows, seeds=tuple(range(args.seeds)))
+    print(bench.table(result))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1))
+    return 0
+
+
 def _train_evaluator(args: argparse.Namespace) -> int:
     import json
 
@@ -645,6 +672,15 @@ def build_parser() -> argparse.ArgumentParser:
     bk.add_argument("--json", help="also write the figures here")
     bk.add_argument("--plot", help="also draw error against gap as a PNG here")
     bk.set_defaults(func=_bench_keys)
+    bs = bsub.add_parser("steer", help="text-steered in-betweening: keyed walks, a prompt for the gap; what the "
+                                       "evaluator reads there")
+    bs.add_argument("--gap", type=int, default=60, help="frames between the keyed walks at 20 fps (default: 60)")
+    bs.add_argument("--seeds", type=int, default=1, help="takes per window and prompt (default: 1)")
+    bs.add_argument("--evaluator", help="evaluator folder (default: weights/default/evaluator)")
+    bs.add_argument("--cache", help="dataset cache folder (default: cache/)")
+    _engine_args(bs, seed=False)
+    bs.add_argument("--json", help="also write the figures here")
+    bs.set_defaults(func=_bench_steer)
 
     sv = sub.add_parser("serve", help="serve the engine over HTTP on 127.0.0.1 (prints one JSON line)")
     sv.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")

@@ -3,7 +3,7 @@ close do the frames between come back - the engine, Blender's own curves through
 (auto-clamped Bezier, evaluated by bpy's FCurve.evaluate), and slerp between the keys
 (motioncore.blend.interpolate_keys)?
 
-Keys every N frames (N = 5 ... 60) over each clip's first MAX_FRAMES frames, and two keys only
+Keys every N frames (N = 5 ... 120) over each clip's first MAX_FRAMES frames, and two keys only
 (a window of N frames between two keys). Figures on the frames between keys: mean joint
 position error (cm); foot sliding (metrics.foot_skating, cm/frame at 30 fps) beside the
 capture's on the same frames; the velocity jump at keys (cm/frame, mean over joints and keys).
@@ -18,7 +18,7 @@ from motioncore import blend, footlock, metrics
 from motioncore import rotations as rot
 from motioncore.clip import Motion
 
-GAPS = (5, 10, 20, 30, 45, 60)
+GAPS = (5, 10, 20, 30, 45, 60, 90, 120)  # past 60 the motion LM fills the gap
 MAX_FRAMES = 240      # of each clip, for keys every N
 FPS = 30.0
 
