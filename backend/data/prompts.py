@@ -73,3 +73,38 @@ OUT_OF_TEMPLATE = [
 ]
 
 FIRST_LIST = 32  # the list as first written
+
+# Two actions in one sentence, in order (issue #25.2), written before any model was scored on
+# them and kept out of every training text: (prompt, first content, second content).
+CHAINED = [
+    ("a person walks forward, then waves with the left hand", "walk", "wave-left-hand"),
+    ("someone walks ahead and then waves the right hand", "walk", "wave-right-hand"),
+    ("a man jogs for a bit, then stops and bows", "run", "bow"),
+    ("a woman walks a few steps and then raises both hands", "walk", "raise-up-both-hands"),
+    ("a kid waves with both hands, then runs off", "wave-both-hands", "run"),
+    ("an old man raises his right hand and then walks on", "raise-up-right-hand", "walk"),
+    ("someone bows, and after that walks forward", "bow", "walk"),
+    ("a fighter throws a punch, then kicks", "punch", "kick"),
+    ("a person kicks, then walks away forward", "kick", "walk"),
+    ("a tired man walks, then lifts his left hand", "walk", "raise-up-left-hand"),
+    ("a girl runs, then waves with her left hand", "run", "wave-left-hand"),
+    ("someone waves the right hand and then bows", "wave-right-hand", "bow"),
+    ("a person walks forward and then turns to the left", "walk", "walk-turn-left"),
+    ("a man sprints, then slows to a walk", "dash", "walk"),
+    ("a person raises both arms, then waves both hands", "raise-up-both-hands", "wave-both-hands"),
+    ("a swordsman slashes, then bows", "slash", "bow"),
+    ("someone walks backwards, then waves the left hand", "walk-back", "wave-left-hand"),
+    ("a woman waves goodbye with both hands and then walks away", "byebye", "walk"),
+    ("a person punches forward, then raises the right hand", "punch", "raise-up-right-hand"),
+    ("a child dances a little, then waves with both hands", "dance-short", "wave-both-hands"),
+    ("a man walks, then breaks into a run", "walk", "run"),
+    ("someone runs, then walks", "run", "walk"),
+    ("a person lifts the left hand, then the person kicks", "raise-up-left-hand", "kick"),
+    ("a guy waves his left hand, after that he walks forward", "wave-left-hand", "walk"),
+    ("a person steps sideways to the right and then bows", "walk-right", "bow"),
+    ("an elderly woman walks and then waves her right hand", "walk", "wave-right-hand"),
+    ("someone bows and then raises both hands", "bow", "raise-up-both-hands"),
+    ("a person walks forward, turning right, then waves both hands", "walk-turn-right", "wave-both-hands"),
+    ("a boxer punches, then walks forward", "punch", "walk"),
+    ("a person waves with the right hand, then raises the left hand", "wave-right-hand", "raise-up-left-hand"),
+]
