@@ -11,7 +11,7 @@ from backend.options import add_options, picked
 TOKENIZER_SHAPE = ("quantizer", "width")
 TOKENIZER_TRAINING = ("steps", "batch", "seed", "threads")
 GENERATOR_TRAINING = ("steps", "batch", "minutes", "stop_at", "seed", "threads", "device", "lr", "wide_captions",
-                      "word_noise", "bf16", "balance")
+                      "word_noise", "bf16", "balance", "compose_share", "composed")
 GENERATOR_SHAPE = ("lora_r", "base")
 INBETWEENER_TRAINING = ("steps", "batch", "lr", "warmup", "seed", "threads", "minutes", "init")
 EVALUATOR_TRAINING = ("steps", "seed", "threads", "mirror")
@@ -139,6 +139,29 @@ def _bench_keys(args: argparse.Namespace) -> int:
         Path(args.json).write_text(json.dumps(result, indent=1))
     if args.plot:
         bench.plot(result, Path(args.plot))
+    return 0
+
+
+def _eval_chained(args: argparse.Namespace) -> int:
+    import json
+
+    from backend.data import dataset
+    from backend.engine import Engine
+    from backend.evaluation import chained
+    from backend.models.evaluator import Evaluator
+    from backend.paths import default_weights_dir
+
+    if not 1 <= args.seeds <= 16:
+        print("--seeds must be 1-16", file=sys.stderr)
+        return 2
+    evaluator = Evaluator.from_pretrained(Path(args.evaluator) if args.evaluator
+                                          else default_weights_dir() / "evaluator")
+    engine = Engine(Path(args.weights) if args.weights else None, device=args.device, adapter=args.adapter)
+    ds = dataset.load(Path(args.cache) if args.cache else None)
+    result = chained.run(engine, evaluator, ds, seeds=tuple(range(args.seeds)))
+    print(chained.table(result))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1))
     return 0
 
 
@@ -291,7 +314,13 @@ def _train_generator(args: argparse.Namespace) -> int:
     # Under torchrun: one of several processes, each training on its slice of every batch.
     world = distributed.start(pick_device(training.device))
     try:
-        _, result = train(ds, tokenizer, config, training, out, resume=not args.restart, init_from=init, world=world)
+        inbetweener = None
+        if training.compose_share:  # the composed clips are joined as the engine joins keys
+            from backend.models.inbetweener import Inbetweener
+
+            inbetweener = Inbetweener.from_pretrained(tokenizer_dir)
+        _, result = train(ds, tokenizer, config, training, out, resume=not args.restart, init_from=init, world=world,
+                          inbetweener=inbetweener)
     finally:
         distributed.finish(world)
     if not world.main:
@@ -651,6 +680,13 @@ def build_parser() -> argparse.ArgumentParser:
     et.add_argument("--json", help="also write the figures here")
     et.add_argument("--plot", help="also draw the table as a PNG here")
     et.set_defaults(func=_eval_t2m)
+    ec = esub.add_parser("chained", help="sentences that chain two actions: each part read by the evaluator, in order")
+    ec.add_argument("--seeds", type=int, default=1, help="takes per prompt (default: 1)")
+    _engine_args(ec, seed=False, weights="generator folder (default: weights/default)")
+    ec.add_argument("--evaluator", help="evaluator folder (default: weights/default/evaluator)")
+    ec.add_argument("--cache", help="dataset cache folder (default: cache/)")
+    ec.add_argument("--json", help="also write the figures here")
+    ec.set_defaults(func=_eval_chained)
 
     bench = sub.add_parser("bench", help="benchmarks with published protocols")
     bsub = bench.add_subparsers(dest="what", required=True)

@@ -274,3 +274,30 @@ def clip_texts(clip, mirror: bool, wide_captions: int = 0) -> list[tuple[bool, s
         content, texts = mirror_labels(clip.content, clip.style, clip.captions, clip.name)
         out.append((True, content, widen(texts, content, clip.style, clip.name, wide_captions)))
     return out
+
+
+# How a chained caption joins its actions, in order (the second action loses its subject).
+CHAIN_WORDS = (", then ", " and then ", ", and after that ", ", after that ")
+
+
+def chained_caption(parts: list[tuple[str, str]], rng: random.Random) -> str:
+    """One caption for actions done one after another: parts [(content, style), ...] in order,
+    the subject and adverb from the first part's style, each action's wording from the wider
+    tables, joined by CHAIN_WORDS ("A tired person walks forward, then waves the right hand.")."""
+    if not parts:
+        raise ValueError("a chained caption needs at least one action")
+    style = normalize_style(parts[0][1])
+    subject = rng.choice(STYLE_SUBJECTS.get(style, (f"a {style.replace('-', ' ')} person",))
+                         + MORE_STYLE_SUBJECTS.get(style, ()))
+
+    def verb(content: str) -> str:
+        content = normalize_content(content)
+        return rng.choice(CONTENT_PHRASES.get(content, (content.replace("-", " "),)) + MORE_CONTENT_PHRASES.get(content, ()))
+
+    text = f"{subject} {verb(parts[0][0])}"
+    if rng.random() < 0.5:
+        text += " " + rng.choice(STYLE_ADVERBS.get(style, ("",)) + MORE_STYLE_ADVERBS.get(style, ()))
+    for content, _ in parts[1:]:
+        text += rng.choice(CHAIN_WORDS) + verb(content)
+    text = text.strip() + "."
+    return text[0].upper() + text[1:]

@@ -5,7 +5,7 @@ import itertools
 import json
 import math
 import random
-from dataclasses import asdict, astuple, dataclass
+from dataclasses import asdict, astuple, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +24,7 @@ from backend.training.distributed import World, replicate
 from backend.training.loop import Loop, seeded
 from backend.training.loop import run as run_loop
 from backend.training.plots import save_loss_curve
+from motioncore import canonical, features
 
 
 @dataclass
@@ -45,6 +46,9 @@ class GeneratorTraining:
     wide_captions: int = option(12, "paraphrases per clip from the wider wordings, besides the template ones (0: none)")
     word_noise: float = option(0.5, "fraction of text-to-motion examples whose caption has words dropped or swapped "
                                     "for random ones (captions.noisy; 0: none)")
+    compose_share: float = option(0.0, "fraction of examples from composed clips (two actions joined by the "
+                                       "in-betweener: chained captions, and infill that follows the second's text)")
+    composed: int = option(2000, "composed clips to draw from when --compose-share is on")
     balance: float = option(0.0, "draw clips with weight 1 / (clips of their content) ** balance, so rare contents "
                                  "are not drowned (0: every clip alike; 0.5: square-root balancing; 1: every content alike)")
     mirror: bool = True
@@ -67,7 +71,9 @@ class GeneratorTraining:
             raise ValueError(f"need 1 <= min_tokens <= max_tokens, got {self.min_tokens}, {self.max_tokens}")
         if not 0 <= self.balance <= 1:
             raise ValueError(f"balance must be in [0, 1], got {self.balance}")
-        for name in ("caption_share", "next_share", "span_share", "text_dropout", "word_noise"):
+        if self.composed < 1:
+            raise ValueError(f"composed must be at least 1, got {self.composed}")
+        for name in ("caption_share", "next_share", "span_share", "text_dropout", "word_noise", "compose_share"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
 
@@ -78,6 +84,27 @@ class TokenClip:
     captions: list[str]
     content: str
     style: str
+    second: int = -1  # composed clips: the token where the join to the second action starts
+    second_captions: list[str] = field(default_factory=list)
+
+
+def composed_clips(ds: Dataset, tokenizer: MotionTokenizer, inbetweener, count: int, rng: random.Random,
+                   progress: bool = True) -> list[TokenClip]:
+    """`count` composed clips of the train split (backend.data.compose), each with chained
+    captions and the second action's own."""
+    from backend.data import compose
+
+    recorded = [(features.from_features(ds.clip_features(c), canonical.MODEL_FPS), c.content, c.style)
+                for c in ds.split("train") if c.content != "unlabelled"]
+    out = []
+    for made in tqdm(compose.compose(recorded, count, inbetweener.inbetween, rng), desc="composing", unit="clip",
+                     disable=not progress):
+        (_, style), (content2, style2) = made.parts[0], made.parts[1]
+        captions = [cap.chained_caption(made.parts, rng) for _ in range(6)]
+        join = (made.second_start - round(compose.JOIN_SECONDS * made.motion.fps)) // tokenizer.config.down
+        out.append(TokenClip(tokenizer.encode(features.to_features(made.motion)), captions, made.parts[0][0], style,
+                             join, cap.captions_for(content2, style2, n=6, seed=rng.random(), wide=True)))
+    return out
 
 
 def tokenize_split(ds: Dataset, tokenizer: MotionTokenizer, split: str, mirror: bool,
@@ -108,10 +135,11 @@ def cosine_mask_ratio(rng: random.Random) -> float:
 
 def noise_vocabulary(model: MotionLM) -> list[str]:
     """The words captions are noised with: the base tokenizer's plain words, less the caption
-    tables' and those of the out-of-template prompts (so those stay unseen)."""
-    from backend.data.prompts import OUT_OF_TEMPLATE
+    tables' and those of the out-of-template and chained prompts (so those stay unseen)."""
+    from backend.data.prompts import CHAINED, OUT_OF_TEMPLATE
 
-    prompt_words = {w.strip(".,").lower() for p, _, _ in OUT_OF_TEMPLATE for w in p.replace("-", " ").split()}
+    prompts = [p for p, *_ in OUT_OF_TEMPLATE + CHAINED]
+    prompt_words = {w.strip(".,").lower() for p in prompts for w in p.replace("-", " ").split()}
     return cap.noise_words(model.text_tokenizer.get_vocab(), exclude=prompt_words)
 
 
@@ -120,6 +148,8 @@ def make_example(model: MotionLM, clip: TokenClip, training: GeneratorTraining, 
     """One training example from a random window of the clip (`length` tokens when given,
     so a batch can share one length and carry little padding); text-to-motion captions are
     noised from `noise` at the rate training.word_noise."""
+    if clip.second >= 0:
+        return _composed_example(model, clip, training, rng)
     n = min(len(clip.codes), training.max_tokens)
     n = min(length, n) if length else rng.randint(min(training.min_tokens, n), n)
     start = rng.randint(0, len(clip.codes) - n)
@@ -157,6 +187,28 @@ def make_example(model: MotionLM, clip: TokenClip, training: GeneratorTraining, 
     return seq, mstart, n, targets, -1
 
 
+def _composed_example(model: MotionLM, clip: TokenClip, training: GeneratorTraining, rng: random.Random):
+    """A composed clip whole (its caption names both actions in order): half the time the join
+    and the second action masked with the second's own caption (infill that follows its text,
+    as between an animator's keys), else masked at MMM's ratio under the chained caption."""
+    codes = [int(c) for c in clip.codes[: training.max_tokens]]
+    n = len(codes)
+    if rng.random() < 0.5:
+        text = rng.choice(clip.second_captions)
+        masked = [i >= clip.second for i in range(n)]
+        task = INFILL
+    else:
+        text = rng.choice(clip.captions)
+        chosen = set(rng.sample(range(n), max(1, round(cosine_mask_ratio(rng) * n))))
+        masked = [i in chosen for i in range(n)]
+        task = T2M
+    shown = [-1 if m else c for c, m in zip(codes, masked)]
+    seq, mstart = model.sequence(task, text, shown)
+    targets = [-100] * len(seq)
+    targets[mstart: mstart + n] = [c if m else -100 for c, m in zip(codes, masked)]
+    return seq, mstart, n, targets, -1
+
+
 class _Objective(torch.nn.Module):
     """The training loss as a module's forward: the call DistributedDataParallel hooks into."""
 
@@ -171,11 +223,12 @@ class _Objective(torch.nn.Module):
 def train(ds: Dataset, tokenizer: MotionTokenizer, config: GeneratorConfig, training: GeneratorTraining,
           out: Path, resume: bool = True, progress: bool = True, cache_dir: Path | None = None,
           init_from: Path | None = None, splits: tuple[str, ...] = ("train",),
-          stop=None, world: World = World()) -> tuple[MotionLM, dict]:
+          stop=None, world: World = World(), inbetweener=None) -> tuple[MotionLM, dict]:
     """Train from a fresh adapter, or go on from the model in `init_from` (a user's adapter on
     top of the default). Checkpoints go to out/generator_checkpoint, the model to out/.
     `stop(step, outcome)`: see training.loop.run (the model trained so far is saved).
-    `world`: this process's place among several (training.distributed); rank 0 writes."""
+    `world`: this process's place among several (training.distributed); rank 0 writes.
+    `inbetweener` joins the composed clips (needed when training.compose_share is on)."""
     if training.batch < world.size:
         raise ValueError(f"a batch of {training.batch} cannot be shared by {world.size} processes")
     progress = progress and world.main
@@ -210,9 +263,15 @@ def train(ds: Dataset, tokenizer: MotionTokenizer, config: GeneratorConfig, trai
     objective = replicate(_Objective(model), world, device)
     if training.balance:
         cumulative = list(itertools.accumulate(clip_weights(clips, training.balance)))
-        draw = lambda: rng.choices(clips, cum_weights=cumulative)[0]  # noqa: E731
+        draw_recorded = lambda: rng.choices(clips, cum_weights=cumulative)[0]  # noqa: E731
     else:  # as the shipped weights were trained: the same draws from the same seed
-        draw = lambda: rng.choice(clips)  # noqa: E731
+        draw_recorded = lambda: rng.choice(clips)  # noqa: E731
+    draw = draw_recorded
+    if training.compose_share:
+        if inbetweener is None:
+            raise ValueError("composed clips need an in-betweener to join them")
+        pool = composed_clips(ds, tokenizer, inbetweener, training.composed, random.Random(training.seed), progress)
+        draw = lambda: rng.choice(pool) if rng.random() < training.compose_share else draw_recorded()  # noqa: E731
     tokens_seen = 0
 
     def step(_: int):
