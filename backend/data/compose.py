@@ -9,7 +9,7 @@ engine joins an animator's keys."""
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,8 +31,6 @@ class Composed:
 def join(first: Motion, second: Motion, join_frames: int, fill: Callable[[Motion, np.ndarray], Motion]) -> Motion:
     """`first`, then `second` carried on from where `first` ends, `join_frames` frames between
     filled by fill(motion, key frames)."""
-    if first.fps != second.fps or first.skeleton.names != second.skeleton.names:
-        raise ValueError("clips to join need one frame rate and one skeleton")
     end = face_forward(first, first.num_frames - 1)
     start = face_forward(second, 0)[0]
     placed = restore(start, end[1], end[2])
@@ -42,23 +40,26 @@ def join(first: Motion, second: Motion, join_frames: int, fill: Callable[[Motion
     return fill(whole, keys) if join_frames else whole
 
 
-def compose(clips: list[tuple[Motion, str, str]], count: int, fill, rng: random.Random) -> list[Composed]:
+def compose(clips: list[tuple[Motion, str, str]], count: int, fill, rng: random.Random) -> Iterator[Composed]:
     """`count` pairs of clips ((motion, content, style), all at one fps) of different contents,
     each content first drawn alike (so the rarer contents are chained as often as the rest):
-    the first's last FIRST_SECONDS, a JOIN_SECONDS join, the second's first SECOND_SECONDS."""
+    the first's last FIRST_SECONDS, a JOIN_SECONDS join, the second's first SECOND_SECONDS.
+    Made one at a time, as they are asked for (a progress bar can follow)."""
     by_content: dict[str, list[tuple[Motion, str, str]]] = {}
     for c in clips:
         by_content.setdefault(c[1], []).append(c)
     contents = sorted(by_content)
     if len(contents) < 2:
         raise ValueError("composing needs clips of at least two contents")
-    out = []
-    for _ in range(count):
-        a, b = rng.sample(contents, 2)
-        (ma, ca, sa), (mb, cb, sb) = rng.choice(by_content[a]), rng.choice(by_content[b])
-        fps = ma.fps
-        first = ma.trim(max(0, ma.num_frames - round(FIRST_SECONDS * fps)))
-        second = mb.trim(0, min(mb.num_frames, round(SECOND_SECONDS * fps)))
-        gap = round(JOIN_SECONDS * fps)
-        out.append(Composed(join(first, second, gap, fill), first.num_frames + gap, [(ca, sa), (cb, sb)]))
-    return out
+
+    def made() -> Iterator[Composed]:
+        for _ in range(count):
+            a, b = rng.sample(contents, 2)
+            (ma, ca, sa), (mb, cb, sb) = rng.choice(by_content[a]), rng.choice(by_content[b])
+            fps = ma.fps
+            first = ma.trim(max(0, ma.num_frames - round(FIRST_SECONDS * fps)))
+            second = mb.trim(0, min(mb.num_frames, round(SECOND_SECONDS * fps)))
+            gap = round(JOIN_SECONDS * fps)
+            yield Composed(join(first, second, gap, fill), first.num_frames + gap, [(ca, sa), (cb, sb)])
+
+    return made()

@@ -97,8 +97,8 @@ def composed_clips(ds: Dataset, tokenizer: MotionTokenizer, inbetweener, count: 
     recorded = [(features.from_features(ds.clip_features(c), canonical.MODEL_FPS), c.content, c.style)
                 for c in ds.split("train") if c.content != "unlabelled"]
     out = []
-    for made in tqdm(compose.compose(recorded, count, inbetweener.inbetween, rng), desc="composing", unit="clip",
-                     disable=not progress):
+    for made in tqdm(compose.compose(recorded, count, inbetweener.inbetween, rng), total=count, desc="composing",
+                     unit="clip", disable=not progress):
         (_, style), (content2, style2) = made.parts[0], made.parts[1]
         captions = [cap.chained_caption(made.parts, rng) for _ in range(6)]
         join = (made.second_start - round(compose.JOIN_SECONDS * made.motion.fps)) // tokenizer.config.down
