@@ -26,6 +26,8 @@ HOLD_SPEED = 1.0
 SOFT = 0.97                  # of the leg's length: where reaching further starts to give
 MIN_CONTACT_SECONDS = 0.1    # shorter runs are touches, not steps
 BLEND_SECONDS = 0.15         # the hold fades in before a contact and out after it
+KEY_STILL = 0.02             # m: a foot joint this close at two keys, low at both, stayed planted
+KEY_GAP_SECONDS = 1.0        # between keys further apart it may have stepped away and back
 
 
 def contacts(motion: Motion, height: float | None = None, speed: float | None = None) -> np.ndarray:
@@ -50,6 +52,23 @@ def contacts(motion: Motion, height: float | None = None, speed: float | None = 
     return planted
 
 
+def key_contacts(motion: Motion, keys) -> np.ndarray:
+    """(T, 4) bool: each of FEET planted from one key to the next where the keys show it low
+    and still (within KEY_STILL at both, over a gap of at most KEY_GAP_SECONDS): what the
+    animator's own keys say about contacts the filled frames may have lost."""
+    sk = motion.skeleton
+    feet = motion.positions()[:, [sk.index(n) for n in FEET]]
+    low = feet[..., 2] - feet[..., 2].min(axis=0) < CONTACT_HEIGHT
+    out = np.zeros(feet.shape[:2], dtype=bool)
+    keys = np.unique(np.asarray(keys, dtype=int))
+    for a, b in zip(keys[:-1], keys[1:]):
+        if b - a < 2 or b - a > KEY_GAP_SECONDS * motion.fps:
+            continue
+        still = low[a] & low[b] & (np.linalg.norm(feet[b, :, :2] - feet[a, :, :2], axis=-1) < KEY_STILL)
+        out[a: b + 1, still] = True
+    return out
+
+
 def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
     """[start, stop) of each run of True."""
     edges = np.diff(np.concatenate([[0], flags.astype(np.int8), [0]]))
@@ -58,7 +77,7 @@ def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
 
 def _hold_offsets(xy: np.ndarray, planted: np.ndarray, blend: int, anchors=()) -> tuple[np.ndarray, np.ndarray]:
     """((T, 2) horizontal offsets that hold a joint at its mean place over each planted run
-    (at its place on the first of `anchors` inside the run, where one is: a key stays put),
+    (at the places of the `anchors` inside the run, where there are any: keys stay put),
     fading to nothing over `blend` frames on either side (shared where two runs are near),
     (T,) how much of each frame is held)."""
     T = len(xy)
@@ -71,10 +90,14 @@ def _hold_offsets(xy: np.ndarray, planted: np.ndarray, blend: int, anchors=()) -
     anchors = np.asarray(sorted(anchors), dtype=int)
     for a, b in runs:
         inside = anchors[(anchors >= a) & (anchors < b)]
-        held = xy[inside[0]] if inside.size else xy[a:b].mean(axis=0)
+        edge = np.clip(t, a, b - 1)
+        # Held at the keys' own places inside the run (gliding straight from one to the next,
+        # so every key stays exact), else at the run's mean place.
+        held = (np.stack([np.interp(edge, inside, xy[inside, i]) for i in range(2)], axis=-1) if inside.size
+                else xy[a:b].mean(axis=0))
         # Inside the run: what it takes to be there; outside: the offset at its nearer edge,
         # fading (not a pull toward the spot, which grows as the foot swings away).
-        off = held - xy[np.clip(t, a, b - 1)]
+        off = held - xy[edge]
         dist = np.where(t < a, a - t, np.where(t >= b, t - b + 1, 0))
         w = smoothstep(np.clip(1.0 - dist / (blend + 1), 0.0, 1.0))  # no kink where the hold starts fading
         offsets += w[:, None] * off
@@ -108,14 +131,17 @@ def lock_feet(motion: Motion, blend_seconds: float = BLEND_SECONDS, fixed=None) 
     """`motion` with each planted foot held where it is planted: the ankle by the leg's IK,
     the toes by turning the foot about the ankle. Only leg and foot rotations change; frames
     far from any contact, and the `fixed` frames (the user's keys: the hold fades out toward
-    them), come back bit-identical."""
+    them), come back bit-identical. Where the keys show a foot planted (`key_contacts`), it is
+    held between them even if the filled frames lifted it."""
     sk = motion.skeleton
+    fixed = np.asarray([] if fixed is None else sorted(fixed), dtype=int)
     planted = contacts(motion)
+    if fixed.size:
+        planted |= key_contacts(motion, fixed)
     if not planted.any():
         return motion
     world_r, world_p = motion.world()
     blend = max(1, int(round(blend_seconds * motion.fps)))
-    fixed = np.asarray([] if fixed is None else sorted(fixed), dtype=int)
     frame = np.arange(motion.num_frames)
     local = motion.local_rotations.copy()
     for thigh, shin, foot, toes in LEGS:

@@ -82,3 +82,35 @@ def test_motion_without_contacts_and_frames_far_from_them_are_bit_identical(walk
     last = np.flatnonzero(footlock.contacts(half).any(axis=1)).max()
     far = last + 1 + int(round(footlock.BLEND_SECONDS * walk.fps)) + 1
     assert far < T and np.array_equal(locked.local_rotations[far:], half.local_rotations[far:])
+
+
+def test_feet_the_keys_show_planted_stay_planted_between_them():
+    """Keys every 6 frames of a real walk, the frames between made to slide: where two keys
+    show a foot low and still, the locked foot stays between its places at those keys, and
+    every key comes back bit-identical."""
+    from motioncore import blend
+
+    giant = canonical.to_canonical(read_bvh(DATA / "styles" / "dataset-1_walk_giant_001.bvh"))
+    keys = np.arange(0, giant.num_frames, 6)
+    filled = sliding(blend.interpolate_keys(giant, keys), amplitude=0.05, period=0.4)
+    filled = blend.pin_to_keys(filled, giant, keys)
+    planted = footlock.key_contacts(filled, keys)
+    assert planted.any() and not planted.all()
+    locked = footlock.lock_feet(filled, fixed=keys)
+    assert np.array_equal(locked.local_rotations[keys], filled.local_rotations[keys])
+    sk = giant.skeleton
+    feet = [sk.index(n) for n in canonical.FEET]
+    before, after = (m.positions()[:, feet, :2] for m in (filled, locked))
+    drift_before, drift_after = [], []
+    for a, b in zip(keys[:-1], keys[1:]):
+        for j in range(4):
+            if planted[a: b + 1, j].all():
+                line = np.linspace(after[a, j], after[b, j], b - a + 1)  # the straight glide between its keys
+                drift_after.append(np.linalg.norm(after[a: b + 1, j] - line, axis=-1).max())
+                drift_before.append(np.linalg.norm(before[a: b + 1, j] - line, axis=-1).max())
+    assert len(drift_after) >= 5
+    assert np.median(drift_after) < 0.005 < np.median(drift_before)
+    # A foot that moved between two keys is not taken for planted.
+    moved = footlock.key_contacts(giant, [0, 30])
+    step = np.linalg.norm(giant.positions()[30, feet, :2] - giant.positions()[0, feet, :2], axis=-1)
+    assert not moved[:, step > footlock.KEY_STILL].any()
