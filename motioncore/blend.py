@@ -140,6 +140,9 @@ def interpolate_keys(motion: Motion, keys: np.ndarray) -> Motion:
     return Motion(motion.skeleton, motion.fps, root, rot.make_continuous(local))
 
 
+BEND_SECONDS = 0.5  # how far from a key match_velocities bends the frames, at most
+
+
 def _bump(u: np.ndarray) -> np.ndarray:
     # u (1 - u)^2: zero at the key (u = 0) with slope 1, zero with zero slope at the far key.
     return u * (1.0 - u) ** 2
@@ -150,7 +153,8 @@ def match_velocities(motion: Motion, keys: np.ndarray, loop: bool = False) -> Mo
 
     A gap is filled knowing the poses around it, not how the next gap will leave the key, so
     arrival and departure speeds differ. At each key the frames on both sides are bent (a
-    rotation per joint, an offset for the root, fading to nothing at the neighbouring keys) so
+    rotation per joint, an offset for the root, fading to nothing at the neighbouring keys or
+    BEND_SECONDS away, whichever is nearer) so
     that both speeds become their mean; where one side is keyed frame by frame (context), the
     other side takes that side's speed. Key frames themselves never move. With loop=True the
     last key and the first are one pose, and the cycle is made seamless across the wrap.
@@ -163,6 +167,10 @@ def match_velocities(motion: Motion, keys: np.ndarray, loop: bool = False) -> Mo
     def velocity(i: int) -> tuple[np.ndarray, np.ndarray]:  # from frame i to i + 1
         return rot.to_axis_angle(rot.multiply(q[i + 1], rot.conjugate(q[i]))), p[i + 1] - p[i]
 
+    # A bend peaks at about 0.15 x its length times the velocity difference, so over a long gap
+    # it must not run the whole way: a 60-frame one turned a swinging arm 9 times its step per
+    # frame, raising it overhead (an infilled walk then read as a raised hand or a bow).
+    reach = max(2, int(round(BEND_SECONDS * motion.fps)))
     seams = [(keys[i - 1], keys[i], keys[i], keys[i + 1]) for i in range(1, len(keys) - 1)]
     if loop and len(keys) >= 2:
         seams.append((keys[-2], keys[-1], keys[0], keys[1]))  # arrive at the last key, leave the first
@@ -178,14 +186,14 @@ def match_velocities(motion: Motion, keys: np.ndarray, loop: bool = False) -> Mo
         else:
             w_goal, v_goal = w_out, v_out
         if free_in > 0:
-            span = arrive - before
-            t = np.arange(before + 1, arrive)
+            span = min(arrive - before, reach)
+            t = np.arange(arrive - span + 1, arrive)
             weight = _bump((arrive - t) / span) / _bump(1.0 / span)
             turn[t] -= weight[:, None, None] * (w_goal - w_in)
             shift[t] -= weight[:, None] * (v_goal - v_in)
         if free_out > 0:
-            span = after - leave
-            t = np.arange(leave + 1, after)
+            span = min(after - leave, reach)
+            t = np.arange(leave + 1, leave + span)
             weight = _bump((t - leave) / span) / _bump(1.0 / span)
             turn[t] += weight[:, None, None] * (w_goal - w_out)
             shift[t] += weight[:, None] * (v_goal - v_out)

@@ -175,3 +175,24 @@ def test_engine_continue_keeps_the_prefix_and_adds_the_length(engine, run_clip):
 def test_bad_requests_are_refused_clearly(engine, run_clip, call, match):
     with pytest.raises(ValueError, match=match):
         call(engine, run_clip)
+
+
+def test_a_velocity_match_bends_only_near_its_key():
+    """Keyed walk frames on both sides of a long gap filled with another take: the pop at each
+    key is matched within BEND_SECONDS and frames further in come back as they were (bent over
+    the whole gap, a swinging arm was raised overhead)."""
+    walk = canonical.to_canonical(read_bvh(DATA / "styles" / "dataset-1_walk_giant_002.bvh"))
+    other = canonical.to_canonical(read_bvh(DATA / "styles" / "dataset-1_walk_giant_001.bvh"))
+    T = 100
+    filled = blend.pin_to_keys(blend.splice(other.trim(30, 30 + T), walk.trim(0, T), 10, 90), walk.trim(0, T),
+                               np.r_[np.arange(10), np.arange(90, T)])
+    keys = np.r_[np.arange(10), np.arange(90, T)]
+    matched = blend.match_velocities(filled, keys)
+    reach = int(round(blend.BEND_SECONDS * walk.fps))
+    far = np.arange(10 + reach, 90 - reach)
+    assert far.size > 20 and np.array_equal(matched.local_rotations[far], filled.local_rotations[far])
+    q_in, q_out = filled.local_rotations, matched.local_rotations
+    # Speed at the key: departure now equals the keyed side's arrival.
+    step_in = np.degrees(rot.angle_between(q_out[9], q_out[8]))
+    step_out = np.degrees(rot.angle_between(q_out[10], q_out[9]))
+    assert np.median(np.abs(step_out - step_in)) < np.median(np.abs(np.degrees(rot.angle_between(q_in[10], q_in[9])) - step_in))
