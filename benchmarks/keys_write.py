@@ -47,8 +47,9 @@ def timed(fn) -> float:
 
 
 def main() -> None:
-    import addon_utils
     import bpy  # first: it puts Blender's script modules (addon_utils) on the path
+
+    import addon_utils  # noqa: I001  (after bpy, whatever an import sorter says)
 
     from motioncore import canonical, read_bvh
     from tools.addon_import import import_addon
