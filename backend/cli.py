@@ -91,8 +91,6 @@ def _train_inbetweener(args: argparse.Namespace) -> int:
 
 
 def _bench_inbetween(args: argparse.Namespace) -> int:
-    import json
-
     from backend.evaluation import inbetween as bench
     from backend.models.inbetweener import Inbetweener
     from backend.paths import default_weights_dir
@@ -112,15 +110,33 @@ def _bench_inbetween(args: argparse.Namespace) -> int:
         return 2
     result = bench.run(wins, model, stats)
     print(bench.table(result))
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=1))
+    _write_json(args, result)
     return 0
 
 
-def _bench_keys(args: argparse.Namespace) -> int:
+def _engine(args: argparse.Namespace):
+    """The engine the command's --weights, --device and --adapter name."""
+    from backend.engine import Engine
+
+    return Engine(Path(args.weights) if args.weights else None, device=args.device, adapter=args.adapter)
+
+
+def _evaluator(args: argparse.Namespace):
+    """The judge --evaluator names (default: the shipped one)."""
+    from backend.models.evaluator import Evaluator
+    from backend.paths import default_weights_dir
+
+    return Evaluator.from_pretrained(Path(args.evaluator) if args.evaluator else default_weights_dir() / "evaluator")
+
+
+def _write_json(args: argparse.Namespace, result: dict) -> None:
     import json
 
-    from backend.engine import Engine
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1))
+
+
+def _bench_keys(args: argparse.Namespace) -> int:
     from backend.evaluation import inbetween as ib
     from backend.evaluation import keys as bench
 
@@ -130,49 +146,35 @@ def _bench_keys(args: argparse.Namespace) -> int:
         print("bench keys needs the bpy module (pip install bpy, as `make` does) for Blender's own curves",
               file=sys.stderr)
         return 2
-    engine = Engine(Path(args.weights) if args.weights else None, device=args.device, adapter=args.adapter)
+    engine = _engine(args)
     clips = ib.clips_from_dir(Path(args.data)) if args.data else bench.test_split_clips(
         Path(args.cache) if args.cache else None)
     result = bench.run(engine, clips, limit=args.clips)
     print(bench.table(result))
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=1))
+    _write_json(args, result)
     if args.plot:
         bench.plot(result, Path(args.plot))
     return 0
 
 
 def _eval_chained(args: argparse.Namespace) -> int:
-    import json
-
     from backend.data import dataset
-    from backend.engine import Engine
     from backend.evaluation import chained
-    from backend.models.evaluator import Evaluator
-    from backend.paths import default_weights_dir
 
     if not 1 <= args.seeds <= 16:
         print("--seeds must be 1-16", file=sys.stderr)
         return 2
-    evaluator = Evaluator.from_pretrained(Path(args.evaluator) if args.evaluator
-                                          else default_weights_dir() / "evaluator")
-    engine = Engine(Path(args.weights) if args.weights else None, device=args.device, adapter=args.adapter)
+    evaluator, engine = _evaluator(args), _engine(args)
     ds = dataset.load(Path(args.cache) if args.cache else None)
     result = chained.run(engine, evaluator, ds, seeds=tuple(range(args.seeds)))
     print(chained.table(result))
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=1))
+    _write_json(args, result)
     return 0
 
 
 def _bench_steer(args: argparse.Namespace) -> int:
-    import json
-
     from backend.data import dataset
-    from backend.engine import Engine
     from backend.evaluation import steered as bench
-    from backend.models.evaluator import Evaluator
-    from backend.paths import default_weights_dir
 
     if not 1 <= args.gap <= 200 or not 1 <= args.seeds <= 16:
         print("--gap must be 1-200 frames and --seeds 1-16", file=sys.stderr)
@@ -182,13 +184,10 @@ def _bench_steer(args: argparse.Namespace) -> int:
     if not windows:
         print(f"no walk of the test split is {args.gap + 2 * bench.CONTEXT} frames long", file=sys.stderr)
         return 2
-    evaluator = Evaluator.from_pretrained(Path(args.evaluator) if args.evaluator
-                                          else default_weights_dir() / "evaluator")
-    engine = Engine(Path(args.weights) if args.weights else None, device=args.device, adapter=args.adapter)
+    evaluator, engine = _evaluator(args), _engine(args)
     result = bench.run(engine, evaluator, windows, seeds=tuple(range(args.seeds)))
     print(bench.table(result))
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=1))
+    _write_json(args, result)
     return 0
 
 
@@ -243,9 +242,7 @@ def _eval_t2m(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from backend.data import dataset
-    from backend.engine import Engine
     from backend.evaluation import t2m as eval_t2m
-    from backend.models.evaluator import Evaluator
     from backend.paths import default_weights_dir
 
     for name in ("runs", "clips", "oot_seeds"):
@@ -254,8 +251,8 @@ def _eval_t2m(args: argparse.Namespace) -> int:
     weights = Path(args.weights) if args.weights else default_weights_dir()
     ds = dataset.load(Path(args.cache) if args.cache else None)
     evaluator_dir = Path(args.evaluator) if args.evaluator else default_weights_dir() / "evaluator"
-    evaluator = Evaluator.from_pretrained(evaluator_dir)
-    engine = None if args.no_model else Engine(weights, device=args.device, adapter=args.adapter)
+    evaluator = _evaluator(args)
+    engine = None if args.no_model else _engine(args)
     sampling = _sampling(args)
     run = eval_t2m.Run(ds, evaluator, engine, sampling=sampling)
     bar = tqdm(total=args.runs * min(args.clips, len(run.test)) if engine else 0, desc="generating", unit="clip")
@@ -275,8 +272,7 @@ def _eval_t2m(args: argparse.Namespace) -> int:
         result["per_label"] = eval_t2m.label_report(result)
         print(eval_t2m.label_table(result["per_label"]))
     print("out of template prompts:", json.dumps(result["out_of_template"]))
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=1))
+    _write_json(args, result)
     if args.plot:
         eval_t2m.plot(result, args.plot)
         print(f"wrote {args.plot}")
@@ -416,7 +412,6 @@ def _adapters(args: argparse.Namespace) -> int:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from backend.engine import Engine
     from backend.evaluation.preview import save_strip
     from motioncore import write_bvh
     from motioncore.npz import save_npz
@@ -424,7 +419,7 @@ def _generate(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix not in (".bvh", ".npz"):
         raise ValueError(f"--out must end in .bvh or .npz, got {out.name!r}")
-    engine = Engine(Path(args.weights) if args.weights else None, device=args.device, adapter=args.adapter)
+    engine = _engine(args)
     sampling = _sampling(args)
     motions = engine.generate(args.text, args.seconds, seed=args.seed, variations=args.variations,
                               sampling=sampling, fps=args.fps)
@@ -472,8 +467,6 @@ def _write_result(path: str, result, like) -> None:
 
 
 def _inbetween(args: argparse.Namespace) -> int:
-    from backend.engine import Engine
-
     bvh, motion = _read_input(args.input)
     keys = parse_frames(args.keys, motion.num_frames)
     partial = {}
@@ -483,20 +476,18 @@ def _inbetween(args: argparse.Namespace) -> int:
             raise ValueError(f"--partial must look like 40:UpperArm_L,LowerArm_L; got {spec!r}")
         for f in parse_frames(frames, motion.num_frames):
             partial.setdefault(f, []).extend(j.strip() for j in joints.split(","))
-    engine = Engine(Path(args.weights) if args.weights else None, device=args.device, adapter=args.adapter)
+    engine = _engine(args)
     result = engine.inbetween(motion, keys, args.text, seed=args.seed, partial_keys=partial, loop=args.loop)
     _write_result(args.out, result, bvh)
     return 0
 
 
 def _edit(args: argparse.Namespace) -> int:
-    from backend.engine import Engine
-
     bvh, motion = _read_input(args.input)
     frames = parse_frames(args.frames, motion.num_frames)
     if frames != list(range(frames[0], frames[-1] + 1)):
         raise ValueError("--frames must be one range, like 30-60")
-    engine = Engine(Path(args.weights) if args.weights else None, device=args.device, adapter=args.adapter)
+    engine = _engine(args)
     _write_result(args.out, engine.edit(motion, frames[0], frames[-1] + 1, args.text, seed=args.seed, part=args.part),
                   bvh)
     return 0
@@ -506,11 +497,10 @@ def _eval_generator(args: argparse.Namespace) -> int:
     import json
 
     from backend.data import dataset
-    from backend.engine import Engine
     from backend.evaluation.generator import evaluate
 
     ds = dataset.load(Path(args.cache) if args.cache else None)
-    engine = Engine(Path(args.weights) if args.weights else None, device=args.device, adapter=args.adapter)
+    engine = _engine(args)
     result = evaluate(engine, ds, clips=args.clips, seed=args.seed, sampling=_sampling(args))
     text = json.dumps(result, indent=1)
     print(text)

@@ -47,3 +47,23 @@ def test_a_run_reports_every_gap_and_method(walk, tiny_weights):
     every = result["keys every N"]["5"]["capture"]["sliding_cm_per_frame"]
     assert every == pytest.approx(100 * metrics.foot_skating(walk) / 30.0, abs=0.01)
     assert "gap  5" in bench.table(result)
+
+
+def test_the_command_writes_figures_and_a_plot_for_a_folder_of_bvh(tiny_weights, tmp_path):
+    pytest.importorskip("bpy")
+    import json
+    import shutil
+
+    from test_inbetweener import run_cli
+
+    folder = tmp_path / "takes"
+    folder.mkdir()
+    shutil.copy(DATA / "bandai-1" / "dataset-1_walk_normal_002.bvh", folder)
+    out, png = tmp_path / "keys.json", tmp_path / "keys.png"
+    r = run_cli("bench", "keys", "--data", str(folder), "--weights", str(tiny_weights), "--device", "cpu",
+                "--json", str(out), "--plot", str(png))
+    assert r.returncode == 0, r.stderr
+    result = json.loads(out.read_text())
+    assert result["clips"] == 1 and "10" in result["two keys"]
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "gap 10" in r.stdout
