@@ -8,7 +8,7 @@ from pathlib import Path
 from backend.options import add_options, picked
 
 # The options each command offers from its config dataclasses (defaults and help live on the fields).
-TOKENIZER_SHAPE = ("quantizer", "width")
+TOKENIZER_SHAPE = ("quantizer", "layout", "encoder", "width")
 TOKENIZER_TRAINING = ("steps", "batch", "seed", "threads")
 GENERATOR_TRAINING = ("steps", "batch", "minutes", "stop_at", "seed", "threads", "device", "lr", "wide_captions",
                       "word_noise", "bf16", "balance", "compose_share", "composed")
@@ -305,7 +305,7 @@ def _train_generator(args: argparse.Namespace) -> int:
     training = GeneratorTraining(**picked(args, GeneratorTraining, GENERATOR_TRAINING), new_token_lr=4 * args.lr)
     ds = dataset.load(Path(args.cache) if args.cache else None)
     tokenizer_dir = Path(args.tokenizer) if args.tokenizer else init or out
-    tokenizer = MotionTokenizer.from_pretrained(tokenizer_dir)
+    tokenizer = MotionTokenizer.for_generation(tokenizer_dir)
     config = GeneratorConfig(**picked(args, GeneratorConfig, GENERATOR_SHAPE), lora_alpha=2 * args.lora_r)
     # Under torchrun: one of several processes, each training on its slice of every batch.
     world = distributed.start(pick_device(training.device))
@@ -374,7 +374,7 @@ def _train_adapter(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.resolve() == base.resolve():
         raise ValueError("--out must differ from the model it starts from; the default is never overwritten")
-    tokenizer = MotionTokenizer.from_pretrained(base)
+    tokenizer = MotionTokenizer.for_generation(base)
     training = GeneratorTraining(steps=args.steps, batch=args.batch, warmup=min(20, args.steps),
                                  save_every=max(1, args.steps // 4), minutes=args.minutes, lr=args.lr,
                                  device=args.device)

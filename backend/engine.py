@@ -39,7 +39,7 @@ class Engine:
             dtype = "bfloat16"
         self.dtype = getattr(torch, dtype)
         weights_file.check_sums(self.weights)  # a damaged file is named here, not as a NaN later
-        self.tokenizer = MotionTokenizer.from_pretrained(self.weights)
+        self.tokenizer = MotionTokenizer.for_generation(self.weights)
         self.model = MotionLM.from_pretrained(self.weights, base=base, dtype=self.dtype, cache_dir=cache_dir)
         self.identity = store.identity(self.weights)  # what an adapter must match to sit on this model
         self._keep_unmerged()

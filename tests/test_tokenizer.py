@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from backend.data import dataset
-from backend.models.tokenizer import FSQ, MotionTokenizer, TokenizerConfig
+from backend.models.tokenizer import FSQ, LFQ, MotionTokenizer, TokenizerConfig, joint_channels
 from backend.training.tokenizer import TokenizerTraining, evaluate, train
 from conftest import DATA
 
@@ -29,19 +29,62 @@ def test_fsq_indices_round_trip():
 
 
 def test_config_checks_name_the_bad_value():
-    with pytest.raises(ValueError, match="quantizer must be 'fsq' or 'vq', got 'pq'"):
+    with pytest.raises(ValueError, match="quantizer must be one of vq, fsq, lfq, got 'pq'"):
         TokenizerConfig(quantizer="pq")
     with pytest.raises(ValueError, match="power of two, got 3"):
         TokenizerConfig(down=3)
+    with pytest.raises(ValueError, match="2d token map is built with lfq"):
+        TokenizerConfig(layout="2d", quantizer="vq")
 
 
-@pytest.mark.parametrize("quantizer", ["fsq", "vq"])
-def test_training_reduces_reconstruction_error(small_dataset, tmp_path, quantizer):
+def test_lfq_tokens_are_the_signs_as_bits():
+    lfq = LFQ(9).train()
+    z = torch.randn(4, 6, 9, requires_grad=True)
+    q, idx, aux = lfq(z)
+    assert set(q.unique().tolist()) == {-1.0, 1.0} and idx.min() >= 0 and idx.max() < 512
+    assert torch.equal(lfq.from_index(idx), q)
+    assert int(idx[0, 0]) == sum(1 << b for b in range(9) if z[0, 0, b] > 0)
+    aux.backward()  # the entropy term reaches the encoder's outputs
+    assert z.grad.abs().sum() > 0
+
+
+def test_the_2d_map_lays_every_feature_out_once():
+    from motioncore.features import LAYOUT
+
+    table = joint_channels()
+    used = np.sort(table[table >= 0])
+    assert np.array_equal(used, np.arange(LAYOUT.size))  # each feature in exactly one cell
+
+
+@pytest.mark.parametrize("kind", [dict(quantizer="lfq"), dict(quantizer="lfq", layout="2d"),
+                                  dict(encoder="dual")])
+def test_the_seeds_variants_encode_decode_and_refuse_what_they_cannot_feed(small_dataset, tmp_path, kind):
     ds = small_dataset
-    untrained = MotionTokenizer(TokenizerConfig(quantizer=quantizer, width=48))
+    model = MotionTokenizer(TokenizerConfig(width=16, **kind)).eval()
+    model.set_statistics(ds.mean, ds.std)
+    f = ds.clip_features(ds.clips[0])
+    tokens = model.encode(f)
+    rows = model.config.tokens_per_step
+    assert tokens.shape == ((-(-len(f) // 4),) if rows == 1 else (-(-len(f) // 4), rows))
+    assert model.decode(tokens).shape == (4 * len(tokens), f.shape[1])
+    model.save_pretrained(tmp_path)
+    assert np.array_equal(MotionTokenizer.from_pretrained(tmp_path).encode(f), tokens)
+    if rows == 1:
+        MotionTokenizer.for_generation(tmp_path)
+    else:
+        with pytest.raises(ValueError, match="needs a 1d one"):
+            MotionTokenizer.for_generation(tmp_path)
+
+
+@pytest.mark.parametrize("kind", [dict(quantizer="fsq"), dict(quantizer="vq"), dict(quantizer="lfq"),
+                                  dict(quantizer="lfq", layout="2d"), dict(encoder="dual")],
+                         ids=["fsq", "vq", "lfq", "lfq-2d", "dual"])
+def test_training_reduces_reconstruction_error(small_dataset, tmp_path, kind):
+    ds = small_dataset
+    untrained = MotionTokenizer(TokenizerConfig(width=48, **kind))
     untrained.set_statistics(ds.mean, ds.std)
     before = evaluate(untrained.eval(), ds, "train")["mpjpe_mm"]
-    model, result = train(ds, TokenizerConfig(quantizer=quantizer, width=48),
+    model, result = train(ds, TokenizerConfig(width=48, **kind),
                           TokenizerTraining(steps=150, batch=16, window=16, eval_every=150, lr=2e-3),
                           tmp_path, progress=False)
     after = evaluate(model, ds, "train")["mpjpe_mm"]

@@ -83,7 +83,7 @@ def train_adapter(weights: Path, name: str, motions: list, captions: list[str], 
         raise ValueError(f"an adapter named {name!r} exists; pick another name (or remove that one)")
     model = store.identity(weights)
     ds = from_motions(motions, captions, sources)
-    tokenizer = MotionTokenizer.from_pretrained(weights)
+    tokenizer = MotionTokenizer.for_generation(weights)
     longest = max(c.length for c in ds.clips) // tokenizer.config.down
     settings = GeneratorTraining(
         steps=training.steps, batch=training.batch, lr=training.lr, new_token_lr=4 * training.lr,
