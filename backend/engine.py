@@ -224,20 +224,24 @@ class Engine:
             raise ValueError(problem)
 
     def _infill(self, motion: Motion, regenerate: np.ndarray, text: str, seed: int, sampling: Sampling | None,
-                on_step) -> Motion:
+                on_step, anchors: np.ndarray | None = None) -> Motion:
         """Regenerate the frames flagged in `regenerate` (T,) from the rest: the motion tokens
         whose frames touch a flagged frame are masked and filled; the result is decoded from
-        where the motion starts, back at the motion's own fps and length."""
+        where the motion starts, back at the motion's own fps and length.
+
+        `anchors` (frames of `motion` that are keys) keep their tokens shown, so the model sees
+        the keyed poses even where every token also touches a free frame: between two single
+        keys every token does, and with all of them masked the model drew the same 7 m run for
+        every gap, which the pinning then dragged onto the keys."""
         sampling = sampling or Sampling()
         if not isinstance(text, str) or len(text) > MAX_TEXT:
             raise ValueError(f"text must be a string of at most {MAX_TEXT} characters")
         m = motion.resample(canonical.MODEL_FPS)
         codes = self.tokenizer.encode(features.to_features(m))
-        # Model frame f covers source frames near f * fps / MODEL_FPS; a token covers `down` frames.
-        src = np.flatnonzero(regenerate) * canonical.MODEL_FPS / motion.fps
-        frames = np.unique(np.clip(np.round(src).astype(int), 0, m.num_frames - 1))
-        masked = np.zeros(len(codes), dtype=bool)
-        masked[np.minimum(frames // self.down, len(codes) - 1)] = True
+        masked = self._tokens_of(regenerate, motion.fps, len(codes))
+        if anchors is not None:
+            free = masked & ~self._tokens_of(np.isin(np.arange(motion.num_frames), anchors), motion.fps, len(codes))
+            masked = free if free.any() else masked  # keys on every token: fill them all
         shown = torch.tensor(np.where(masked, -1, codes), dtype=torch.long)[None]
         gen = torch.Generator().manual_seed(int(seed))
         filled = self.model.fill(text, shown, steps=sampling.steps, temperature=sampling.temperature,
@@ -247,6 +251,15 @@ class Engine:
         feats = self.tokenizer.decode(filled.numpy())[: m.num_frames]
         out = features.from_features(feats, canonical.MODEL_FPS, start_xy=xy, start_yaw=yaw).resample(motion.fps)
         return out.fit(motion.num_frames)
+
+    def _tokens_of(self, frames: np.ndarray, fps: float, n: int) -> np.ndarray:
+        """(n,) bool: the tokens whose model frames touch the flagged source frames (T,)."""
+        # Model frame f covers source frames near f * fps / MODEL_FPS; a token covers `down` frames.
+        src = np.flatnonzero(frames) * canonical.MODEL_FPS / fps
+        model_frames = np.unique(np.clip(np.round(src).astype(int), 0, None))
+        out = np.zeros(n, dtype=bool)
+        out[np.minimum(model_frames // self.down, n - 1)] = True
+        return out
 
     @torch.no_grad()
     def edit(self, motion: Motion, start: int, stop: int, text: str = "", seed: int = 0,
@@ -351,7 +364,8 @@ class Engine:
         seed_motion = blend.interpolate_keys(motion, keys)
         regen = np.ones(T, dtype=bool)
         regen[keys] = False
-        gen = blend.pin_to_keys(self._infill(seed_motion, regen, text, seed, sampling, on_step), motion, keys)
+        gen = blend.pin_to_keys(self._infill(seed_motion, regen, text, seed, sampling, on_step, anchors=keys),
+                                motion, keys)
         if ib is None or text.strip():
             return gen
         short = ib.inbetween(motion, keys)  # short gaps from the in-betweener, long ones from the LM

@@ -90,6 +90,23 @@ def test_engine_inbetween_hits_every_key(engine, run_clip):
     assert np.all(np.isfinite(out.local_rotations))
 
 
+@pytest.mark.parametrize("keys, shown", [((0, 67), "ends"), (tuple(range(0, 67, 3)) + (67,), "none")])
+def test_the_lm_sees_the_keys_between_single_key_frames(engine, run_clip, monkeypatch, keys, shown):
+    # Between two single keys every token touches a free frame; the keys' own tokens stay shown
+    # (masked, the model drew one and the same run for every gap). Keys on every token: all fill.
+    seen = []
+    real = engine.model.fill
+    monkeypatch.setattr(engine.model, "fill", lambda text, codes, **kw: seen.append(codes.clone()) or real(text, codes, **kw))
+    clip = run_clip.resample(30).trim(0, 68)
+    out = engine.inbetween(clip, list(keys), "a person runs")
+    codes = seen[0][0]
+    if shown == "ends":
+        assert codes[0] >= 0 and codes[-1] >= 0 and bool((codes[1:-1] < 0).all())
+    else:  # (the last token holds keys alone, as it did before)
+        assert bool((codes[:-1] < 0).all())
+    assert rot.angle_between(out.local_rotations[list(keys)], clip.local_rotations[list(keys)]).max() < 1e-5
+
+
 def clips():
     return [canonical.to_canonical(read_bvh(p)).resample(30) for p in sorted(DATA.glob("bandai-*/*.bvh"))]
 
