@@ -313,7 +313,7 @@ class Engine:
         """Fill every frame of `motion` that is not in `keys` (frame indices whose whole poses
         are given); keyed frames come back exactly and velocity runs on through every key.
 
-        Without text, gaps up to the in-betweener's max_gap are filled by it (a residual over
+        Without text, gaps up to STRETCH x the in-betweener's max_gap are filled by it (a residual over
         interpolation); text, longer gaps, or weights without an in-betweener use the motion
         LM's masked infill. `partial_keys` maps more frames to the canonical joints keyed there
         (an arm alone): the body is filled from the whole keys, then each of those joints is

@@ -80,23 +80,59 @@ def test_engine_uses_the_inbetweener_without_text_and_the_lm_with_it(tiny_weight
     assert rot.angle_between(texted.local_rotations[keys], walk.local_rotations[keys]).max() < 1e-5
 
 
-def test_a_gap_too_long_for_the_inbetweener_at_its_own_rate_goes_to_the_lm(tiny_weights):
-    """The in-betweener's max_gap counts its own 30 fps frames: 45 frames at 20 fps are 67 of
-    them, past its 60, so the motion LM fills the gap (before, it was left as slerp)."""
+def test_long_gaps_are_stretched_up_to_twice_the_inbetweeners_and_go_to_the_lm_past_that(tiny_weights, monkeypatch):
+    """The in-betweener's max_gap counts its own 30 fps frames; a gap up to STRETCH times that is
+    filled squeezed and stretched back, a longer one by the motion LM (before, by slerp)."""
     from backend.engine import Engine
+    from backend.models.inbetweener import STRETCH
+    from motioncore.clip import Motion
 
     engine = Engine(tiny_weights, device="cpu", dtype="float32")
-    walk = canonical.to_canonical(read_bvh(WALK)).resample(20.0)
     ib = engine.inbetweener
-    assert ib.fills(0, 30, 20.0) and not ib.fills(0, 45, 20.0) and ib.fills(0, 61, 30.0) and not ib.fills(0, 62, 30.0)
-    short, long_ = walk.trim(0, 31), walk.trim(0, 46)
+    most = STRETCH * ib.config.max_gap
+    assert ib.fills(0, most + 1, 30.0) and not ib.fills(0, most + 2, 30.0)
+    assert ib.fills(0, 80, 20.0) and not ib.fills(0, 82, 20.0)  # 119 and 122 frames at 30 fps
+    walk = canonical.to_canonical(read_bvh(WALK))
+    calls = []
+    real = engine.model.fill
+    monkeypatch.setattr(engine.model, "fill", lambda *a, **kw: calls.append(1) or real(*a, **kw))
+
+    short = walk.resample(20.0).trim(0, 31)
     direct = blend.match_velocities(ib.inbetween(short, [0, 30]), [0, 30])
     assert np.array_equal(engine.inbetween(short, [0, 30]).local_rotations, direct.local_rotations)
-    filled = engine.inbetween(long_, [0, 45])
-    plain = blend.match_velocities(blend.interpolate_keys(long_, np.array([0, 45])), [0, 45])
-    # slerp resampled to 30 fps and back stays within 0.2 degrees of slerp here; the LM's fill does not
-    assert np.degrees(rot.angle_between(filled.local_rotations[1:45], plain.local_rotations[1:45])).mean() > 5
-    assert rot.angle_between(filled.local_rotations[[0, 45]], long_.local_rotations[[0, 45]]).max() < 1e-5
+    stretched = walk.resample(30.0).trim(0, 92)  # 90 frames between the keys
+    filled = engine.inbetween(stretched, [0, 91])
+    assert np.array_equal(filled.local_rotations, blend.match_velocities(ib.inbetween(stretched, [0, 91]),
+                                                                         [0, 91]).local_rotations)
+    plain = blend.match_velocities(blend.interpolate_keys(stretched, np.array([0, 91])), [0, 91])
+    assert np.degrees(rot.angle_between(filled.local_rotations[1:91], plain.local_rotations[1:91])).mean() > 1
+    assert not calls
+    # Past the stretch: 74 frames at 15 fps are 146 at 30 (the clip played slower).
+    bye = canonical.to_canonical(read_bvh(DATA / "bandai-1" / "dataset-1_bye_normal_001.bvh")).resample(20.0)
+    slow = Motion(bye.skeleton, 15.0, bye.root_position, bye.local_rotations)
+    filled = engine.inbetween(slow, [0, 73])
+    assert calls
+    plain = blend.match_velocities(blend.interpolate_keys(slow, np.array([0, 73])), [0, 73])
+    assert np.degrees(rot.angle_between(filled.local_rotations[1:73], plain.local_rotations[1:73])).mean() > 5
+    assert rot.angle_between(filled.local_rotations[[0, 73]], slow.local_rotations[[0, 73]]).max() < 1e-5
+
+
+def test_a_stretched_gap_keeps_its_keys_and_moves_smoothly():
+    """The shipped in-betweener on a 90-frame gap: keys exact, no frame-to-frame jump larger
+    than the capture's own between them."""
+    from backend.models.inbetweener import Inbetweener
+    from backend.paths import default_weights_dir
+
+    ib = Inbetweener.from_pretrained(default_weights_dir())
+    walk = canonical.to_canonical(read_bvh(WALK)).resample(30.0).trim(0, 92)
+    out = ib.inbetween(walk, np.array([0, 91]))
+    assert rot.angle_between(out.local_rotations[[0, 91]], walk.local_rotations[[0, 91]]).max() < 1e-5
+    step = np.degrees(rot.angle_between(out.local_rotations[1:], out.local_rotations[:-1])).max()
+    own = np.degrees(rot.angle_between(walk.local_rotations[1:], walk.local_rotations[:-1])).max()
+    assert step < 1.5 * own, (step, own)
+    err = np.linalg.norm(out.positions() - walk.positions(), axis=-1)[1:91].mean()
+    slerp = blend.interpolate_keys(walk, np.array([0, 91]))
+    assert err < np.linalg.norm(slerp.positions() - walk.positions(), axis=-1)[1:91].mean()
 
 
 def run_cli(*args):
