@@ -91,6 +91,18 @@ def heading_yaw(positions: np.ndarray, skeleton: Skeleton | None = None) -> np.n
     return np.arctan2(lateral[:, 1], lateral[:, 0])
 
 
+def heading_yaw_at(motion: Motion, frame: int) -> float:
+    """heading_yaw of one frame of a motion. Where both hips hang from the root (the canonical
+    skeleton), the hip line is the root's rotation of their offsets: no FK (a 30-frame
+    in-between reads it twice)."""
+    sk = motion.skeleton
+    left, right = sk.index("UpperLeg_L"), sk.index("UpperLeg_R")
+    if sk.parents[left] == 0 == sk.parents[right] and motion.local_translations is None:
+        lateral = rot.rotate(motion.local_rotations[frame, 0], sk.offsets[left] - sk.offsets[right])
+        return float(np.arctan2(lateral[1], lateral[0]))
+    return float(heading_yaw(motion.trim(frame, frame + 1).positions(), sk)[0])
+
+
 def derive_alignment(bandai: Motion, frame: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Alignment rotations and canonical T-pose offsets from one standing Bandai frame.
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import rotations as rot
-from .canonical import heading_yaw
+from .canonical import heading_yaw_at
 from .clip import Motion
 
 # The LaFAN1 benchmark's training windows, from which it takes the L2P statistics.
@@ -16,15 +16,14 @@ def face_forward(motion: Motion, frame: int) -> tuple[Motion, np.ndarray, float]
     """(the motion moved so that at `frame` its root is over the origin and it faces -Y,
     that frame's root XY, its yaw); `restore` undoes it."""
     xy = motion.root_position[frame, :2].copy()
-    yaw = float(heading_yaw(motion.positions()[frame: frame + 1])[0])
+    yaw = heading_yaw_at(motion, frame)
     return _turn(motion, -yaw, -xy), xy, yaw
 
 
 def face_forward_about_mean(motion: Motion, frame: int) -> Motion:
     """The LaFAN1 benchmark's framing (its `get_lafan1_set`): the window moved so that its mean
     root XY is at the origin, then turned about the origin to face -Y at `frame`."""
-    yaw = float(heading_yaw(motion.positions()[frame: frame + 1])[0])
-    return _turn(motion, -yaw, -motion.root_position[:, :2].mean(axis=0))
+    return _turn(motion, -heading_yaw_at(motion, frame), -motion.root_position[:, :2].mean(axis=0))
 
 
 def lafan_windows(motion: Motion, window: int, offset: int, frame: int) -> list[Motion]:

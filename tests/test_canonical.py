@@ -155,3 +155,17 @@ def test_from_canonical_gives_back_the_bandai_motion(clip_path):
     wr_b, _ = bandai.world()
     wr_back, _ = back.world()
     assert rot.angle_between(wr_back[:, idx], wr_b[:, idx]).max() < 1e-6
+
+
+def test_one_frames_heading_without_fk_is_the_hip_lines(canonical_clip):
+    from motioncore.clip import Motion as M
+
+    want = canon.heading_yaw(canonical_clip.positions())
+    got = [canon.heading_yaw_at(canonical_clip, f) for f in range(canonical_clip.num_frames)]
+    assert np.abs(np.asarray(got) - want).max() < 1e-9
+    # A skeleton whose hips do not hang from the root takes the FK path and agrees with it.
+    sk = canonical_clip.skeleton
+    deeper = type(sk)(sk.names, tuple(p if sk.names[j] != "UpperLeg_L" else 1 for j, p in enumerate(sk.parents)),
+                      sk.offsets)
+    other = M(deeper, canonical_clip.fps, canonical_clip.root_position, canonical_clip.local_rotations)
+    assert canon.heading_yaw_at(other, 5) == pytest.approx(float(canon.heading_yaw(other.positions(), deeper)[5]))
