@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 import torch
 
 from conftest import DATA, ROOT
