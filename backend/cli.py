@@ -137,6 +137,8 @@ def _write_json(args: argparse.Namespace, result: dict) -> None:
 
 
 def _bench_keys(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
     from backend.evaluation import inbetween as ib
     from backend.evaluation import keys as bench
 
@@ -149,7 +151,9 @@ def _bench_keys(args: argparse.Namespace) -> int:
     engine = _engine(args)
     clips = ib.clips_from_dir(Path(args.data)) if args.data else bench.test_split_clips(
         Path(args.cache) if args.cache else None)
-    result = bench.run(engine, clips, limit=args.clips)
+    bar = tqdm(clips, total=args.clips or None, desc="bench keys", unit="clip")
+    result = bench.run(engine, bar, limit=args.clips)
+    bar.close()
     print(bench.table(result))
     _write_json(args, result)
     if args.plot:
