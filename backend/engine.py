@@ -40,14 +40,15 @@ class Engine:
         self.dtype = getattr(torch, dtype)
         weights_file.check_sums(self.weights)  # a damaged file is named here, not as a NaN later
         self.tokenizer = MotionTokenizer.for_generation(self.weights)
-        self.model = MotionLM.from_pretrained(self.weights, base=base, dtype=self.dtype, cache_dir=cache_dir)
+        # The engine only infers: the LoRA deltas are folded into the base weights, so each linear
+        # layer is one plain matmul (measured: 5 passes 0.73 s -> 0.48 s for an 8 s clip), and
+        # without peft, whose import and merge took most of a cold start.
+        self.model = MotionLM.from_pretrained(self.weights, base=base, dtype=self.dtype, cache_dir=cache_dir,
+                                              lora=False)
         self.identity = store.identity(self.weights)  # what an adapter must match to sit on this model
         self._keep_unmerged()
-        # The engine only infers: fold the LoRA deltas into the base weights, so each linear layer
-        # is one matmul instead of three (measured: 5 passes 0.73 s -> 0.48 s for an 8 s clip).
-        self.model.lm.merge_adapter()
+        self.model.merge_lora(self._default[0], self.model.config.lora_scaling)
         self.model.to(self.device)
-        self._lean(True)
         self.adapter = store.DEFAULT
         if adapter != store.DEFAULT:
             self.use_adapter(adapter)
@@ -69,17 +70,15 @@ class Engine:
 
     # -- adapters: the user's own, switched in place --------------------------------------------
     def _keep_unmerged(self) -> None:
-        """Before the merge: each LoRA layer's base weight and the default's LoRA and new token
+        """Before the merge: each adapted layer's base weight and the default's LoRA and new token
         rows, so any adapter can be merged onto the same base later (and the default again, to
         the bit) without reloading it. Costs a copy of the adapted layers (0.2 GB for the default base)."""
-        from peft import get_peft_model_state_dict
-        from peft.tuners.lora import LoraLayer
-
-        self._lora = {n: m for n, m in self.model.lm.named_modules() if isinstance(m, LoraLayer)}
-        self._unmerged = {n: m.base_layer.weight.detach().clone() for n, m in self._lora.items()}
-        self._default = ({k: v.detach().clone() for k, v in get_peft_model_state_dict(self.model.lm).items()},
-                         self.model.new_tokens.weight.detach().clone(),
-                         {k: v.detach().clone() for k, v in self.tokenizer.decoder.state_dict().items()})
+        state = self.model.adapter_state
+        self._lora = self.model.lora_layers(state)
+        self._unmerged = {n: m.weight.detach().clone() for n, m in self._lora.items()}
+        self._default = (state, self.model.new_tokens.weight.detach().clone(),
+                         {k: v.detach().clone() for k, v in self.tokenizer.decoder.state_dict().items()},
+                         self.model.config.lora_scaling)
 
     def adapters_list(self) -> list[dict]:
         """The default and every adapter in the user's folder (newest first)."""
@@ -90,10 +89,8 @@ class Engine:
         """Put adapter `name` (store.DEFAULT: the shipped one) in use: its LoRA merged onto the
         base weights as they were loaded, its new token rows in. Checked whole before anything
         changes; returns its info."""
-        from peft import set_peft_model_state_dict
-
         if name == store.DEFAULT:
-            state, rows, decoder, info = *self._default, {"name": store.DEFAULT}
+            state, rows, decoder, scaling, info = *self._default, {"name": store.DEFAULT}
         else:
             folder = store.folder_of(name, self.adapters)
             info = store.read_info(folder)
@@ -109,27 +106,18 @@ class Engine:
             bad = _misfit(state, self._default[0]) + _misfit(decoder, self._default[2])
             if bad or rows.shape != self._default[1].shape:
                 raise store.AdapterError(f"adapter {name!r} does not fit this model's layers ({bad[:3]})")
-        self._lean(False)
-        try:
-            for n, m in self._lora.items():  # back to the base as loaded, then this adapter merged on
-                m.base_layer.weight.data.copy_(self._unmerged[n])
-                m.merged_adapters = []
-            set_peft_model_state_dict(self.model.lm, state)
-            self.model.new_tokens.weight.data.copy_(rows)
-            self.tokenizer.decoder.load_state_dict(decoder)
-            self.model.lm.merge_adapter()
-        finally:
-            self._lean(True)
+            config = meta.get("config", {})
+            scaling = config.get("lora_alpha", 0) / max(config.get("lora_r", 0), 1)
+            if not scaling > 0:
+                raise store.AdapterError(f"adapter {name!r} names no LoRA rank and alpha in its generator.json")
+            state = {k: v.to(self.dtype) for k, v in state.items()}  # as the default's, rounded alike
+        for n, m in self._lora.items():  # back to the base as loaded, then this adapter merged on
+            m.weight.data.copy_(self._unmerged[n])
+        self.model.merge_lora(state, scaling)
+        self.model.new_tokens.weight.data.copy_(rows)
+        self.tokenizer.decoder.load_state_dict(decoder)
         self.adapter = name
         return info
-
-    def _lean(self, lean: bool) -> None:
-        """With the LoRA merged, each wrapped layer's base layer stands in its place, so a forward
-        runs plain linear layers without peft's per-call checks (about 3% of a generate here);
-        the wrappers go back in only to load and merge another adapter."""
-        for name, wrapper in self._lora.items():
-            parent, _, child = name.rpartition(".")
-            setattr(self.model.lm.get_submodule(parent), child, wrapper.base_layer if lean else wrapper.to(self.device))
 
     # -- helpers -----------------------------------------------------------------------------
     def _tokens_for(self, frames: int) -> int:

@@ -59,7 +59,7 @@ def style_clips(archive: Path, style: str, n: int):
 def fingerprint(engine) -> str:
     h = hashlib.sha256()
     for m in engine._lora.values():
-        h.update(m.base_layer.weight.detach().float().numpy().tobytes())
+        h.update(m.weight.detach().float().numpy().tobytes())
     h.update(engine.model.new_tokens.weight.detach().float().numpy().tobytes())
     for v in engine.tokenizer.decoder.state_dict().values():
         h.update(v.detach().numpy().tobytes())

@@ -45,7 +45,7 @@ def giant(engine, walks):
 
 
 def merged_weights(engine):
-    return [m.base_layer.weight.detach().clone() for m in engine._lora.values()] + [
+    return [m.weight.detach().clone() for m in engine._lora.values()] + [
         engine.model.new_tokens.weight.detach().clone()] + [
         v.detach().clone() for v in engine.tokenizer.decoder.state_dict().values()]
 

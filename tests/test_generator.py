@@ -301,10 +301,13 @@ def test_engine_folds_lora_into_the_base_and_decodes_the_same(tiny_weights):
     plain = MotionLM.from_pretrained(tiny_weights, dtype=torch.float32)
     from peft.tuners.lora import LoraLayer
 
-    assert engine._lora and all(m.merged for m in engine._lora.values())
-    # Merged, the wrappers are out of the way: the trunk runs plain linear layers.
+    # Merged without peft: the trunk runs plain linear layers, each equal to peft's own merge.
     assert not any(isinstance(m, LoraLayer) for m in engine.model.modules())
-    assert all(type(engine.model.lm.get_submodule(n)) is torch.nn.Linear for n in engine._lora)
+    assert engine._lora and all(type(engine.model.lm.get_submodule(n)) is torch.nn.Linear for n in engine._lora)
+    merged = MotionLM.from_pretrained(tiny_weights, dtype=torch.float32)
+    merged.lm.merge_adapter()
+    for n, layer in engine._lora.items():
+        assert torch.equal(layer.weight, merged.base.get_submodule(n).base_layer.weight)
     blank = torch.full((2, 8), -1, dtype=torch.long)
     for guidance in (1.0, 3.0):
         a = engine.model.fill("a person jumps", blank, steps=3, generator=torch.Generator().manual_seed(2),
@@ -312,6 +315,34 @@ def test_engine_folds_lora_into_the_base_and_decodes_the_same(tiny_weights):
         b = plain.fill("a person jumps", blank, steps=3, generator=torch.Generator().manual_seed(2),
                        guidance=guidance)
         assert torch.equal(a, b)
+
+
+def test_the_merge_without_peft_rounds_as_peft_does_in_bfloat16(tiny_weights):
+    import torch
+
+    from backend.models.generator import MotionLM
+
+    from peft import get_peft_model_state_dict, set_peft_model_state_dict
+
+    ours = MotionLM.from_pretrained(tiny_weights, dtype=torch.bfloat16, lora=False)
+    theirs = MotionLM.from_pretrained(tiny_weights, dtype=torch.bfloat16)
+    # The tiny adapter is barely trained (B near zero, a delta that rounds away in bfloat16): give
+    # both the same large B, so each merge has rounding of its own to agree on.
+    g = torch.Generator().manual_seed(0)
+    state = {k: (torch.randn(v.shape, generator=g) * 0.05).to(v.dtype) if "lora_B" in k else v
+             for k, v in get_peft_model_state_dict(theirs.lm).items()}
+    set_peft_model_state_dict(theirs.lm, state)
+    ours.adapter_state = state
+    before = {n: m.weight.clone() for n, m in ours.lora_layers(ours.adapter_state).items()}
+    ours.merge_lora(ours.adapter_state, ours.config.lora_scaling)
+    theirs.lm.merge_adapter()
+    for n, layer in ours.lora_layers(ours.adapter_state).items():
+        assert torch.equal(layer.weight, theirs.base.get_submodule(n).base_layer.weight), n
+    assert any(not torch.equal(before[n], m.weight) for n, m in ours.lora_layers(ours.adapter_state).items())
+    bad = dict(ours.adapter_state)
+    bad.pop(next(k for k in bad if k.endswith("lora_B.weight")))
+    with pytest.raises(ValueError, match="does not fit the base model"):
+        ours.lora_layers(bad)
 
 
 def test_cli_generate_writes_an_npz_that_reads_back(tiny_weights, tmp_path):

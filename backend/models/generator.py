@@ -14,7 +14,8 @@ One model for every task, output = f(text, task, input motion):
 The new rows (task tokens, delimiters, mask and one row per motion code) live in their own
 embedding, not in a resized copy of the base vocabulary: the saved adapter stays small and
 motion logits are computed against the motion rows only. The base is frozen; LoRA (peft) adapts
-every linear layer.
+every linear layer. For inference (`lora=False`) the LoRA is merged into the base weights here,
+without peft: importing peft and merging through it took most of a cold start.
 """
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ from backend.models.llm import DEFAULT_BASE, load_base
 from backend.options import option
 
 FORMAT_VERSION = 1
+ADAPTER_PREFIX = "base_model.model."  # peft's names for the base's own modules in adapter files
 SPECIAL_TOKENS = ("<|t2m|>", "<|infill|>", "<|caption|>", "<|mot|>", "<|/mot|>", "<|mask|>", "<|next|>")
 T2M, INFILL, CAPTION, MOT, EMOT, MASK, NEXT = range(len(SPECIAL_TOKENS))
 
@@ -51,6 +53,11 @@ class GeneratorConfig:
         "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
     max_motion_tokens: int = 100        # 20 s at 5 tokens per second
     max_text_tokens: int = 64
+
+    @property
+    def lora_scaling(self) -> float:
+        """What B @ A is multiplied by, as peft scales it (alpha / r)."""
+        return self.lora_alpha / self.lora_r
 
     def __post_init__(self) -> None:
         if self.codebook_size < 2:
@@ -71,10 +78,10 @@ class Batch:
 
 
 class MotionLM(nn.Module):
-    def __init__(self, config: GeneratorConfig, base_model, text_tokenizer):
+    def __init__(self, config: GeneratorConfig, base_model, text_tokenizer, lora: bool = True):
+        """lora: wrap the base's linear layers in peft LoRA layers (to train, or to save an
+        adapter); without, the base stands alone and `merge_lora` folds an adapter into it."""
         super().__init__()
-        from peft import LoraConfig, get_peft_model
-
         self.config = config
         self.text_tokenizer = text_tokenizer
         self.training_record: dict | None = None  # what training wrote in generator.json, once loaded
@@ -82,9 +89,14 @@ class MotionLM(nn.Module):
         emb = base_model.get_input_embeddings().weight
         self.base_vocab = emb.shape[0]
         self.eos_id = text_tokenizer.eos_token_id
-        lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
-                          target_modules=config.target_modules, bias="none")
-        self.lm = get_peft_model(base_model, lora)
+        if lora:
+            from peft import LoraConfig, get_peft_model
+
+            self.lm = get_peft_model(base_model, LoraConfig(
+                r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+                target_modules=config.target_modules, bias="none"))
+        else:
+            self.lm = base_model
         rows = len(SPECIAL_TOKENS) + config.codebook_size
         self.new_tokens = nn.Embedding(rows, emb.shape[1])
         with torch.no_grad():  # start where the base vocabulary lives, so norms match
@@ -99,9 +111,47 @@ class MotionLM(nn.Module):
         return code + self.base_vocab + len(SPECIAL_TOKENS)
 
     @property
+    def base(self) -> nn.Module:
+        """The Llama model itself (with LoRA layers injected where peft wraps it)."""
+        return self.lm.get_base_model() if hasattr(self.lm, "get_base_model") else self.lm
+
+    @property
     def decoder(self) -> nn.Module:
-        """The Llama trunk (with LoRA layers injected)."""
-        return self.lm.get_base_model().model
+        """The Llama trunk."""
+        return self.base.model
+
+    # -- LoRA folded in without peft -----------------------------------------------------------
+    def lora_layers(self, state: dict[str, torch.Tensor]) -> dict[str, nn.Linear]:
+        """The base's linear layers an adapter's tensors (peft's file names) adapt, by name."""
+        if hasattr(self.lm, "get_base_model"):
+            raise ValueError("lora_layers is for a model built with lora=False")
+        out = {}
+        for key in state:
+            if key.endswith(".lora_A.weight") and key.startswith(ADAPTER_PREFIX):
+                name = key[len(ADAPTER_PREFIX): -len(".lora_A.weight")]
+                layer = self.lm.get_submodule(name)
+                if not isinstance(layer, nn.Linear) or key.replace("lora_A", "lora_B") not in state:
+                    raise ValueError(f"adapter tensor {key} does not fit the base model")
+                out[name] = layer
+        if not out or len(out) * 2 != len(state):
+            raise ValueError("adapter does not fit the base model: it names no LoRA layer of it, or other tensors")
+        return out
+
+    @torch.no_grad()
+    def merge_lora(self, state: dict[str, torch.Tensor], scaling: float) -> None:
+        """W += scaling * B @ A on every adapted layer, rounded as peft's merge rounds it
+        (computed in float32 on the CPU for half-precision weights, then cast), so a merged
+        model decodes the same codes either way."""
+        for name, layer in self.lora_layers(state).items():
+            w = layer.weight
+            a = state[ADAPTER_PREFIX + name + ".lora_A.weight"].to(w.device, w.dtype)
+            b = state[ADAPTER_PREFIX + name + ".lora_B.weight"].to(w.device, w.dtype)
+            if b.shape[0] != w.shape[0] or a.shape[1] != w.shape[1] or a.shape[0] != b.shape[1]:
+                raise ValueError(f"adapter layer {name} is {tuple(b.shape)} x {tuple(a.shape)}, "
+                                 f"the base's {tuple(w.shape)}")
+            upcast = w.device.type == "cpu" and w.dtype in (torch.float16, torch.bfloat16)
+            delta = (b.float() @ a.float()) * scaling if upcast else (b @ a) * scaling
+            w.data += delta.to(w.dtype)
 
     @contextlib.contextmanager
     def _checked_layers(self, check):
@@ -121,7 +171,7 @@ class MotionLM(nn.Module):
 
     # -- forward -----------------------------------------------------------------------------
     def embed(self, ids: torch.Tensor) -> torch.Tensor:
-        base_emb = self.lm.get_base_model().get_input_embeddings()
+        base_emb = self.base.get_input_embeddings()
         is_new = ids >= self.base_vocab
         out = base_emb(ids.clamp(max=self.base_vocab - 1))
         new = self.new_tokens((ids - self.base_vocab).clamp(min=0)).to(out.dtype)
@@ -148,7 +198,7 @@ class MotionLM(nn.Module):
         return h @ rows.to(h.dtype).T  # tied, like the base model's own head
 
     def text_logits(self, h: torch.Tensor) -> torch.Tensor:
-        return self.lm.get_base_model().get_output_embeddings()(h)
+        return self.base.get_output_embeddings()(h)
 
     def loss(self, batch: Batch, per: tuple[float, float] | None = None) -> tuple[torch.Tensor, dict]:
         """Mean cross-entropy of the motion targets plus that of the caption tokens. `per`: what
@@ -384,11 +434,10 @@ class MotionLM(nn.Module):
 
     @classmethod
     def from_pretrained(cls, directory: Path, base: str | None = None, dtype: torch.dtype = torch.float32,
-                        cache_dir: Path | None = None) -> "MotionLM":
+                        cache_dir: Path | None = None, lora: bool = True) -> "MotionLM":
         """Load the adapter and new rows onto the base (the saved one, or `base` to swap in
-        another Llama checkpoint of the same shape)."""
-        from peft import set_peft_model_state_dict
-
+        another Llama checkpoint of the same shape). lora=False: no peft; the adapter's tensors
+        are left in `.adapter_state` (in `dtype`) for `merge_lora`, the base as loaded."""
         directory = Path(directory)
         meta = weights_file.read_meta(directory, "generator", FORMAT_VERSION, "generator")
         if meta.get("special_tokens") != list(SPECIAL_TOKENS):
@@ -397,7 +446,7 @@ class MotionLM(nn.Module):
         if base:
             config.base = base
         model, tok = load_base(config.base, dtype, cache_dir)
-        lm = cls(config, model, tok)
+        lm = cls(config, model, tok, lora=lora)
         lm.training_record = meta.get("training")
         if lm.base_vocab != meta["base_vocab"]:
             raise ValueError(f"base model has {lm.base_vocab} tokens, the adapter expects {meta['base_vocab']}")
@@ -414,6 +463,12 @@ class MotionLM(nn.Module):
                              f"{tuple(lm.new_tokens.weight.shape)}")
         lm.new_tokens.weight.data.copy_(rows)
         adapter = weights_file.read_tensors(directory / "adapter" / "adapter_model.safetensors")
+        if not lora:
+            lm.lora_layers(adapter)  # checked here, as peft's loading checks it
+            lm.adapter_state = {k: v.to(dtype) for k, v in adapter.items()}
+            return lm.to(dtype).eval()
+        from peft import set_peft_model_state_dict
+
         result = set_peft_model_state_dict(lm.lm, adapter)
         if getattr(result, "unexpected_keys", None):
             raise ValueError(f"adapter does not fit the base model: unexpected {result.unexpected_keys[:3]}")
