@@ -13,7 +13,7 @@ import torch
 
 from backend import __version__
 from backend import adapters as store
-from backend.device import pick_device
+from backend.device import pick_device, pick_dtype
 from backend.models import weights_file
 from backend.models.generator import FORMAT_VERSION, INFILL, MotionLM
 from backend.models.tokenizer import DECODER_FILE, MotionTokenizer
@@ -35,9 +35,7 @@ class Engine:
         self.adapters = Path(adapters) if adapters else store.adapters_dir()  # the user's own (backend/adapters.py)
         self._length = None  # (estimator, sentence features), loaded on the first prompt without a length
         self.device = pick_device(device)
-        if dtype == "auto":  # bf16 halves memory traffic; on this class of CPU it is ~2x faster
-            dtype = "bfloat16"
-        self.dtype = getattr(torch, dtype)
+        self.dtype = pick_dtype(self.device, dtype)
         weights_file.check_sums(self.weights)  # a damaged file is named here, not as a NaN later
         self.tokenizer = MotionTokenizer.for_generation(self.weights)
         # The engine only infers: the LoRA deltas are folded into the base weights, so each linear
