@@ -70,10 +70,11 @@ class Engine:
     def _keep_unmerged(self) -> None:
         """Before the merge: each adapted layer's base weight and the default's LoRA and new token
         rows, so any adapter can be merged onto the same base later (and the default again, to
-        the bit) without reloading it. Costs a copy of the adapted layers (0.2 GB for the default base)."""
+        the bit) without reloading it. The base's weights are kept as loaded (memory-mapped in
+        float32: no copy), each merge writing new ones."""
         state = self.model.adapter_state
         self._lora = self.model.lora_layers(state)
-        self._unmerged = {n: m.weight.detach().clone() for n, m in self._lora.items()}
+        self._unmerged = {n: m.weight.detach() for n, m in self._lora.items()}  # merges never write here
         self._default = (state, self.model.new_tokens.weight.detach().clone(),
                          {k: v.detach().clone() for k, v in self.tokenizer.decoder.state_dict().items()},
                          self.model.config.lora_scaling)
@@ -109,9 +110,7 @@ class Engine:
             if not scaling > 0:
                 raise store.AdapterError(f"adapter {name!r} names no LoRA rank and alpha in its generator.json")
             state = {k: v.to(self.dtype) for k, v in state.items()}  # as the default's, rounded alike
-        for n, m in self._lora.items():  # back to the base as loaded, then this adapter merged on
-            m.weight.data.copy_(self._unmerged[n])
-        self.model.merge_lora(state, scaling)
+        self.model.merge_lora(state, scaling, base=self._unmerged)  # onto the base as loaded
         self.model.new_tokens.weight.data.copy_(rows)
         self.tokenizer.decoder.load_state_dict(decoder)
         self.adapter = name

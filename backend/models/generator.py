@@ -78,9 +78,11 @@ class Batch:
 
 
 class MotionLM(nn.Module):
-    def __init__(self, config: GeneratorConfig, base_model, text_tokenizer, lora: bool = True):
+    def __init__(self, config: GeneratorConfig, base_model, text_tokenizer, lora: bool = True,
+                 init_rows: bool = True):
         """lora: wrap the base's linear layers in peft LoRA layers (to train, or to save an
-        adapter); without, the base stands alone and `merge_lora` folds an adapter into it."""
+        adapter); without, the base stands alone and `merge_lora` folds an adapter into it.
+        init_rows: draw the new rows (False: they are about to be loaded)."""
         super().__init__()
         self.config = config
         self.text_tokenizer = text_tokenizer
@@ -98,10 +100,11 @@ class MotionLM(nn.Module):
         else:
             self.lm = base_model
         rows = len(SPECIAL_TOKENS) + config.codebook_size
-        self.new_tokens = nn.Embedding(rows, emb.shape[1])
-        with torch.no_grad():  # start where the base vocabulary lives, so norms match
-            mean, std = emb.float().mean(0), emb.float().std(0)
-            self.new_tokens.weight.copy_(mean + std * torch.randn(rows, emb.shape[1]) * 0.5)
+        self.new_tokens = nn.Embedding(rows, emb.shape[1], _weight=torch.empty(rows, emb.shape[1]))
+        if init_rows:
+            with torch.no_grad():  # start where the base vocabulary lives, so norms match
+                mean, std = emb.float().mean(0), emb.float().std(0)
+                self.new_tokens.weight.copy_(mean + std * torch.randn(rows, emb.shape[1]) * 0.5)
 
     # -- ids ---------------------------------------------------------------------------------
     def special(self, k: int) -> int:
@@ -138,12 +141,14 @@ class MotionLM(nn.Module):
         return out
 
     @torch.no_grad()
-    def merge_lora(self, state: dict[str, torch.Tensor], scaling: float) -> None:
-        """W += scaling * B @ A on every adapted layer, rounded as peft's merge rounds it
-        (computed in float32 on the CPU for half-precision weights, then cast), so a merged
-        model decodes the same codes either way."""
+    def merge_lora(self, state: dict[str, torch.Tensor], scaling: float,
+                   base: dict[str, torch.Tensor] | None = None) -> None:
+        """W = W0 + scaling * B @ A on every adapted layer, W0 its weight now or `base[name]`,
+        rounded as peft's merge rounds it (computed in float32 on the CPU for half-precision
+        weights, then cast), so a merged model decodes the same codes either way. The merged
+        weight is a new tensor: W0 is left as it was (memory-mapped from the base's file)."""
         for name, layer in self.lora_layers(state).items():
-            w = layer.weight
+            w = layer.weight if base is None else base[name].to(layer.weight.device)
             a = state[ADAPTER_PREFIX + name + ".lora_A.weight"].to(w.device, w.dtype)
             b = state[ADAPTER_PREFIX + name + ".lora_B.weight"].to(w.device, w.dtype)
             if b.shape[0] != w.shape[0] or a.shape[1] != w.shape[1] or a.shape[0] != b.shape[1]:
@@ -151,7 +156,7 @@ class MotionLM(nn.Module):
                                  f"the base's {tuple(w.shape)}")
             upcast = w.device.type == "cpu" and w.dtype in (torch.float16, torch.bfloat16)
             delta = (b.float() @ a.float()) * scaling if upcast else (b @ a) * scaling
-            w.data += delta.to(w.dtype)
+            layer.weight = nn.Parameter(w + delta.to(w.dtype), requires_grad=False)
 
     @contextlib.contextmanager
     def _checked_layers(self, check):
@@ -445,8 +450,8 @@ class MotionLM(nn.Module):
         config = GeneratorConfig(**meta["config"])
         if base:
             config.base = base
-        model, tok = load_base(config.base, dtype, cache_dir)
-        lm = cls(config, model, tok, lora=lora)
+        model, tok = load_base(config.base, dtype, cache_dir, inference=not lora)
+        lm = cls(config, model, tok, lora=lora, init_rows=False)
         lm.training_record = meta.get("training")
         if lm.base_vocab != meta["base_vocab"]:
             raise ValueError(f"base model has {lm.base_vocab} tokens, the adapter expects {meta['base_vocab']}")

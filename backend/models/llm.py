@@ -64,11 +64,11 @@ def _weights_unchanged(folder: Path, meta: dict) -> bool:
 def embedded_base_dir(cache_dir: Path | None = None) -> Path:
     """The dequantised SmolLM2 as a normal HF folder, built from the GGUF on first use
     (about 20 s) and reused afterwards; a corrupt or partial cache is rebuilt."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     folder = (cache_dir or default_cache_dir()) / "base" / "smollm2-135m-instruct"
     if _cache_is_complete(folder):
         return folder
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
     gguf = verify_gguf()
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="smollm2.", dir=folder.parent))
@@ -109,10 +109,10 @@ def resolve_base(base: str, cache_dir: Path | None = None) -> Path:
 
 
 def load_base(base: str = DEFAULT_BASE, dtype: torch.dtype = torch.float32,
-              cache_dir: Path | None = None):
-    """(model, text tokenizer) for the base LLM, weights from safetensors only."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
+              cache_dir: Path | None = None, inference: bool = False):
+    """(model, text tokenizer) for the base LLM, weights from safetensors only. inference: for
+    running only, through backend.models.llama where it covers the checkpoint (no transformers
+    import: 3 s less cold start), else through transformers."""
     folder = resolve_base(base, cache_dir)
     config = json.loads((folder / "config.json").read_text())
     if config.get("model_type") != "llama":
@@ -120,6 +120,13 @@ def load_base(base: str = DEFAULT_BASE, dtype: torch.dtype = torch.float32,
                          "DynamicPose needs a Llama-architecture checkpoint")
     if not list(folder.glob("*.safetensors")):
         raise ValueError(f"{folder} has no .safetensors weights (pickled weights are refused)")
+    if inference:
+        from backend.models import llama
+
+        if llama.unsupported(folder) is None:
+            return llama.load(folder, dtype)
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, use_safetensors=True)
     tokenizer = AutoTokenizer.from_pretrained(folder)
     if tokenizer.pad_token is None:  # some transformers releases read none from the GGUF; batches need one
@@ -133,8 +140,8 @@ class TextFeatures:
 
     def __init__(self, base: str | None = None, cache_dir: Path | None = None):
         self.base = base or DEFAULT_BASE
-        self.model, self.tok = load_base(self.base, torch.float32, cache_dir)
-        self.size = self.model.config.hidden_size
+        self.model, self.tok = load_base(self.base, torch.float32, cache_dir, inference=True)
+        self.size = self.model.get_input_embeddings().weight.shape[1]
         self.memo: dict[str, np.ndarray] = {}
 
     @torch.no_grad()
