@@ -48,6 +48,21 @@ def test_the_hidden_states_are_transformers_own_to_the_bit(both):
         assert torch.allclose(a[valid.bool()], b[valid.bool()], atol=1e-5)
 
 
+def test_bfloat16_rounds_as_transformers_does(tiny_base):
+    """Where the CPU runs bfloat16 (the engine measures which format is faster), the codes of a
+    seed must not depend on which forward ran."""
+    from transformers import AutoModelForCausalLM
+
+    theirs = AutoModelForCausalLM.from_pretrained(tiny_base, dtype=torch.bfloat16).eval()
+    ours, _ = llama.load(tiny_base, torch.bfloat16)
+    ids = torch.randint(0, 1000, (2, 9), generator=torch.Generator().manual_seed(3))
+    mask = torch.ones(2, 1, 9, 9, dtype=torch.bool)
+    with torch.no_grad():
+        a = ours.model(input_ids=ids, attention_mask=mask).last_hidden_state
+        b = theirs.model(input_ids=ids, attention_mask=mask).last_hidden_state
+    assert a.dtype == torch.bfloat16 and torch.equal(a, b)
+
+
 def test_a_cached_prefix_continues_as_transformers_cache_does(both):
     ours, theirs, _, _ = both
     ids = torch.randint(0, 1000, (2, 10), generator=torch.Generator().manual_seed(1))
