@@ -45,7 +45,8 @@ class Engine:
                                               lora=False)
         self.identity = store.identity(self.weights)  # what an adapter must match to sit on this model
         self._keep_unmerged()
-        self.model.merge_lora(self._default[0], self.model.config.lora_scaling)
+        self.model.fuse()  # q, k, v and gate, up as one product each (codes unchanged, tests/test_llama.py)
+        self.model.merge_lora(self._default[0], self.model.config.lora_scaling, base=self._unmerged)
         self.model.to(self.device)
         self.adapter = store.DEFAULT
         if adapter != store.DEFAULT:

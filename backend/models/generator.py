@@ -146,7 +146,8 @@ class MotionLM(nn.Module):
         """W = W0 + scaling * B @ A on every adapted layer, W0 its weight now or `base[name]`,
         rounded as peft's merge rounds it (computed in float32 on the CPU for half-precision
         weights, then cast), so a merged model decodes the same codes either way. The merged
-        weight is a new tensor: W0 is left as it was (memory-mapped from the base's file)."""
+        weight is written into the layer's own (where it is not W0: W0 is left as it was,
+        memory-mapped from the base's file)."""
         for name, layer in self.lora_layers(state).items():
             w = layer.weight if base is None else base[name].to(layer.weight.device)
             a = state[ADAPTER_PREFIX + name + ".lora_A.weight"].to(w.device, w.dtype)
@@ -156,7 +157,19 @@ class MotionLM(nn.Module):
                                  f"the base's {tuple(w.shape)}")
             upcast = w.device.type == "cpu" and w.dtype in (torch.float16, torch.bfloat16)
             delta = (b.float() @ a.float()) * scaling if upcast else (b @ a) * scaling
-            layer.weight = nn.Parameter(w + delta.to(w.dtype), requires_grad=False)
+            merged = w + delta.to(w.dtype)
+            if layer.weight.data_ptr() == w.data_ptr():  # never written into: the base as loaded
+                layer.weight = nn.Parameter(merged, requires_grad=False)
+            else:  # in place, so a fused matrix the weight is a view of sees it too
+                layer.weight.data.copy_(merged)
+
+    def fuse(self) -> None:
+        """On the engine's own trunk, one matrix for q, k, v and one for gate, up (one product
+        each instead of three and two; backend.models.llama.fuse). Merges after it write into it."""
+        from backend.models import llama
+
+        if isinstance(self.lm, llama.LlamaLM):
+            llama.fuse(self.lm)
 
     @contextlib.contextmanager
     def _checked_layers(self, check):

@@ -197,9 +197,14 @@ class Attention(nn.Module):
 
     def forward(self, x, cos, sin, mask, cache: KVCache | None):
         b, n, _ = x.shape
-        q = self.q_proj(x).view(b, n, -1, self.head_dim).transpose(1, 2)
-        k = self.k_proj(x).view(b, n, -1, self.head_dim).transpose(1, 2)
-        v = self.v_proj(x).view(b, n, -1, self.head_dim).transpose(1, 2)
+        if _fused(self, "qkv", (self.q_proj, self.k_proj, self.v_proj)):
+            q, k, v = F.linear(x, self.qkv).split([self.q_proj.out_features, self.k_proj.out_features,
+                                                    self.v_proj.out_features], dim=-1)
+        else:
+            q, k, v = self.q_proj(x), self.k_proj(x), self.v_proj(x)
+        q = q.view(b, n, -1, self.head_dim).transpose(1, 2)
+        k = k.view(b, n, -1, self.head_dim).transpose(1, 2)
+        v = v.view(b, n, -1, self.head_dim).transpose(1, 2)
         q = q * cos + _rotate_half(q) * sin
         k = k * cos + _rotate_half(k) * sin
         if cache is not None:
@@ -220,7 +225,35 @@ class MLP(nn.Module):
         self.down_proj = nn.Linear(shape.intermediate, shape.hidden, bias=shape.mlp_bias, device=device)
 
     def forward(self, x):
-        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+        if _fused(self, "gate_up", (self.gate_proj, self.up_proj)):
+            gate, up = F.linear(x, self.gate_up).chunk(2, dim=-1)
+        else:
+            gate, up = self.gate_proj(x), self.up_proj(x)
+        return self.down_proj(F.silu(gate) * up)
+
+
+def fuse(module: nn.Module) -> None:
+    """Put the weights that read the same input into one matrix each (q, k, v; gate, up): one
+    product instead of three or two, the layers' own weights becoming views into it. Call it
+    again after their weights are replaced (a LoRA merge); until then the layers run apart."""
+    for m in module.modules():
+        for name, layers in ((("qkv", ("q_proj", "k_proj", "v_proj")),) if isinstance(m, Attention) else
+                             (("gate_up", ("gate_proj", "up_proj")),) if isinstance(m, MLP) else ()):
+            parts = [getattr(m, n) for n in layers]
+            if any(p.bias is not None for p in parts):
+                continue
+            whole = torch.cat([p.weight.detach() for p in parts])
+            at = 0
+            for p in parts:
+                p.weight = nn.Parameter(whole[at: at + p.out_features], requires_grad=False)
+                at += p.out_features
+            setattr(m, name, whole)
+
+
+def _fused(m: nn.Module, name: str, parts) -> bool:
+    """The fused matrix is there and still the layers' own weights (a merge since replaced them)."""
+    whole = getattr(m, name, None)
+    return whole is not None and parts[0].weight.data_ptr() == whole.data_ptr()
 
 
 class Block(nn.Module):
