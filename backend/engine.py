@@ -15,7 +15,7 @@ from backend import __version__
 from backend import adapters as store
 from backend.device import pick_device, pick_dtype
 from backend.models import weights_file
-from backend.models.generator import FORMAT_VERSION, INFILL, MotionLM
+from backend.models.generator import FORMAT_VERSION, INFILL, GeneratorConfig, MotionLM
 from backend.models.tokenizer import DECODER_FILE, MotionTokenizer
 from backend.paths import default_weights_dir
 from backend.sampling import Sampling  # noqa: F401  (part of the engine's API)
@@ -106,10 +106,10 @@ class Engine:
             bad = _misfit(state, self._default[0]) + _misfit(decoder, self._default[2])
             if bad or rows.shape != self._default[1].shape:
                 raise store.AdapterError(f"adapter {name!r} does not fit this model's layers ({bad[:3]})")
-            config = meta.get("config", {})
-            scaling = config.get("lora_alpha", 0) / max(config.get("lora_r", 0), 1)
-            if not scaling > 0:
-                raise store.AdapterError(f"adapter {name!r} names no LoRA rank and alpha in its generator.json")
+            try:  # the rank and alpha its LoRA was trained with, checked as any generator's
+                scaling = GeneratorConfig(**meta["config"]).lora_scaling
+            except (KeyError, TypeError, ValueError) as e:
+                raise store.AdapterError(f"adapter {name!r} has no usable generator config: {e}") from None
             state = {k: v.to(self.dtype) for k, v in state.items()}  # as the default's, rounded alike
         self.model.merge_lora(state, scaling, base=self._unmerged)  # onto the base as loaded
         self.model.new_tokens.weight.data.copy_(rows)

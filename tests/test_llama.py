@@ -146,12 +146,12 @@ def test_the_engine_runs_fused_products_that_merges_keep_writing_into(tiny_weigh
     groups = [(m, "qkv", (m.q_proj, m.k_proj, m.v_proj)) for m in engine.model.lm.modules()
               if isinstance(m, llama.Attention)]
     groups += [(m, "gate_up", (m.gate_proj, m.up_proj)) for m in engine.model.lm.modules() if isinstance(m, llama.MLP)]
-    assert groups and all(llama._fused(*g) for g in groups)
+    assert groups and all(m.is_fused() for m, _, _ in groups)
     blank = torch.full((1, 8), -1, dtype=torch.long)
     before = engine.model.fill("a person jumps", blank, steps=3, guidance=3.0, generator=torch.Generator().manual_seed(4))
     whole = [getattr(m, name).clone() for m, name, _ in groups]
     engine.use_adapter(store.DEFAULT)  # merged again onto the base as loaded: into the fused matrices
-    assert all(llama._fused(*g) for g in groups)
+    assert all(m.is_fused() for m, _, _ in groups)
     assert all(torch.equal(getattr(m, name), w) for (m, name, _), w in zip(groups, whole))
     after = engine.model.fill("a person jumps", blank, steps=3, guidance=3.0, generator=torch.Generator().manual_seed(4))
     assert torch.equal(before, after)

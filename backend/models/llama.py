@@ -36,7 +36,7 @@ class LlamaShape:
 
     @classmethod
     def from_config(cls, config: dict) -> "LlamaShape":
-        rope = config.get("rope_parameters") or config.get("rope_scaling") or {}
+        rope = _rope(config)
         return cls(hidden=config["hidden_size"], intermediate=config["intermediate_size"],
                    layers=config["num_hidden_layers"], heads=config["num_attention_heads"],
                    kv_heads=config.get("num_key_value_heads") or config["num_attention_heads"],
@@ -47,10 +47,15 @@ class LlamaShape:
                    tied=bool(config.get("tie_word_embeddings")))
 
 
+def _rope(config: dict) -> dict:
+    """RoPE settings: `rope_parameters` in transformers 5 configs, `rope_scaling` before."""
+    return config.get("rope_parameters") or config.get("rope_scaling") or {}
+
+
 def unsupported(folder: Path) -> str | None:
     """Why this checkpoint folder needs transformers (None: this module runs it)."""
     config = json.loads((folder / "config.json").read_text())
-    rope = config.get("rope_parameters") or config.get("rope_scaling") or {}
+    rope = _rope(config)
     if config.get("model_type") != "llama":
         return f"model type {config.get('model_type')!r}"
     if rope.get("rope_type", rope.get("type", "default")) != "default":
@@ -61,7 +66,7 @@ def unsupported(folder: Path) -> str | None:
         return "pretraining_tp > 1"
     if not (folder / "tokenizer.json").is_file():
         return "no tokenizer.json"
-    if _eos_token(folder) is None:
+    if _special_token(folder, "eos_token") is None:
         return "no eos_token in tokenizer_config.json"
     return None
 
@@ -74,10 +79,6 @@ def _special_token(folder: Path, name: str) -> str | None:
     return token.get("content") if isinstance(token, dict) else token
 
 
-def _eos_token(folder: Path) -> str | None:
-    return _special_token(folder, "eos_token")
-
-
 class TextTokenizer:
     """What the motion LM asks of a text tokenizer, over the folder's tokenizer.json (the file
     transformers' fast tokenizer is built from, so the ids are the same)."""
@@ -88,7 +89,7 @@ class TextTokenizer:
         self._tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self._tok.no_padding()
         self._tok.no_truncation()
-        self.eos_token = _eos_token(folder)
+        self.eos_token = _special_token(folder, "eos_token")
         self.eos_token_id = self._tok.token_to_id(self.eos_token)
         if self.eos_token_id is None:
             raise ValueError(f"{folder}: eos_token {self.eos_token!r} is not in tokenizer.json")
@@ -184,7 +185,42 @@ def _rotate_half(x: torch.Tensor) -> torch.Tensor:
     return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
 
 
-class Attention(nn.Module):
+class _Fusable(nn.Module):
+    """Linear layers that read the same input, run as one product once `fuse` has put their
+    weights into one matrix (the layers' own weights become views into it)."""
+
+    FUSED: tuple[str, tuple[str, ...]]  # (the matrix's attribute, the layers in its row order)
+
+    def _parts(self) -> list[nn.Linear]:
+        return [getattr(self, n) for n in self.FUSED[1]]
+
+    def fuse(self) -> None:
+        parts = self._parts()
+        if any(p.bias is not None for p in parts):
+            return
+        whole = torch.cat([p.weight.detach() for p in parts])
+        at = 0
+        for p in parts:
+            p.weight = nn.Parameter(whole[at: at + p.out_features], requires_grad=False)
+            at += p.out_features
+        setattr(self, self.FUSED[0], whole)
+
+    def is_fused(self) -> bool:
+        """The matrix is there and still the layers' own weights (merges write into it in place;
+        a weight replaced since, and the layers run apart)."""
+        whole = getattr(self, self.FUSED[0], None)
+        return whole is not None and self._parts()[0].weight.data_ptr() == whole.data_ptr()
+
+    def _project(self, x: torch.Tensor) -> list[torch.Tensor]:
+        parts = self._parts()
+        if self.is_fused():
+            return F.linear(x, getattr(self, self.FUSED[0])).split([p.out_features for p in parts], dim=-1)
+        return [p(x) for p in parts]
+
+
+class Attention(_Fusable):
+    FUSED = ("qkv", ("q_proj", "k_proj", "v_proj"))
+
     def __init__(self, shape: LlamaShape, index: int, device=None):
         super().__init__()
         self.index = index
@@ -197,11 +233,7 @@ class Attention(nn.Module):
 
     def forward(self, x, cos, sin, mask, cache: KVCache | None):
         b, n, _ = x.shape
-        if _fused(self, "qkv", (self.q_proj, self.k_proj, self.v_proj)):
-            q, k, v = F.linear(x, self.qkv).split([self.q_proj.out_features, self.k_proj.out_features,
-                                                    self.v_proj.out_features], dim=-1)
-        else:
-            q, k, v = self.q_proj(x), self.k_proj(x), self.v_proj(x)
+        q, k, v = self._project(x)
         q = q.view(b, n, -1, self.head_dim).transpose(1, 2)
         k = k.view(b, n, -1, self.head_dim).transpose(1, 2)
         v = v.view(b, n, -1, self.head_dim).transpose(1, 2)
@@ -217,7 +249,9 @@ class Attention(nn.Module):
         return self.o_proj(out.transpose(1, 2).reshape(b, n, -1))
 
 
-class MLP(nn.Module):
+class MLP(_Fusable):
+    FUSED = ("gate_up", ("gate_proj", "up_proj"))
+
     def __init__(self, shape: LlamaShape, device=None):
         super().__init__()
         self.gate_proj = nn.Linear(shape.hidden, shape.intermediate, bias=shape.mlp_bias, device=device)
@@ -225,35 +259,15 @@ class MLP(nn.Module):
         self.down_proj = nn.Linear(shape.intermediate, shape.hidden, bias=shape.mlp_bias, device=device)
 
     def forward(self, x):
-        if _fused(self, "gate_up", (self.gate_proj, self.up_proj)):
-            gate, up = F.linear(x, self.gate_up).chunk(2, dim=-1)
-        else:
-            gate, up = self.gate_proj(x), self.up_proj(x)
+        gate, up = self._project(x)
         return self.down_proj(F.silu(gate) * up)
 
 
 def fuse(module: nn.Module) -> None:
-    """Put the weights that read the same input into one matrix each (q, k, v; gate, up): one
-    product instead of three or two, the layers' own weights becoming views into it. Call it
-    again after their weights are replaced (a LoRA merge); until then the layers run apart."""
+    """q, k, v and gate, up each one product, in every block of `module`."""
     for m in module.modules():
-        for name, layers in ((("qkv", ("q_proj", "k_proj", "v_proj")),) if isinstance(m, Attention) else
-                             (("gate_up", ("gate_proj", "up_proj")),) if isinstance(m, MLP) else ()):
-            parts = [getattr(m, n) for n in layers]
-            if any(p.bias is not None for p in parts):
-                continue
-            whole = torch.cat([p.weight.detach() for p in parts])
-            at = 0
-            for p in parts:
-                p.weight = nn.Parameter(whole[at: at + p.out_features], requires_grad=False)
-                at += p.out_features
-            setattr(m, name, whole)
-
-
-def _fused(m: nn.Module, name: str, parts) -> bool:
-    """The fused matrix is there and still the layers' own weights (a merge since replaced them)."""
-    whole = getattr(m, name, None)
-    return whole is not None and parts[0].weight.data_ptr() == whole.data_ptr()
+        if isinstance(m, _Fusable):
+            m.fuse()
 
 
 class Block(nn.Module):
