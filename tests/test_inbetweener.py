@@ -185,3 +185,79 @@ def test_lafan1_protocol_benchmark(tiny_weights, tmp_path):
     interp, zero = result["interpolation"]["L2P"], result["zero_velocity"]["L2P"]
     assert interp["45"] > interp["5"] and zero["30"] > interp["30"]
     assert "L2P@30" in r.stdout
+
+
+def test_each_gap_counts_its_own_frames():
+    """The network's place-in-gap input: 1/n ... 1 over each gap of n frames, 0 on known frames;
+    for the one gap of a LaFAN1 window the same as over the whole window."""
+    from backend.models.inbetweener import gap_position, known_frames
+
+    one = torch.from_numpy(known_frames(16, 10))[None]
+    gap = (~one).float()
+    assert torch.equal(gap_position(one), torch.cumsum(gap, 1) / gap.sum(1, keepdim=True) * gap)
+    two = torch.from_numpy(known_frames(18, 3, later=(6,)))[None]  # gaps of 3 and 10 frames
+    t = gap_position(two)[0]
+    assert torch.allclose(t[3:6], torch.tensor([1 / 3, 2 / 3, 1.0]))
+    assert torch.allclose(t[7:17], torch.arange(1, 11) / 10)
+    assert float(t[two[0]].abs().sum()) == 0.0
+
+
+def _lookahead_pair():
+    """A small in-betweener with lookahead, its output layer made non-zero, and the same weights
+    seen without lookahead."""
+    from backend.models.inbetweener import Inbetweener, InbetweenerConfig
+
+    torch.manual_seed(0)
+    config = InbetweenerConfig(width=32, layers=1, heads=2, max_gap=20)
+    plain = Inbetweener(config)
+    torch.nn.init.normal_(plain.out.weight, std=0.05)
+    ahead = Inbetweener(InbetweenerConfig(**{**config.__dict__, "lookahead": 2}))
+    ahead.load_trained(plain)  # positions past the plain model's windows start as its last
+    assert torch.equal(ahead.pos[: plain.max_len], plain.pos)
+    assert torch.equal(ahead.pos[plain.max_len:], plain.pos[-1:].expand(ahead.max_len - plain.max_len, -1))
+    return plain, ahead
+
+
+def test_lookahead_windows_read_the_keys_past_the_gap_and_keep_every_key():
+    plain, ahead = _lookahead_pair()
+    walk = canonical.to_canonical(read_bvh(WALK)).resample(30.0).trim(0, 60)
+    keys = np.array([0, 8, 16, 24, 45, 59])
+    # Up to two keys past the gap's end, each gap at most max_gap, the window at most max_len.
+    assert ahead.later_keys(keys, 0, -9) == [16, 24]
+    assert ahead.later_keys(keys, 2, 7) == [45]      # with 59 the window would be 53 frames, over 52
+    assert ahead.later_keys(keys, 3, 15) == [59]
+    assert ahead.later_keys(np.array([0, 8, 30]), 0, -9) == []  # a gap of 21 frames, over max_gap
+    assert plain.later_keys(keys, 0, -9) == []
+    out = ahead.inbetween(walk, keys)
+    assert rot.angle_between(out.local_rotations[keys], walk.local_rotations[keys]).max() < 1e-5
+    # What comes after the gap's end key moves the gap's frames with lookahead, and not without.
+    from motioncore.clip import Motion
+
+    local = walk.local_rotations.copy()
+    local[16] = local[30]
+    changed = Motion(walk.skeleton, walk.fps, walk.root_position, local)
+    gap = slice(1, 8)
+    assert rot.angle_between(ahead.inbetween(changed, keys).local_rotations[gap], out.local_rotations[gap]).max() > 1e-4
+    base = plain.inbetween(walk, keys)
+    assert np.array_equal(plain.inbetween(changed, keys).local_rotations[gap], base.local_rotations[gap])
+
+
+def test_training_windows_with_lookahead_hold_several_keys_about_as_far_apart():
+    from backend.models.inbetweener import InbetweenerConfig
+    from backend.training.inbetweener import InbetweenerTraining, sample_batch
+
+    config = InbetweenerConfig(width=32, layers=1, heads=2, max_gap=20, lookahead=2)
+    training = InbetweenerTraining(batch=2, lookahead=2, later_share=1.0)
+    clips = clips30()
+    rng = random.Random(3)
+    patterns = set()
+    for _ in range(30):
+        base, known, target = sample_batch(clips, config, training, rng)
+        k = np.flatnonzero(known[0].numpy())
+        assert k[: config.context].tolist() == list(range(config.context)) and k[-1] == base.shape[1] - 1
+        assert base.shape[1] <= config.context + 2 * (config.max_gap + 1)
+        gaps = np.diff(k[config.context - 1:]) - 1
+        assert gaps.max() <= config.max_gap and gaps.min() >= 1
+        assert torch.equal(base[:, known[0]], target[:, known[0]])  # known frames exact in the input
+        patterns.add(len(gaps))
+    assert patterns >= {2, 3}

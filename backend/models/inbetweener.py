@@ -38,10 +38,14 @@ class InbetweenerConfig:
     width: int = 128
     layers: int = 4
     heads: int = 4
+    # Keys after the gap's end that the network was trained to see (0: the end key only). With
+    # them it reads the velocity through that key from where the motion goes next, as Blender's
+    # auto handles read it from the neighbouring keys.
+    lookahead: int = 0
 
     def __post_init__(self) -> None:
-        if self.context < 1 or self.max_gap < 1 or self.width % self.heads:
-            raise ValueError("context and max_gap must be >= 1, width a multiple of heads")
+        if self.context < 1 or self.max_gap < 1 or self.width % self.heads or self.lookahead < 0:
+            raise ValueError("context and max_gap must be >= 1, lookahead >= 0, width a multiple of heads")
 
 
 def encode(motion: Motion) -> np.ndarray:
@@ -57,14 +61,25 @@ def decode(x: np.ndarray, fps: float) -> Motion:
     return Motion(canonical.canonical_skeleton(), fps, x[:, J * 6:].astype(float), rot.make_continuous(q))
 
 
-def window_input(window: Motion, context: int) -> tuple[Motion, np.ndarray, float, np.ndarray]:
-    """A window [context frames, gap, target key] seen from its last context frame ->
-    (turned window, xy, yaw, interpolation baseline (L, FRAME))."""
+def known_frames(length: int, context: int, later: tuple[int, ...] = ()) -> np.ndarray:
+    """(length,) bool: the context frames, the keys at `later` (window frames past the context)
+    and the window's last frame."""
+    known = np.zeros(length, dtype=bool)
+    known[:context] = known[-1] = True
+    known[list(later)] = True
+    return known
+
+
+def window_input(window: Motion, context: int, later: tuple[int, ...] = ()) -> tuple[Motion, np.ndarray, float, np.ndarray]:
+    """A window [context frames, gap, key, (gap, key)...] seen from its last context frame ->
+    (turned window, xy, yaw, interpolation baseline (L, FRAME) with the known frames in place).
+    `later`: the window frames of the keys before its last one."""
     turned, xy, yaw = face_forward(window, context - 1)
-    base = blend.interpolate_keys(turned, np.array([context - 1, window.num_frames - 1]))
-    # Context frames are known; interpolate_keys holds them at the first key, put them back.
-    known = np.concatenate([encode(turned)[:context], encode(base)[context:-1], encode(turned)[-1:]])
-    return turned, xy, yaw, known
+    known = known_frames(window.num_frames, context, later)
+    base = encode(blend.interpolate_keys(turned, np.flatnonzero(known)[context - 1:]))
+    # interpolate_keys holds the frames before its first key at it: the context goes back in.
+    base[known] = encode(turned)[known]
+    return turned, xy, yaw, base
 
 
 class Inbetweener(weights_file.Stored, nn.Module):
@@ -75,7 +90,7 @@ class Inbetweener(weights_file.Stored, nn.Module):
         super().__init__()
         self.config = config
         d = config.width
-        self.max_len = config.context + config.max_gap + 1
+        self.max_len = self.max_len_of(config)
         self.inp = nn.Linear(FRAME + 2, d)  # frame, known flag, position within the gap
         self.pos = nn.Parameter(torch.zeros(self.max_len, d))
         nn.init.normal_(self.pos, std=0.02)
@@ -88,12 +103,26 @@ class Inbetweener(weights_file.Stored, nn.Module):
         self.register_buffer("pos_mean", torch.zeros(J, 3))
         self.register_buffer("pos_std", torch.ones(J, 3))
 
+    @staticmethod
+    def max_len_of(config: InbetweenerConfig) -> int:
+        """Frames in the longest window: the context and a gap with its key, and with lookahead
+        one more gap of up to max_gap frames with its key."""
+        return config.context + (2 if config.lookahead else 1) * (config.max_gap + 1)
+
+    def load_trained(self, other: "Inbetweener") -> None:
+        """Take the weights of a trained in-betweener of the same width and depth; positions past
+        its windows (a lookahead added) start as its last one."""
+        state = dict(other.state_dict())
+        pos = state["pos"]
+        if pos.shape[0] < self.max_len:
+            state["pos"] = torch.cat([pos, pos[-1:].expand(self.max_len - pos.shape[0], -1)])
+        self.load_state_dict(state)
+
     def forward(self, base: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
         """base (B, L, FRAME) interpolation with known frames in place, known (B, L) bool ->
         (B, L, FRAME): known frames unchanged, the rest base + predicted residual."""
         B, L, _ = base.shape
-        gap = (~known).float()
-        t = torch.cumsum(gap, dim=1) / gap.sum(1, keepdim=True).clamp(min=1) * gap
+        t = gap_position(known)
         h = self.inp(torch.cat([base, known.float()[..., None], t[..., None]], dim=-1)) + self.pos[:L]
         residual = self.out(self.trunk(h))
         return torch.where(known[..., None], base, base + residual)
@@ -103,14 +132,25 @@ class Inbetweener(weights_file.Stored, nn.Module):
 
     # -- use -------------------------------------------------------------------------------
     @torch.no_grad()
-    def fill_window(self, window: Motion) -> Motion:
-        """Frames [context, L - 1) of the window predicted from the context and the last frame."""
+    def fill_window(self, window: Motion, later: tuple[int, ...] = ()) -> Motion:
+        """The window's unknown frames predicted from its context, its last frame and the keys
+        at `later` (window frames)."""
         c = self.config.context
-        turned, xy, yaw, base = window_input(window, c)
-        known = torch.zeros(1, window.num_frames, dtype=torch.bool)
-        known[0, :c] = known[0, -1] = True
+        turned, xy, yaw, base = window_input(window, c, later)
+        known = torch.from_numpy(known_frames(window.num_frames, c, later))[None]
         out = self(torch.from_numpy(base)[None], known)[0].numpy()
         return restore(decode(out, window.fps), xy, yaw)
+
+    def later_keys(self, keys: np.ndarray, i: int, start: int) -> list[int]:
+        """The keys after keys[i + 1] that a window starting at frame `start` also shows: up to
+        `lookahead`, each gap at most max_gap, the window at most max_len frames."""
+        later = []
+        for k in keys[i + 2: i + 2 + self.config.lookahead]:
+            prev = later[-1] if later else keys[i + 1]
+            if k - prev - 1 > self.config.max_gap or k - start + 1 > self.max_len:
+                break
+            later.append(int(k))
+        return later
 
     def fills(self, a: int, b: int, fps: float) -> bool:
         """Whether the network fills the gap between key frames a < b of a motion at `fps`:
@@ -131,16 +171,22 @@ class Inbetweener(weights_file.Stored, nn.Module):
         out = blend.interpolate_keys(motion, keys)
         root, local = out.root_position.copy(), out.local_rotations.copy()
         c = self.config.context
-        for a, b in zip(keys[:-1], keys[1:]):
+        for i, (a, b) in enumerate(zip(keys[:-1], keys[1:])):
             n = b - a - 1
             if n < 1 or n > STRETCH * self.config.max_gap:
                 continue
             m = min(n, self.config.max_gap)  # frames the network fills
             have = min(c, a + 1)
-            # The context, then the gap (its frames only placeholders: the network sees the keys), then the key.
+            # The context, then the gap (its frames only placeholders: the network sees the
+            # keys), the key, and the keys after it that fit (only for a gap at its own rate).
             idx = np.concatenate([np.full(c - have, a - have + 1), np.arange(a - have + 1, a + 1), np.full(m, a), [b]])
+            later = self.later_keys(keys, i, a - c + 1) if m == n else []
+            shown = [b]
+            for k in later:
+                idx = np.concatenate([idx, np.full(k - shown[-1] - 1, shown[-1]), [k]])
+                shown.append(k)
             window = Motion(out.skeleton, motion.fps, root[idx], local[idx])
-            filled = self.fill_window(window)
+            filled = self.fill_window(window, tuple(int(k - a + c - 1) for k in shown[:-1]) if later else ())
             gap = filled.trim(c - 1, c + m + 1)  # key a, the m filled frames, key b
             if m < n:  # back on the motion's clock: m + 2 frames become n + 2
                 gap = Motion(gap.skeleton, motion.fps, gap.root_position, gap.local_rotations).resample(
@@ -149,6 +195,17 @@ class Inbetweener(weights_file.Stored, nn.Module):
         result = Motion(out.skeleton, motion.fps, root, rot.make_continuous(local))
         return blend.pin_to_keys(result, motion, keys)
 
+
+
+def gap_position(known: torch.Tensor) -> torch.Tensor:
+    """(B, L) bool -> (B, L): each unknown frame's place in its own gap, 1/n ... 1 for a gap of
+    n frames; 0 on known frames."""
+    L = known.shape[1]
+    frame = torch.arange(L, device=known.device).expand_as(known)
+    before = torch.cummax(torch.where(known, frame, torch.full_like(frame, -1)), dim=1).values
+    after = torch.flip(torch.cummin(torch.flip(torch.where(known, frame, torch.full_like(frame, L)), [1]), dim=1).values, [1])
+    t = (frame - before).float() / (after - before - 1).clamp(min=1).float()
+    return torch.where(known, torch.zeros_like(t), t)
 
 
 def _resampled(model: Inbetweener, motion: Motion, keys: np.ndarray) -> Motion:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +16,7 @@ from backend.models.inbetweener import (
     InbetweenerConfig,
     J,
     encode,
+    known_frames,
     window_input,
 )
 from backend.models.kinematics import matrix_from_6d
@@ -38,6 +39,8 @@ class InbetweenerTraining:
     warmup: int = option(100, "warm-up steps")
     min_gap: int = 1
     context_dropout: float = 0.3   # share of windows shown fewer context frames (as at a first key)
+    lookahead: int = option(0, "keys after a gap's end the network learns to see (0: the end key only)")
+    later_share: float = option(0.6, "share of steps whose windows show keys after the gap's end (with lookahead)")
     mirror: bool = True
     seed: int = option(0, "random seed")
     threads: int = option(0, "torch threads (0: torch's choice)")
@@ -58,23 +61,33 @@ def clips_at(ds, split: str, fps: float, mirror: bool) -> list[Motion]:
 
 def sample_batch(clips: list[Motion], config: InbetweenerConfig, training: InbetweenerTraining,
                  rng: random.Random) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(base, known, target) for `batch` windows sharing one gap length."""
+    """(base, known, target) for `batch` windows sharing one pattern: the context, a gap, its
+    key, and with lookahead (on `later_share` of steps) up to `lookahead` more keys about as far
+    apart (keys every N frames, as animators set them)."""
     c = config.context
     n = rng.randint(training.min_gap, config.max_gap)
-    L = c + n + 1
+    gaps = [n]
+    if config.lookahead and rng.random() < training.later_share:
+        for _ in range(rng.randint(1, config.lookahead)):
+            nxt = min(config.max_gap, max(1, round(n * rng.uniform(0.75, 1.25))))
+            if c + sum(g + 1 for g in gaps) + nxt + 1 > Inbetweener.max_len_of(config):
+                break
+            gaps.append(nxt)
+    ends = c - 1 + np.cumsum([g + 1 for g in gaps])  # window frames of the keys
+    L = int(ends[-1]) + 1
+    later = tuple(int(e) for e in ends[:-1])
     fit = [m for m in clips if m.num_frames >= L]
     bases, targets = [], []
-    known = torch.zeros(training.batch, L, dtype=torch.bool)
-    known[:, :c] = known[:, -1] = True
+    known = torch.from_numpy(known_frames(L, c, later)).expand(training.batch, L)
     for _ in range(training.batch):
         m = rng.choice(fit)
         s = rng.randint(0, m.num_frames - L)
         idx = np.arange(s, s + L)
         if rng.random() < training.context_dropout:  # as at a first key: fewer real context frames
-            k = rng.randint(0, c - 1)
+            k = c - 1 if rng.random() < 0.5 else rng.randint(0, c - 1)  # half of them the key alone
             idx[:k] = idx[k]
         window = Motion(m.skeleton, m.fps, m.root_position[idx], m.local_rotations[idx])
-        turned, _, _, base = window_input(window, c)
+        turned, _, _, base = window_input(window, c, later)
         bases.append(base)
         targets.append(encode(turned))
     return torch.from_numpy(np.stack(bases)), known, torch.from_numpy(np.stack(targets))
@@ -103,15 +116,16 @@ def position_stats(clips: list[Motion], config: InbetweenerConfig) -> tuple[np.n
 
 def train(ds, out: Path, config: InbetweenerConfig | None = None, training: InbetweenerTraining | None = None,
           progress: bool = True, resume: bool = True) -> tuple[Inbetweener, dict]:
-    config, training = config or InbetweenerConfig(), training or InbetweenerTraining()
+    training = training or InbetweenerTraining()
+    config = replace(config or InbetweenerConfig(), lookahead=training.lookahead)
     rng = seeded(training.seed, training.threads)
     clips = clips_at(ds, "train", config.fps, training.mirror)
     model = Inbetweener(config)
     if training.init:  # fine-tuning: go on from trained weights rather than from interpolation
         start = Inbetweener.from_pretrained(Path(training.init))
-        if start.config != config:
+        if replace(start.config, lookahead=config.lookahead) != config:
             raise ValueError(f"the in-betweener in {training.init} has shape {start.config}, not {config}")
-        model.load_state_dict(start.state_dict())
+        model.load_trained(start)
     mean, std = position_stats([m for i, m in enumerate(clips) if i % 2 == 0] if training.mirror else clips, config)
     model.pos_mean.copy_(torch.from_numpy(mean).float())
     model.pos_std.copy_(torch.from_numpy(std).float())
