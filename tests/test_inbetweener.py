@@ -261,3 +261,34 @@ def test_training_windows_with_lookahead_hold_several_keys_about_as_far_apart():
         assert torch.equal(base[:, known[0]], target[:, known[0]])  # known frames exact in the input
         patterns.add(len(gaps))
     assert patterns >= {2, 3}
+
+
+def test_the_loss_scores_the_first_gap_and_charges_feet_that_drift():
+    """Only the gap before the first key counts (the keys after it are read, not filled), and
+    the feet term is zero where the feet move as the capture's and grows as they drift."""
+    from backend.models.inbetweener import InbetweenerConfig, Inbetweener
+    from backend.training.inbetweener import InbetweenerTraining, loss_of, sample_batch
+
+    config = InbetweenerConfig(width=32, layers=1, heads=2, max_gap=12, lookahead=2)
+    training = InbetweenerTraining(batch=3, lookahead=2, later_share=1.0)
+    rng = random.Random(0)
+    while True:
+        base, known, target = sample_batch(clips30(), config, training, rng)
+        if int(known[0].sum()) > config.context + 1:
+            break
+    first = int(np.flatnonzero(known[0].numpy()[config.context:])[0]) + config.context  # the first key
+    model = Inbetweener(config)
+
+    def scored(pred):
+        model.forward = lambda b, k: pred
+        return loss_of(model, base, known, target, foot_velocity=1.0)[1]
+
+    exact = scored(target.clone())
+    assert exact["pos_m"] == 0.0 and exact["foot_vel_m"] == 0.0
+    later = target.clone()
+    later[:, first + 1: -1, -3] += 0.5  # the root half a metre off in the later gaps only
+    assert scored(later)["pos_m"] == 0.0
+    drift = target.clone()
+    drift[:, config.context: first, -3] += torch.linspace(0.0, 0.2, first - config.context)  # sliding away
+    got = scored(drift)
+    assert got["pos_m"] > 0.0 and got["foot_vel_m"] > 0.0
