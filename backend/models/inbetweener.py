@@ -91,7 +91,8 @@ class Inbetweener(weights_file.Stored, nn.Module):
         self.config = config
         d = config.width
         self.max_len = self.max_len_of(config)
-        self.inp = nn.Linear(FRAME + 2, d)  # frame, known flag, position within the gap
+        # frame, known flag, position within the gap (and with lookahead: past the gap's end key)
+        self.inp = nn.Linear(FRAME + 2 + bool(config.lookahead), d)
         self.pos = nn.Parameter(torch.zeros(self.max_len, d))
         nn.init.normal_(self.pos, std=0.02)
         layer = nn.TransformerEncoderLayer(d, config.heads, 4 * d, dropout=0.0, batch_first=True, norm_first=True)
@@ -116,14 +117,20 @@ class Inbetweener(weights_file.Stored, nn.Module):
         pos = state["pos"]
         if pos.shape[0] < self.max_len:
             state["pos"] = torch.cat([pos, pos[-1:].expand(self.max_len - pos.shape[0], -1)])
+        w = state["inp.weight"]
+        if w.shape[1] < self.inp.in_features:  # the past-the-key flag starts unread
+            state["inp.weight"] = torch.cat([w, w.new_zeros(w.shape[0], self.inp.in_features - w.shape[1])], 1)
         self.load_state_dict(state)
 
     def forward(self, base: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
         """base (B, L, FRAME) interpolation with known frames in place, known (B, L) bool ->
         (B, L, FRAME): known frames unchanged, the rest base + predicted residual."""
         B, L, _ = base.shape
-        t = gap_position(known)
-        h = self.inp(torch.cat([base, known.float()[..., None], t[..., None]], dim=-1)) + self.pos[:L]
+        flags = [known.float(), gap_position(known)]
+        if self.config.lookahead:
+            past = past_first_key(known)
+            flags.append((past & torch.roll(past, 1, dims=1)).float())  # after the gap's end key
+        h = self.inp(torch.cat([base, torch.stack(flags, dim=-1)], dim=-1)) + self.pos[:L]
         residual = self.out(self.trunk(h))
         return torch.where(known[..., None], base, base + residual)
 
@@ -206,6 +213,11 @@ def gap_position(known: torch.Tensor) -> torch.Tensor:
     after = torch.flip(torch.cummin(torch.flip(torch.where(known, frame, torch.full_like(frame, L)), [1]), dim=1).values, [1])
     t = (frame - before).float() / (after - before - 1).clamp(min=1).float()
     return torch.where(known, torch.zeros_like(t), t)
+
+
+def past_first_key(known: torch.Tensor) -> torch.Tensor:
+    """(B, L) bool: the frames from the first key after the context on (the first gap's end)."""
+    return torch.cummax((known & (torch.cumsum((~known).int(), 1) > 0)).int(), 1).values.bool()
 
 
 def _resampled(model: Inbetweener, motion: Motion, keys: np.ndarray) -> Motion:

@@ -17,6 +17,7 @@ from backend.models.inbetweener import (
     J,
     encode,
     known_frames,
+    past_first_key,
     window_input,
 )
 from backend.models.kinematics import matrix_from_6d
@@ -101,8 +102,7 @@ def loss_of(model: Inbetweener, base, known, target, foot_velocity: float = 0.0)
     pred = model(base, known)
     # Scored: the first gap only. Keys after it are there to be read; their gaps, seen with a
     # key alone before them, are filled in windows of their own.
-    past = torch.cummax((known & (torch.cumsum((~known).int(), 1) > 0)).int(), 1).values.bool()
-    gap = ~known & ~past
+    gap = ~known & ~past_first_key(known)
     p_pred, p_true = model.joint_positions(pred[gap]), model.joint_positions(target[gap])
     lp = (p_pred - p_true).abs().mean()
     m_pred = matrix_from_6d(pred[gap][:, : J * 6].reshape(-1, J, 6))
