@@ -13,7 +13,7 @@ TOKENIZER_TRAINING = ("steps", "batch", "seed", "threads")
 GENERATOR_TRAINING = ("steps", "batch", "minutes", "stop_at", "seed", "threads", "device", "lr", "wide_captions",
                       "word_noise", "bf16", "balance", "compose_share", "composed")
 GENERATOR_SHAPE = ("lora_r", "base")
-INBETWEENER_TRAINING = ("steps", "batch", "lr", "warmup", "seed", "threads", "minutes", "init", "lookahead", "later_share", "foot_velocity")
+INBETWEENER_TRAINING = ("steps", "batch", "lr", "warmup", "seed", "threads", "minutes", "init", "lookahead", "later_share")
 EVALUATOR_TRAINING = ("steps", "seed", "threads", "mirror")
 LENGTH_TRAINING = ("steps", "seed")
 SAMPLING = ("decoding", "steps", "temperature", "top_k", "guidance")

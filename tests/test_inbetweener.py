@@ -263,9 +263,9 @@ def test_training_windows_with_lookahead_hold_several_keys_about_as_far_apart():
     assert patterns >= {2, 3}
 
 
-def test_the_loss_scores_the_first_gap_and_charges_feet_that_drift():
-    """Only the gap before the first key counts (the keys after it are read, not filled), and
-    the feet term is zero where the feet move as the capture's and grows as they drift."""
+def test_the_loss_scores_the_first_gap_only():
+    """The keys after the first gap are read, not filled: what the model puts in the later gaps
+    costs nothing."""
     from backend.models.inbetweener import InbetweenerConfig, Inbetweener
     from backend.training.inbetweener import InbetweenerTraining, loss_of, sample_batch
 
@@ -281,14 +281,12 @@ def test_the_loss_scores_the_first_gap_and_charges_feet_that_drift():
 
     def scored(pred):
         model.forward = lambda b, k: pred
-        return loss_of(model, base, known, target, foot_velocity=1.0)[1]
+        return loss_of(model, base, known, target)[1]["pos_m"]
 
-    exact = scored(target.clone())
-    assert exact["pos_m"] == 0.0 and exact["foot_vel_m"] == 0.0
+    assert scored(target.clone()) == 0.0
     later = target.clone()
     later[:, first + 1: -1, -3] += 0.5  # the root half a metre off in the later gaps only
-    assert scored(later)["pos_m"] == 0.0
-    drift = target.clone()
-    drift[:, config.context: first, -3] += torch.linspace(0.0, 0.2, first - config.context)  # sliding away
-    got = scored(drift)
-    assert got["pos_m"] > 0.0 and got["foot_vel_m"] > 0.0
+    assert scored(later) == 0.0
+    first_gap = target.clone()
+    first_gap[:, config.context: first, -3] += 0.1
+    assert abs(scored(first_gap) - 0.1 / 3) < 1e-5  # every joint 10 cm off along one of three axes

@@ -42,7 +42,6 @@ class InbetweenerTraining:
     context_dropout: float = 0.3   # share of windows shown fewer context frames (as at a first key)
     lookahead: int = option(0, "keys after a gap's end the network learns to see (0: the end key only)")
     later_share: float = option(0.6, "share of steps whose windows show keys after the gap's end (with lookahead)")
-    foot_velocity: float = option(0.0, "weight of the feet's frame-to-frame motion in the loss (planted feet stay put)")
     mirror: bool = True
     seed: int = option(0, "random seed")
     threads: int = option(0, "torch threads (0: torch's choice)")
@@ -86,7 +85,7 @@ def sample_batch(clips: list[Motion], config: InbetweenerConfig, training: Inbet
         s = rng.randint(0, m.num_frames - L)
         idx = np.arange(s, s + L)
         if rng.random() < training.context_dropout:  # as at a first key: fewer real context frames
-            k = c - 1 if rng.random() < 0.5 else rng.randint(0, c - 1)  # half of them the key alone
+            k = rng.randint(0, c - 1)
             idx[:k] = idx[k]
         window = Motion(m.skeleton, m.fps, m.root_position[idx], m.local_rotations[idx])
         turned, _, _, base = window_input(window, c, later)
@@ -98,7 +97,7 @@ def sample_batch(clips: list[Motion], config: InbetweenerConfig, training: Inbet
 FEET = [canonical.CANONICAL_JOINTS.index(n) for n in canonical.FEET]
 
 
-def loss_of(model: Inbetweener, base, known, target, foot_velocity: float = 0.0) -> tuple[torch.Tensor, dict]:
+def loss_of(model: Inbetweener, base, known, target) -> tuple[torch.Tensor, dict]:
     pred = model(base, known)
     # Scored: the first gap only. Keys after it are there to be read; their gaps, seen with a
     # key alone before them, are filled in windows of their own.
@@ -108,16 +107,7 @@ def loss_of(model: Inbetweener, base, known, target, foot_velocity: float = 0.0)
     m_pred = matrix_from_6d(pred[gap][:, : J * 6].reshape(-1, J, 6))
     m_true = matrix_from_6d(target[gap][:, : J * 6].reshape(-1, J, 6))
     lq = (m_pred - m_true).abs().mean()
-    loss, logged = lp + 0.5 * lq, {"pos_m": lp.item(), "rot": lq.item()}
-    if foot_velocity:
-        # The feet's steps into and out of every filled frame, against the capture's: a planted
-        # foot's is zero, so a foot that drifts where the capture stands is charged for it.
-        feet_pred = model.joint_positions(pred)[:, :, FEET]
-        feet_true = model.joint_positions(target)[:, :, FEET]
-        moved = gap[:, 1:] | gap[:, :-1]
-        lv = (torch.diff(feet_pred, dim=1) - torch.diff(feet_true, dim=1)).abs()[moved].mean()
-        loss, logged = loss + foot_velocity * lv, {**logged, "foot_vel_m": lv.item()}
-    return loss, logged
+    return lp + 0.5 * lq, {"pos_m": lp.item(), "rot": lq.item()}
 
 
 def position_stats(clips: list[Motion], config: InbetweenerConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -149,7 +139,7 @@ def train(ds, out: Path, config: InbetweenerConfig | None = None, training: Inbe
     sched = checkpoint.warmup_cosine(opt, training.warmup, training.steps)
 
     def step(_: int):
-        return loss_of(model, *sample_batch(clips, config, training, rng), foot_velocity=training.foot_velocity)
+        return loss_of(model, *sample_batch(clips, config, training, rng))
 
     loop = Loop("inbetweener", training.steps, training.seed, Path(out) / "inbetweener_checkpoint", resume,
                 minutes=training.minutes, history_names={"pos_m": "position error (m)"}, progress=progress)
