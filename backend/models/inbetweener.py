@@ -193,7 +193,7 @@ class Inbetweener(weights_file.Stored, nn.Module):
                 idx = np.concatenate([idx, np.full(k - shown[-1] - 1, shown[-1]), [k]])
                 shown.append(k)
             window = Motion(out.skeleton, motion.fps, root[idx], local[idx])
-            filled = self.fill_window(window, tuple(int(k - a + c - 1) for k in shown[:-1]) if later else ())
+            filled = self.fill_window(window, tuple(int(k - a + c - 1) for k in shown[:-1]))
             gap = filled.trim(c - 1, c + m + 1)  # key a, the m filled frames, key b
             if m < n:  # back on the motion's clock: m + 2 frames become n + 2
                 gap = Motion(gap.skeleton, motion.fps, gap.root_position, gap.local_rotations).resample(
@@ -201,7 +201,6 @@ class Inbetweener(weights_file.Stored, nn.Module):
             root[a + 1: b], local[a + 1: b] = gap.root_position[1: n + 1], gap.local_rotations[1: n + 1]
         result = Motion(out.skeleton, motion.fps, root, rot.make_continuous(local))
         return blend.pin_to_keys(result, motion, keys)
-
 
 
 def gap_position(known: torch.Tensor) -> torch.Tensor:
