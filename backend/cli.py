@@ -11,7 +11,7 @@ from backend.options import add_options, picked
 TOKENIZER_SHAPE = ("quantizer", "layout", "encoder", "width")
 TOKENIZER_TRAINING = ("steps", "batch", "seed", "threads")
 GENERATOR_TRAINING = ("steps", "batch", "minutes", "stop_at", "seed", "threads", "device", "lr", "wide_captions",
-                      "word_noise", "bf16", "balance", "compose_share", "composed")
+                      "word_noise", "bf16", "balance", "compose_share", "composed", "contrastive")
 GENERATOR_SHAPE = ("lora_r", "base")
 INBETWEENER_TRAINING = ("steps", "batch", "lr", "warmup", "seed", "threads", "minutes", "init", "lookahead", "later_share")
 EVALUATOR_TRAINING = ("steps", "seed", "threads", "mirror")

@@ -212,17 +212,22 @@ class MotionLM(nn.Module):
         return out
 
     def motion_logits(self, h: torch.Tensor) -> torch.Tensor:
-        rows = self.new_tokens.weight[len(SPECIAL_TOKENS):]
-        return h @ rows.to(h.dtype).T  # tied, like the base model's own head
+        return h @ self.motion_rows().to(h.dtype).T  # tied, like the base model's own head
 
     def text_logits(self, h: torch.Tensor) -> torch.Tensor:
         return self.base.get_output_embeddings()(h)
 
-    def loss(self, batch: Batch, per: tuple[float, float] | None = None) -> tuple[torch.Tensor, dict]:
+    def motion_rows(self) -> torch.Tensor:
+        """(codes, D) the motion codes' embeddings (input rows and, tied, output head)."""
+        return self.new_tokens.weight[len(SPECIAL_TOKENS):]
+
+    def loss(self, batch: Batch, per: tuple[float, float] | None = None,
+             hidden: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
         """Mean cross-entropy of the motion targets plus that of the caption tokens. `per`: what
         the summed motion and text losses are divided by instead of their counts in this batch
-        (a distributed step's slice divides by the global batch's counts over the world size)."""
-        h = self.hidden(batch.ids, batch.segment, batch.valid).last_hidden_state
+        (a distributed step's slice divides by the global batch's counts over the world size).
+        `hidden`: the batch's last hidden states, when the caller has them already."""
+        h = self.hidden(batch.ids, batch.segment, batch.valid).last_hidden_state if hidden is None else hidden
         logs, total = {}, h.new_zeros(())
         for key, targets, head, k in (("motion", batch.motion_targets, self.motion_logits, 0),
                                       ("text", batch.text_targets, self.text_logits, 1)):

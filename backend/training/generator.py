@@ -19,7 +19,8 @@ from backend.models.generator import CAPTION, INFILL, NEXT, T2M, Batch, Generato
 from backend.models.llm import load_base
 from backend.models.tokenizer import MotionTokenizer
 from backend.options import option
-from backend.training import checkpoint
+from backend.training import checkpoint, contrastive
+from backend.training.contrastive import BatchContrast, Pairs
 from backend.training.distributed import World, replicate
 from backend.training.loop import Loop, seeded
 from backend.training.loop import run as run_loop
@@ -49,6 +50,9 @@ class GeneratorTraining:
     compose_share: float = option(0.0, "fraction of examples from composed clips (two actions joined by the "
                                        "in-betweener: chained captions, and infill that follows the second's text)")
     composed: int = option(2000, "composed clips to draw from when --compose-share is on")
+    contrastive: float = option(0.0, "weight of DynamicPoseNet's stochastic batch contrastive loss: each text-to-motion "
+                                     "example's text and motion pulled together, the batch's other pairs pushed apart "
+                                     "(training.contrastive; 0: off)")
     balance: float = option(0.0, "draw clips with weight 1 / (clips of their content) ** balance, so rare contents "
                                  "are not drowned (0: every clip alike; 0.5: square-root balancing; 1: every content alike)")
     mirror: bool = True
@@ -71,6 +75,8 @@ class GeneratorTraining:
             raise ValueError(f"need 1 <= min_tokens <= max_tokens, got {self.min_tokens}, {self.max_tokens}")
         if not 0 <= self.balance <= 1:
             raise ValueError(f"balance must be in [0, 1], got {self.balance}")
+        if self.contrastive < 0:
+            raise ValueError(f"contrastive must be 0 or more, got {self.contrastive}")
         if self.composed < 1:
             raise ValueError(f"composed must be at least 1, got {self.composed}")
         for name in ("caption_share", "next_share", "span_share", "text_dropout", "word_noise", "compose_share"):
@@ -210,14 +216,35 @@ def _composed_example(model: MotionLM, clip: TokenClip, training: GeneratorTrain
 
 
 class _Objective(torch.nn.Module):
-    """The training loss as a module's forward: the call DistributedDataParallel hooks into."""
+    """The training loss as a module's forward: the call DistributedDataParallel hooks into.
+    With `contrast`, the batch contrastive term is added at `weight` (over this process's pairs)."""
 
-    def __init__(self, model: MotionLM):
+    def __init__(self, model: MotionLM, contrast: BatchContrast | None = None, weight: float = 0.0):
         super().__init__()
         self.model = model
+        self.contrast = contrast
+        self.weight = weight
 
-    def forward(self, batch: Batch, per: tuple[float, float] | None = None):
-        return self.model.loss(batch, per)
+    def forward(self, batch: Batch, per: tuple[float, float] | None = None, pairs: Pairs | None = None):
+        h = self.model.hidden(batch.ids, batch.segment, batch.valid).last_hidden_state
+        loss, logs = self.model.loss(batch, per, hidden=h)
+        if self.contrast is not None and pairs is not None:
+            term = self.contrast(h, self.model.motion_rows(), pairs)
+            if term is not None:
+                loss = loss + self.weight * term
+                logs["contrast"] = term.item()
+        return loss, logs
+
+
+def batch_pairs(model: MotionLM, examples: list, drawn: list[TokenClip]) -> Pairs:
+    """The text-to-motion pairs of a batch for the contrastive term, labelled by what their clips
+    show (a composed clip by itself: another one's two parts are seldom the same)."""
+    labels = [f"{c.content}/{c.style}" if c.second < 0 else f"composed {id(c)}" for c in drawn]
+    # A recorded clip's caption says what its whole window shows, masked or infilled; a composed
+    # clip's infill is under the second action's caption alone, which is not the window's.
+    t2m = [e[0][0] == model.special(T2M) or (e[0][0] == model.special(INFILL) and c.second < 0)
+           for e, c in zip(examples, drawn)]
+    return contrastive.pairs_of(examples, labels, t2m, lambda i: i - model.motion_id(0))
 
 
 def train(ds: Dataset, tokenizer: MotionTokenizer, config: GeneratorConfig, training: GeneratorTraining,
@@ -254,13 +281,18 @@ def train(ds: Dataset, tokenizer: MotionTokenizer, config: GeneratorConfig, trai
     device = world.device(pick_device(training.device))
     model.to(device)
     lora = [p for n, p in model.lm.named_parameters() if p.requires_grad]
-    opt = torch.optim.AdamW([{"params": lora, "lr": training.lr},
-                             {"params": model.new_tokens.parameters(), "lr": training.new_token_lr}],
-                            weight_decay=0.0)
-
-    sched = checkpoint.warmup_cosine(opt, training.warmup, training.steps)
+    groups = [{"params": lora, "lr": training.lr},
+              {"params": model.new_tokens.parameters(), "lr": training.new_token_lr}]
     trainable = torch.nn.ModuleDict({"lm": model.lm, "new_tokens": model.new_tokens})
-    objective = replicate(_Objective(model), world, device)
+    contrast = None
+    if training.contrastive:
+        torch.manual_seed(training.seed)
+        contrast = BatchContrast(model.new_tokens.embedding_dim).to(device)
+        groups.append({"params": contrast.parameters(), "lr": training.new_token_lr})
+        trainable["contrast"] = contrast  # checkpointed with the rest, so a resume goes on alike
+    opt = torch.optim.AdamW(groups, weight_decay=0.0)
+    sched = checkpoint.warmup_cosine(opt, training.warmup, training.steps)
+    objective = replicate(_Objective(model, contrast, training.contrastive), world, device)
     if training.balance:
         cumulative = list(itertools.accumulate(clip_weights(clips, training.balance)))
         draw_recorded = lambda: rng.choices(clips, cum_weights=cumulative)[0]  # noqa: E731
@@ -278,18 +310,22 @@ def train(ds: Dataset, tokenizer: MotionTokenizer, config: GeneratorConfig, trai
         nonlocal tokens_seen
         # Every rank draws the whole batch (the same RNG) and trains on its slice of it.
         length = rng.randint(training.min_tokens, training.max_tokens)
-        examples = [make_example(model, draw(), training, rng, length, noise) for _ in range(training.batch)]
+        drawn, examples = [], []
+        for _ in range(training.batch):  # draw, then make: the order the random numbers were always taken in
+            drawn.append(draw())
+            examples.append(make_example(model, drawn[-1], training, rng, length, noise))
         per = None
         if world.distributed:
             whole = model.collate(examples)
             counts = [int((whole.motion_targets >= 0).sum()), int((whole.text_targets >= 0).sum())]
             per = tuple(max(n, 1) / world.size for n in counts)
-            examples = world.shard(examples)
+            examples, drawn = world.shard(examples), world.shard(drawn)
         batch = model.collate(examples)
         batch = Batch(*(t.to(device) for t in astuple(batch)))
+        pairs = batch_pairs(model, examples, drawn) if contrast is not None else None
         tokens_seen += int(batch.valid.sum())
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=training.bf16 and device.type != "mps"):
-            loss, logs = objective(batch, per)
+            loss, logs = objective(batch, per, pairs)
         if world.distributed:  # each rank's part of the global means: summed, they are the means
             parts = world.sum([logs.get("motion", 0.0) / world.size, logs.get("text", 0.0) / world.size])
             logs = {k: v for k, v, n in zip(("motion", "text"), parts, counts) if n}
@@ -301,7 +337,9 @@ def train(ds: Dataset, tokenizer: MotionTokenizer, config: GeneratorConfig, trai
 
     loop = Loop("generator", training.steps, training.seed, Path(out) / "generator_checkpoint", resume,
                 save_every=training.save_every, minutes=training.minutes, smoothing=0.95,
-                history_names={"motion": "motion loss", "text": "caption loss"}, progress=progress)
+                history_names={"motion": "motion loss", "text": "caption loss",
+                               **({"contrast": "contrastive loss"} if contrast is not None else {})},
+                progress=progress)
     run = run_loop(loop, trainable, opt, step, sched, rng=rng, stop=stop, world=world)
     model.to("cpu")  # saved and handed back on the CPU, where the engine decides the device
     tokens_seen = int(world.sum([tokens_seen])[0])
