@@ -383,3 +383,55 @@ def test_balance_draws_rare_contents_as_often_as_common_ones():
 
     with pytest.raises(ValueError, match="balance"):
         GeneratorTraining(balance=1.5)
+
+
+@pytest.mark.parametrize("text, actions", [
+    ("a person walks forward, then waves with the left hand.", ["a person walks forward", "waves with the left hand"]),
+    ("Someone bows, and after that walks forward", ["Someone bows", "walks forward"]),
+    ("a man runs and then stops, then bows, then waves, then sits", ["a man runs", "stops", "bows, then waves, then sits"]),
+    ("a guy waves his left hand, after that he walks forward", ["a guy waves his left hand", "he walks forward"]),
+    ("someone runs then walks", ["someone runs", "walks"]),
+    ("a person walks and waves", ["a person walks and waves"]),  # at once, not one after the other
+    ("then", ["then"]),
+    ("", [""]),
+])
+def test_a_prompt_is_split_into_its_actions_in_order_at_the_words_that_say_after(text, actions):
+    from backend.actions import split_actions
+
+    assert split_actions(text) == actions
+
+
+def test_a_chained_prompt_is_each_action_in_turn_joined_in_one_clip(tiny_weights):
+    """Each action generated on its own, in order, then carried on from where the one before
+    ended: the first action's frames are those it has alone, the clip is as long as asked and
+    continuous through the join, and progress counts every action's passes."""
+    import numpy as np
+
+    from backend.data.compose import JOIN_SECONDS
+    from backend.engine import Engine, Sampling
+
+    engine = Engine(tiny_weights, device="cpu", dtype="float32")
+    seen = []
+    [m] = engine.generate("a person walks, then waves", seconds=5.0, seed=4, fps=20,
+                          on_step=lambda done, total: seen.append((done, total)))
+    assert m.num_frames == 100
+    join = round(JOIN_SECONDS * 20)
+    first = (100 - join) // 2
+    [alone] = engine.generate("a person walks", seconds=first / 20, seed=4, fps=20)
+    assert np.array_equal(m.local_rotations[:first], alone.local_rotations)
+    assert np.allclose(m.root_position[:first], alone.root_position)
+    # The second action is another motion, carried on from the first's last pose without a jump.
+    assert not np.allclose(m.local_rotations[first + join:], m.local_rotations[:100 - first - join])
+    step = np.linalg.norm(np.diff(m.positions(), axis=0), axis=-1).max(axis=1)  # fastest joint, per frame
+    assert step[first - 1: first + join + 1].max() < 3 * step[: first - 1].max() + 0.05
+    whole = [(d, t) for d, t in seen if float(d).is_integer()]
+    assert whole[-1] == (2 * Sampling().steps, 2 * Sampling().steps)
+    assert [d for d, _ in whole] == sorted(d for d, _ in whole)
+    # Variations and seeds as for one action: the same seed, the same clip.
+    a = engine.generate("a person walks, then waves", seconds=5.0, seed=4, fps=30, variations=2)
+    b = engine.generate("a person walks, then waves", seconds=5.0, seed=4, fps=30, variations=2)
+    assert len(a) == 2 and a[0].num_frames == 150
+    assert all(np.array_equal(x.local_rotations, y.local_rotations) for x, y in zip(a, b))
+    # Too short to hold two actions apart: the sentence is read whole, in one clip of the asked length.
+    [short] = engine.generate("a person walks, then waves", seconds=1.0, seed=4, fps=20)
+    assert short.num_frames == 20

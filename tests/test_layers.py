@@ -15,7 +15,7 @@ ADDON = "dynamic_pose"  # the package name Blender gives the add-on (tools/addon
 ADDON_PARTS = ("settings", "operators", "panels", "client", "rig")
 # Inside the backend, lower ranks never import higher ones; training and evaluation (both
 # rank 4) never import each other. The faces (rank 5) may use anything below them.
-BACKEND_RANK = {"backend": 0, "backend.figures": 0, "backend.cpu_threads": 0, "backend.paths": 0, "backend.device": 0, "backend.sampling": 0, "backend.options": 0,
+BACKEND_RANK = {"backend": 0, "backend.figures": 0, "backend.cpu_threads": 0, "backend.paths": 0, "backend.device": 0, "backend.sampling": 0, "backend.options": 0, "backend.actions": 0,
                 "backend.schemas": 0, "backend.data": 1, "backend.models": 2, "backend.adapters": 2, "backend.engine": 3,
                 "backend.jobs": 3, "backend.training": 4, "backend.evaluation": 4,
                 "backend.studio": 5, "backend.server": 5, "backend.cli": 5, "backend.__main__": 5}
