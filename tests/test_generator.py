@@ -386,11 +386,14 @@ def test_balance_draws_rare_contents_as_often_as_common_ones():
 
 
 @pytest.mark.parametrize("text, actions", [
-    ("a person walks forward, then waves with the left hand.", ["a person walks forward", "waves with the left hand"]),
-    ("Someone bows, and after that walks forward", ["Someone bows", "walks forward"]),
-    ("a man runs and then stops, then bows, then waves, then sits", ["a man runs", "stops", "bows, then waves, then sits"]),
+    ("a person walks forward, then waves with the left hand.",
+     ["a person walks forward", "a person waves with the left hand"]),
+    ("Someone bows, and after that walks forward", ["Someone bows", "Someone walks forward"]),
+    ("an old man runs and then stops, then bows, then waves, then sits",
+     ["an old man runs", "an old man stops", "an old man bows, then waves, then sits"]),
     ("a guy waves his left hand, after that he walks forward", ["a guy waves his left hand", "he walks forward"]),
-    ("someone runs then walks", ["someone runs", "walks"]),
+    ("a person lifts the left hand, then the person kicks", ["a person lifts the left hand", "the person kicks"]),
+    ("run then walk", ["run", "walk"]),  # no subject to carry
     ("a person walks and waves", ["a person walks and waves"]),  # at once, not one after the other
     ("then", ["then"]),
     ("", [""]),
