@@ -292,8 +292,9 @@ class Engine:
     def continue_(self, motion: Motion, text: str, seconds: float | None = None, seed: int = 0,
                   sampling: Sampling | None = None, on_step=None) -> Motion:
         """`motion` followed by `seconds` more (None: as long as the text suggests, within what
-        a motion may hold), generated from `text` and the motion so far; the given frames come
-        back bit-identical and the join is continuous."""
+        a motion may hold): with `text`, that action carried on from where the motion ends;
+        without, more of the motion so far. The given frames come back bit-identical and the
+        join is continuous."""
         self.check_motion(motion)
         if seconds is None:
             seconds = min(self.length_for(text), MAX_SECONDS - motion.duration)
@@ -301,6 +302,14 @@ class Engine:
             raise ValueError(f"continue by more than 0 and at most {MAX_SECONDS - motion.duration:.1f} s "
                              f"(a motion holds {MAX_SECONDS:g} s in all), got {seconds}")
         T, extra = motion.num_frames, max(1, int(round(seconds * motion.fps)))
+        join = round(compose.JOIN_SECONDS * motion.fps)
+        if text.strip() and self.inbetweener is not None and extra - join >= 2:
+            # A new action: made on its own and carried on from the motion's end, the join
+            # in-betweened. Infilled after the motion, the text was read right 0.03 of the time
+            # on the 30 chained prompts' second actions (it went on with the first); this 0.87.
+            [new] = self.generate(text, (extra - join) / motion.fps, seed=seed, sampling=sampling, fps=motion.fps,
+                                  on_step=on_step)
+            return compose.join(motion, new, join, self.inbetweener.inbetween)
         held = motion.fit(T + extra)
         regen = np.zeros(T + extra, dtype=bool)
         regen[T:] = True

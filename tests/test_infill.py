@@ -172,10 +172,23 @@ def test_keys_on_some_bones_pin_only_those_bones(engine, run_clip):
 
 
 def test_engine_continue_keeps_the_prefix_and_adds_the_length(engine, run_clip):
+    """With text, a new action carried on from the run's end (the join in-betweened); without,
+    more of the run. Either way the run comes back exact and the clip is as long as asked."""
+    from backend.data.compose import JOIN_SECONDS
+
+    T = run_clip.num_frames
     out = engine.continue_(run_clip, "a person stops", 1.5, seed=4)
-    assert out.num_frames == run_clip.num_frames + 45
-    assert np.array_equal(out.local_rotations[: run_clip.num_frames], run_clip.local_rotations)
-    assert np.array_equal(out.root_position[: run_clip.num_frames], run_clip.root_position)
+    more = engine.continue_(run_clip, "", 1.5, seed=4)
+    for m in (out, more):
+        assert m.num_frames == T + 45
+        assert np.array_equal(m.local_rotations[:T], run_clip.local_rotations)
+        assert np.array_equal(m.root_position[:T], run_clip.root_position)
+    assert not np.allclose(out.local_rotations[T:], more.local_rotations[T:])
+    # The new action starts where the run ends (not back at the origin), the frames between
+    # in-betweened without a jump (the tiny model's own motion after them is random).
+    join = round(JOIN_SECONDS * run_clip.fps)
+    step = np.linalg.norm(np.diff(out.positions(), axis=0), axis=-1).max(axis=1)
+    assert step[T - 1: T + join].max() < 2 * step[: T - 1].max()
     with pytest.raises(ValueError, match="continue by"):
         engine.continue_(run_clip, "x", 60.0)
 
