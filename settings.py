@@ -67,7 +67,8 @@ class DynamicPoseAdapterItem(bpy.types.PropertyGroup):
 class DynamicPoseSettings(bpy.types.PropertyGroup):
     # Generate
     prompt: StringProperty(name="Prompt", default="a person walks forward",
-                           description="What the character does, in plain words")
+                           description="What the character does, in plain words; \"then\" chains actions in "
+                                       "order (\"a man walks forward, then bows\")")
     length_unit: EnumProperty(name="Length in", items=[
         ("AUTO", "Auto", "As long as the prompt suggests (a raised hand is short, a walk long)"),
         ("SECONDS", "Seconds", ""), ("FRAMES", "Frames", "")], default="SECONDS")
