@@ -27,7 +27,6 @@ from motioncore.clip import Motion
 from motioncore.limits import MAX_SECONDS, MAX_TEXT, MAX_VARIATIONS, fps_problem, motion_problem
 
 MIN_ACTION_TOKENS = 5  # 1 s: a chained prompt's actions each get at least this, or it is read whole
-CHAIN_BY = "fill"
 
 
 class Engine:
@@ -303,7 +302,7 @@ class Engine:
                              f"(a motion holds {MAX_SECONDS:g} s in all), got {seconds}")
         T, extra = motion.num_frames, max(1, int(round(seconds * motion.fps)))
         join = round(compose.JOIN_SECONDS * motion.fps)
-        if text.strip() and self.inbetweener is not None and extra - join >= 2:
+        if isinstance(text, str) and text.strip() and self.inbetweener is not None and extra - join >= 2:
             # A new action: made on its own and carried on from the motion's end, the join
             # in-betweened. Infilled after the motion, the text was read right 0.03 of the time
             # on the 30 chained prompts' second actions (it went on with the first); this 0.87.
