@@ -171,8 +171,11 @@ class Engine:
         sampling = sampling or Sampling()
         if not isinstance(text, str) or len(text) > MAX_TEXT:
             raise ValueError(f"text must be a string of at most {MAX_TEXT} characters")
-        if seconds is None:
-            seconds = self.length_for(text)
+        actions = split_actions(text)
+        shares = [1.0] * len(actions)  # of the clip, each action's: alike when the length is asked for
+        if seconds is None:  # each action as long as its words suggest, and the joins between
+            shares = [self.length_for(a) for a in actions]
+            seconds = min(sum(shares) + compose.JOIN_SECONDS * (len(actions) - 1), MAX_SECONDS)
             if on_step is not None:  # the estimator's first load takes a while: a cancel lands here
                 on_step(0, 1)
         if not 1 <= variations <= MAX_VARIATIONS:
@@ -181,15 +184,15 @@ class Engine:
             raise ValueError(problem)
         frames, wanted = self.clip_frames(seconds, fps)
         gen = torch.Generator().manual_seed(int(seed))
-        actions = split_actions(text)
         join = round(compose.JOIN_SECONDS * canonical.MODEL_FPS)
         if self.inbetweener is None or frames < len(actions) * (MIN_ACTION_TOKENS * self.down + join):
-            actions = [text]  # too short to hold them apart (or nothing to join with): read as one
+            actions, shares = [text], [1.0]  # too short to hold them apart (or nothing to join with): one
         # Chained actions each on their own, then each carried on from where the one before
         # ends, the join filled by the in-betweener: as composed training clips are made.
         # Generating the later actions as infill after the earlier ones instead continued the
         # first action (eval chained: 0.10 against 0.57 in order).
-        lengths = np.diff(np.linspace(0, frames - join * (len(actions) - 1), len(actions) + 1).round().astype(int))
+        ends = np.cumsum(shares) / np.sum(shares) * (frames - join * (len(actions) - 1))
+        lengths = np.diff(np.concatenate([[0], ends]).round().astype(int))
         out: list[Motion | None] = [None] * variations
         for i, (words, length) in enumerate(zip(actions, lengths)):
             report = on_step if on_step is None or len(actions) == 1 else (

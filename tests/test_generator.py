@@ -438,3 +438,22 @@ def test_a_chained_prompt_is_each_action_in_turn_joined_in_one_clip(tiny_weights
     # Too short to hold two actions apart: the sentence is read whole, in one clip of the asked length.
     [short] = engine.generate("a person walks, then waves", seconds=1.0, seed=4, fps=20)
     assert short.num_frames == 20
+
+
+def test_a_chained_prompt_without_a_length_gives_each_action_the_length_its_words_suggest(tiny_weights):
+    import numpy as np
+
+    from backend.actions import split_actions
+    from backend.data.compose import JOIN_SECONDS
+    from backend.engine import Engine
+    from motioncore.limits import MAX_SECONDS
+
+    engine = Engine(tiny_weights, device="cpu", dtype="float32")
+    text = "a person waves, then a person runs"
+    first, second = (engine.length_for(a) for a in split_actions(text))
+    [m] = engine.generate(text, seconds=None, seed=2, fps=20)
+    assert m.num_frames == round(min(first + second + JOIN_SECONDS, MAX_SECONDS) * 20)
+    # The first action gets its own share of the frames, as long as it is alone.
+    own = round(first / (first + second) * (m.num_frames - JOIN_SECONDS * 20))
+    [alone] = engine.generate("a person waves", seconds=own / 20, seed=2, fps=20)
+    assert np.array_equal(m.local_rotations[:own], alone.local_rotations)
