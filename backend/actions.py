@@ -1,8 +1,7 @@
 """A prompt's actions in order: "a person walks forward, then waves with the left hand" is two.
 
-The engine generates a chained prompt one action after another in one clip (each part under
-its own words, seeing the motion so far), as composed training clips teach the model to infill
-a second action under its own caption. Only the connectors that say "after" are read ("then",
+The engine generates a chained prompt one action after another in one clip: each action on
+its own, carried on from where the one before ends (Engine.generate). Only the connectors that say "after" are read ("then",
 "and then", "after that", "afterwards"), so "walks and waves" stays one action, for the model
 to read whole.
 

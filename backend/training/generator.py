@@ -50,8 +50,8 @@ class GeneratorTraining:
     compose_share: float = option(0.0, "fraction of examples from composed clips (two actions joined by the "
                                        "in-betweener: chained captions, and infill that follows the second's text)")
     composed: int = option(2000, "composed clips to draw from when --compose-share is on")
-    contrastive: float = option(0.0, "weight of DynamicPoseNet's stochastic batch contrastive loss: each text-to-motion "
-                                     "example's text and motion pulled together, the batch's other pairs pushed apart "
+    contrastive: float = option(0.0, "weight of DynamicPoseNet's stochastic batch contrastive loss: each masked example's "
+                                     "text and motion pulled together, the batch's other pairs pushed apart "
                                      "(training.contrastive; 0: off)")
     balance: float = option(0.0, "draw clips with weight 1 / (clips of their content) ** balance, so rare contents "
                                  "are not drowned (0: every clip alike; 0.5: square-root balancing; 1: every content alike)")
@@ -286,8 +286,9 @@ def train(ds: Dataset, tokenizer: MotionTokenizer, config: GeneratorConfig, trai
     trainable = torch.nn.ModuleDict({"lm": model.lm, "new_tokens": model.new_tokens})
     contrast = None
     if training.contrastive:
-        torch.manual_seed(training.seed)
-        contrast = BatchContrast(model.new_tokens.embedding_dim).to(device)
+        with torch.random.fork_rng(devices=[]):  # its own seeded start, the global generator left as it was
+            torch.manual_seed(training.seed)
+            contrast = BatchContrast(model.new_tokens.embedding_dim).to(device)
         groups.append({"params": contrast.parameters(), "lr": training.new_token_lr})
         trainable["contrast"] = contrast  # checkpointed with the rest, so a resume goes on alike
     opt = torch.optim.AdamW(groups, weight_decay=0.0)
