@@ -142,9 +142,9 @@ def interpolate_keys(motion: Motion, keys: np.ndarray) -> Motion:
 
 # How far from a key match_velocities bends the frames, at most. The bend moves frames by up to
 # 0.15 x its length x the speed difference, so a long one adds error where it removes the pop:
-# on 60 held-out clips with keys every 10-45 frames (bench keys), 0.5 s left the frames 3-8%
-# further from the capture than no bend at all; 0.2 s leaves them 1-2% nearer, and the
-# acceleration at keys stays below the capture's (2.65 mm/frame^2 against 8.4).
+# on 60 held-out clips with keys every 10-45 frames (bench keys), 0.5 s left the frames 1-8%
+# further from the capture than no bend at all; 0.2 s leaves them as near or up to 2% nearer,
+# and the acceleration at keys stays below the capture's (2.65 mm/frame^2 against 8.4).
 BEND_SECONDS = 0.2
 
 
